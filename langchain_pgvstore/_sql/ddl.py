@@ -1,0 +1,263 @@
+"""DDL builders: extension, registry, collection table, indexes, drops. Pure functions."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from ..config import (
+    REGISTRY_TABLE,
+    Distance,
+    HNSWIndex,
+    IVFFlatIndex,
+    Table,
+    VectorType,
+)
+from . import Frag
+
+__all__ = [
+    "advisory_xact_lock",
+    "ann_index_kind",
+    "create_ann_index",
+    "create_extension",
+    "create_registry",
+    "create_schema",
+    "create_secondary_indexes",
+    "create_table",
+    "delete_registry_row",
+    "drop_ann_indexes",
+    "drop_table",
+    "existing_indexes",
+    "extension_version",
+    "insert_registry_row",
+    "registry_row",
+    "table_exists",
+    "ts_config_exists",
+]
+
+
+def extension_version() -> Frag:
+    """Installed and available pgvector versions (either may be NULL)."""
+    return Frag(
+        sql.SQL(
+            "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
+            " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')"
+        )
+    )
+
+
+def create_extension() -> Frag:
+    """Install pgvector in the current database."""
+    return Frag(sql.SQL("CREATE EXTENSION IF NOT EXISTS vector"))
+
+
+def advisory_xact_lock(key: int) -> Frag:
+    """Serialise provisioning across sessions until the transaction ends."""
+    return Frag(sql.SQL("SELECT pg_advisory_xact_lock(%s)"), (key,))
+
+
+def create_schema(table: Table) -> Frag:
+    return Frag(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+
+
+def ts_config_exists(config: str) -> Frag:
+    """Whether a text-search configuration of this name is visible."""
+    return Frag(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = %s)"), (config,))
+
+
+def create_registry(table: Table) -> Frag:
+    """The per-schema table recording each collection's shape."""
+    return Frag(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "collection text PRIMARY KEY,"
+            " dimensions integer NOT NULL,"
+            " distance text NOT NULL,"
+            " vector_type text NOT NULL,"
+            " text_search_config text NOT NULL,"
+            " embedding_model text,"
+            " schema_version integer NOT NULL,"
+            " created_at timestamptz NOT NULL DEFAULT now())"
+        ).format(sql.Identifier(table.schema, REGISTRY_TABLE))
+    )
+
+
+def registry_row(table: Table) -> Frag:
+    """The collection's registry row, if any, and whether its table exists."""
+    return Frag(
+        sql.SQL(
+            "SELECT dimensions, distance, vector_type, text_search_config, embedding_model,"
+            " schema_version FROM {} WHERE collection = %s"
+        ).format(table.registry),
+        (table.name,),
+    )
+
+
+def insert_registry_row(
+    table: Table,
+    dimensions: int,
+    distance: Distance,
+    vector_type: VectorType,
+    ts_config: str,
+    embedding_model: str | None,
+    schema_version: int,
+) -> Frag:
+    return Frag(
+        sql.SQL(
+            "INSERT INTO {} (collection, dimensions, distance, vector_type, text_search_config,"
+            " embedding_model, schema_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (collection) DO NOTHING"
+        ).format(table.registry),
+        (
+            table.name,
+            dimensions,
+            distance.value,
+            vector_type.value,
+            ts_config,
+            embedding_model,
+            schema_version,
+        ),
+    )
+
+
+def delete_registry_row(table: Table) -> Frag:
+    return Frag(
+        sql.SQL("DELETE FROM {} WHERE collection = %s").format(table.registry), (table.name,)
+    )
+
+
+def table_exists(table: Table) -> Frag:
+    return Frag(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p'))"
+        ),
+        (table.schema, table.name),
+    )
+
+
+def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_config: str) -> Frag:
+    """The collection table.
+
+    The text-search configuration is a literal because a generated column's
+    expression cannot take parameters; it was checked against `pg_ts_config`.
+    """
+    return Frag(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {tbl} ("
+            "{id} text PRIMARY KEY,"
+            " {content} text NOT NULL,"
+            " {metadata} jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
+            " {embedding} {vtype}({dims}) NOT NULL,"
+            " {tsv} tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, {content})) STORED,"
+            " {created} timestamptz NOT NULL DEFAULT now(),"
+            " {updated} timestamptz NOT NULL DEFAULT now())"
+        ).format(
+            tbl=table.qualname,
+            id=table.id,
+            content=table.content,
+            metadata=table.metadata,
+            embedding=table.embedding,
+            vtype=vector_type.sql_type,
+            dims=sql.Literal(int(dimensions)),
+            tsv=table.tsv,
+            cfg=sql.Literal(ts_config),
+            created=table.created_at,
+            updated=table.updated_at,
+        )
+    )
+
+
+def set_embedding_storage_main(table: Table) -> Frag:
+    """Keep vectors inline in the heap rather than out-of-line in TOAST.
+
+    Out-of-line vectors make sequential scans look cheaper to the planner than
+    they are, so at high `ef_search` it would abandon the ANN index for a much
+    slower parallel sequential scan.
+    """
+    return Frag(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STORAGE MAIN").format(
+            table.qualname, table.embedding
+        )
+    )
+
+
+def create_secondary_indexes(table: Table) -> list[Frag]:
+    """GIN on metadata (serves `@>` filters) and GIN on the tsvector (full text)."""
+    return [
+        Frag(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({} jsonb_path_ops)").format(
+                sql.Identifier(table.index_name("meta")), table.qualname, table.metadata
+            )
+        ),
+        Frag(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({})").format(
+                sql.Identifier(table.index_name("tsv")), table.qualname, table.tsv
+            )
+        ),
+    ]
+
+
+def ann_index_kind(index: HNSWIndex | IVFFlatIndex) -> str:
+    return "hnsw" if isinstance(index, HNSWIndex) else "ivfflat"
+
+
+def create_ann_index(
+    table: Table,
+    distance: Distance,
+    vector_type: VectorType,
+    index: HNSWIndex | IVFFlatIndex,
+    *,
+    rows: int = 0,
+    concurrently: bool = False,
+) -> Frag:
+    """An HNSW or IVFFlat index whose operator class matches the store's distance.
+
+    The operator class is derived, never passed in, so the API cannot build an
+    index that the store's own queries would be unable to use.
+    """
+    kind = ann_index_kind(index)
+    if isinstance(index, HNSWIndex):
+        options = sql.SQL("m = {}, ef_construction = {}").format(
+            sql.Literal(index.m), sql.Literal(index.ef_construction)
+        )
+    else:
+        options = sql.SQL("lists = {}").format(sql.Literal(index.lists_for(rows)))
+    return Frag(
+        sql.SQL(
+            "CREATE INDEX {conc}IF NOT EXISTS {name} ON {tbl} USING {method} ({col} {ops})"
+            " WITH ({options})"
+        ).format(
+            conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
+            name=sql.Identifier(table.index_name(kind)),
+            tbl=table.qualname,
+            method=sql.SQL(kind),
+            col=table.embedding,
+            ops=distance.opclass(vector_type),
+            options=options,
+        )
+    )
+
+
+def drop_ann_indexes(table: Table) -> list[Frag]:
+    return [
+        Frag(sql.SQL("DROP INDEX IF EXISTS {}").format(table.index(kind)))
+        for kind in ("hnsw", "ivfflat")
+    ]
+
+
+def existing_indexes(table: Table) -> Frag:
+    """Names and validity of the collection's indexes."""
+    return Frag(
+        sql.SQL(
+            "SELECT ic.relname, i.indisvalid FROM pg_index i"
+            " JOIN pg_class ic ON ic.oid = i.indexrelid"
+            " JOIN pg_class tc ON tc.oid = i.indrelid"
+            " JOIN pg_namespace n ON n.oid = tc.relnamespace"
+            " WHERE n.nspname = %s AND tc.relname = %s ORDER BY ic.relname"
+        ),
+        (table.schema, table.name),
+    )
+
+
+def drop_table(table: Table) -> Frag:
+    return Frag(sql.SQL("DROP TABLE IF EXISTS {}").format(table.qualname))

@@ -1,0 +1,114 @@
+"""Row-level builders: staging + merge for ingest, deletes, reads. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from ..config import Table, VectorType
+from . import Frag
+
+__all__ = [
+    "STAGING",
+    "copy_into_staging",
+    "count_rows",
+    "create_staging",
+    "delete_ids",
+    "delete_where",
+    "get_by_ids",
+    "get_where",
+    "has_more_rows_than",
+    "merge_staging",
+]
+
+#: The per-transaction staging table binary COPY writes into.
+STAGING = sql.Identifier("pgvstore_staging")
+
+
+def create_staging(vector_type: VectorType, dimensions: int) -> Frag:
+    """A temporary table that disappears at commit or rollback."""
+    return Frag(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} (ord integer NOT NULL, id text NOT NULL,"
+            " content text NOT NULL, metadata jsonb NOT NULL, embedding {}({}) NOT NULL)"
+            " ON COMMIT DROP"
+        ).format(STAGING, vector_type.sql_type, sql.Literal(int(dimensions)))
+    )
+
+
+def copy_into_staging() -> Frag:
+    return Frag(
+        sql.SQL(
+            "COPY {} (ord, id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+        ).format(STAGING)
+    )
+
+
+def merge_staging(table: Table) -> Frag:
+    """Upsert the staged rows; for an id staged twice the later one wins.
+
+    Rows are merged in id order so concurrent upserts lock rows in the same
+    order and cannot deadlock each other.
+    """
+    return Frag(
+        sql.SQL(
+            "INSERT INTO {tbl} AS t ({id}, {content}, {metadata}, {embedding})"
+            " SELECT DISTINCT ON (id) id, content, metadata, embedding FROM {stage}"
+            " ORDER BY id, ord DESC"
+            " ON CONFLICT ({id}) DO UPDATE SET {content} = EXCLUDED.{content},"
+            " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
+            " {updated} = now()"
+        ).format(
+            tbl=table.qualname,
+            id=table.id,
+            content=table.content,
+            metadata=table.metadata,
+            embedding=table.embedding,
+            updated=table.updated_at,
+            stage=STAGING,
+        )
+    )
+
+
+def has_more_rows_than(table: Table, n: int) -> Frag:
+    """Whether the table holds more than `n` rows, reading at most n + 1 of them."""
+    return Frag(
+        sql.SQL("SELECT count(*) > %s FROM (SELECT 1 FROM {} LIMIT %s) s").format(table.qualname),
+        (n, n + 1),
+    )
+
+
+def count_rows(table: Table, where: Frag) -> Frag:
+    return Frag(sql.SQL("SELECT count(*) FROM {} WHERE ").format(table.qualname)) + where
+
+
+def delete_ids(table: Table, ids: Sequence[str]) -> Frag:
+    return Frag(
+        sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table.qualname, table.id), (list(ids),)
+    )
+
+
+def delete_where(table: Table, where: Frag) -> Frag:
+    return Frag(sql.SQL("DELETE FROM {} WHERE ").format(table.qualname)) + where
+
+
+def _select_docs(table: Table) -> sql.Composed:
+    return sql.SQL("SELECT {}, {}, {} FROM {}").format(
+        table.id, table.content, table.metadata, table.qualname
+    )
+
+
+def get_by_ids(table: Table, ids: Sequence[str]) -> Frag:
+    return Frag(_select_docs(table) + sql.SQL(" WHERE {} = ANY(%s)").format(table.id), (list(ids),))
+
+
+def get_where(table: Table, where: Frag, limit: int | None, offset: int) -> Frag:
+    """A page of documents matching a filter, in id order so pages are stable."""
+    frag = Frag(_select_docs(table) + sql.SQL(" WHERE ")) + where
+    frag += Frag(sql.SQL(" ORDER BY {}").format(table.id))
+    if limit is not None:
+        frag += Frag(sql.SQL(" LIMIT %s"), (limit,))
+    if offset:
+        frag += Frag(sql.SQL(" OFFSET %s"), (offset,))
+    return frag

@@ -1,0 +1,113 @@
+"""Search builders: nearest neighbours and transaction-local query settings. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import sql
+
+from ..config import Distance, Table, VectorType
+from ..errors import ConfigError
+from . import Frag
+
+__all__ = ["SearchSettings", "knn", "settings_frags"]
+
+IterativeScan = Literal["off", "relaxed_order", "strict_order"]
+
+
+def query_vector(vector: object, vector_type: VectorType) -> Frag:
+    """The query vector as a typed parameter."""
+    return Frag(sql.SQL("CAST(%s AS {})").format(vector_type.sql_type), (vector,))
+
+
+def knn(
+    table: Table,
+    distance: Distance,
+    vector_type: VectorType,
+    vector: object,
+    k: int,
+    where: Frag,
+    *,
+    with_embedding: bool = False,
+) -> Frag:
+    """The `k` rows nearest to `vector` among those matching `where`.
+
+    Rows: `(id, content, metadata, distance[, embedding])`. The ORDER BY is the
+    bare distance expression, the shape an HNSW or IVFFlat index can serve.
+    """
+    qvec = query_vector(vector, vector_type)
+    dist = Frag(sql.SQL("{} {} ").format(table.embedding, distance.operator)) + qvec
+    columns = Frag(sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, table.metadata))
+    columns += dist + Frag(sql.SQL(" AS distance"))
+    if with_embedding:
+        columns += Frag(sql.SQL(", {}").format(table.embedding))
+    return (
+        columns
+        + Frag(sql.SQL(" FROM {} WHERE ").format(table.qualname))
+        + where
+        + Frag(sql.SQL(" ORDER BY "))
+        + dist
+        + Frag(sql.SQL(" LIMIT %s"), (k,))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """Per-call index knobs; applied with `set_config(..., true)`, so transaction-local."""
+
+    ef_search: int | None = None
+    probes: int | None = None
+    iterative_scan: IterativeScan | None = None
+    max_scan_tuples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.ef_search is not None and not (
+            isinstance(self.ef_search, int) and 1 <= self.ef_search <= 1000
+        ):
+            raise ConfigError(f"ef_search must be an integer in [1, 1000], got {self.ef_search!r}")
+        if self.probes is not None and not (
+            isinstance(self.probes, int) and 1 <= self.probes <= 32768
+        ):
+            raise ConfigError(f"probes must be an integer in [1, 32768], got {self.probes!r}")
+        if self.iterative_scan is not None and self.iterative_scan not in (
+            "off",
+            "relaxed_order",
+            "strict_order",
+        ):
+            raise ConfigError(
+                f"iterative_scan must be one of off, relaxed_order, strict_order,"
+                f" got {self.iterative_scan!r}"
+            )
+        if self.max_scan_tuples is not None and not (
+            isinstance(self.max_scan_tuples, int) and self.max_scan_tuples >= 1
+        ):
+            raise ConfigError(
+                f"max_scan_tuples must be a positive integer, got {self.max_scan_tuples!r}"
+            )
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.ef_search is None
+            and self.probes is None
+            and self.iterative_scan is None
+            and self.max_scan_tuples is None
+        )
+
+
+def settings_frags(settings: SearchSettings) -> list[Frag]:
+    """`set_config` calls for the knobs that are set (values are parameters)."""
+    pairs: list[tuple[str, str]] = []
+    if settings.ef_search is not None:
+        pairs.append(("hnsw.ef_search", str(settings.ef_search)))
+    if settings.probes is not None:
+        pairs.append(("ivfflat.probes", str(settings.probes)))
+    if settings.iterative_scan is not None:
+        pairs.append(("hnsw.iterative_scan", settings.iterative_scan))
+        # IVFFlat has no strict ordering mode
+        ivf = "off" if settings.iterative_scan == "off" else "relaxed_order"
+        pairs.append(("ivfflat.iterative_scan", ivf))
+    if settings.max_scan_tuples is not None:
+        pairs.append(("hnsw.max_scan_tuples", str(settings.max_scan_tuples)))
+    return [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]

@@ -1,0 +1,46 @@
+"""The steps a multi-statement plan yields, and the plan type itself.
+
+A plan is a generator: it yields a step, the runner performs it and sends
+back the result (rows for `Fetch`, the row count for `Execute`, None for
+`Copy`), and the plan's return value is the result of the whole call. All the
+decisions live in the plan, so the sync and async runners only move bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
+
+from ._sql import Frag
+
+__all__ = ["Copy", "Execute", "Fetch", "Plan", "Step"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Run a query; the plan receives `list[tuple]`."""
+
+    frag: Frag
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run a statement; the plan receives its row count."""
+
+    frag: Frag
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Run `COPY ... FROM STDIN` and write pre-encoded chunks; the plan receives None."""
+
+    frag: Frag
+    chunks: Iterable[bytes]
+
+
+Step = Union[Fetch, Execute, Copy]  # noqa: UP007 (a runtime alias on Python 3.10)
+Plan = Generator[Step, Any, T]

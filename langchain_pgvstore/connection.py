@@ -1,0 +1,233 @@
+"""Turning the `connection=` argument into connection pools.
+
+A store accepts a DSN, a psycopg `ConnectionPool` or `AsyncConnectionPool`, or
+None for the embedded server. Pools the store creates are its own to close;
+a pool the caller passes in stays open after `close()`. When only one kind of
+pool was given, the other kind is created on demand from its conninfo, so sync
+and async methods both work on every store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import conninfo as _conninfo
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from .errors import ConfigError, DatabaseUnavailableError
+
+__all__ = ["APPLICATION_NAME", "Connector", "PoolOptions", "describe_dsn", "normalise_dsn"]
+
+#: `application_name` of the store's connections, to find them in pg_stat_activity.
+APPLICATION_NAME = "langchain-pgvstore"
+
+
+def normalise_dsn(dsn: str) -> str:
+    """Accept SQLAlchemy-style URLs (`postgresql+psycopg://`) as plain libpq ones."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql+asyncpg://"):
+        if dsn.startswith(prefix):
+            return "postgresql://" + dsn[len(prefix) :]
+    if dsn.startswith("postgres+psycopg://"):
+        return "postgresql://" + dsn[len("postgres+psycopg://") :]
+    return dsn
+
+
+def describe_dsn(dsn: str) -> str:
+    """`host=… port=… dbname=… user=…` of a DSN: everything but the password."""
+    try:
+        params = _conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "an unparseable connection string"
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    parts = [f"host={host}", f"port={port}"]
+    for key in ("dbname", "user"):
+        if params.get(key):
+            parts.append(f"{key}={params[key]}")
+    return " ".join(parts)
+
+
+def _redact(message: str, dsn: str) -> str:
+    try:
+        password = _conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return message
+
+
+def _pool_conninfo(conninfo: object) -> str:
+    # A pool may compute its conninfo per connection; the store then cannot
+    # derive a twin pool from it, and says so if an async/sync twin is needed.
+    return conninfo if isinstance(conninfo, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """Sizing of the pools a store creates itself."""
+
+    min_size: int = 1
+    max_size: int = 10
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_size, int) or self.max_size < 1:
+            raise ConfigError(f"pool_size must be a positive integer, got {self.max_size!r}")
+        if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
+            raise ConfigError(f"pool_timeout must be a positive number, got {self.timeout!r}")
+
+
+class Connector:
+    """Holds the sync and async pools of one store, creating them lazily."""
+
+    def __init__(
+        self,
+        connection: str | ConnectionPool[Any] | AsyncConnectionPool[Any] | None,
+        options: PoolOptions,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._options = options
+        self._sync: ConnectionPool[Any] | None = None
+        self._async: AsyncConnectionPool[Any] | None = None
+        self._owns_sync = True
+        self._owns_async = True
+        self._embedded = False
+        if connection is None:
+            from .server import embedded_dsn
+
+            self._dsn = embedded_dsn(data_dir)
+            self._embedded = True
+        elif isinstance(connection, str):
+            if not connection.strip():
+                raise ConfigError("connection string must not be empty")
+            self._dsn = normalise_dsn(connection)
+            try:
+                _conninfo.conninfo_to_dict(self._dsn)
+            except psycopg.ProgrammingError as e:
+                raise ConfigError(
+                    f"invalid connection string: {_redact(str(e), self._dsn)}"
+                ) from None
+        elif isinstance(connection, ConnectionPool):
+            self._sync, self._owns_sync = connection, False
+            self._dsn = _pool_conninfo(connection.conninfo)
+        elif isinstance(connection, AsyncConnectionPool):
+            self._async, self._owns_async = connection, False
+            self._dsn = _pool_conninfo(connection.conninfo)
+        else:
+            raise ConfigError(
+                "connection must be a DSN string, a psycopg_pool.ConnectionPool or"
+                f" AsyncConnectionPool, or None; got {type(connection).__name__}"
+            )
+        self.description = describe_dsn(self._dsn)
+        self._closed = False
+
+    @property
+    def dsn(self) -> str:
+        """The DSN pools are made from (may contain a password: never log it)."""
+        return self._dsn
+
+    @property
+    def embedded(self) -> bool:
+        return self._embedded
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        return {
+            "conninfo": self._dsn,
+            "min_size": self._options.min_size,
+            "max_size": self._options.max_size,
+            "timeout": self._options.timeout,
+            "kwargs": {
+                "autocommit": True,
+                "connect_timeout": max(1, int(self._options.connect_timeout)),
+                "application_name": APPLICATION_NAME,
+            },
+        }
+
+    def _check_derivable(self, kind: str) -> None:
+        if self._closed:
+            raise DatabaseUnavailableError("the store is closed")
+        if not self._dsn:
+            raise ConfigError(
+                f"this store was given a pool with a computed conninfo; pass a {kind} too"
+                " (or a DSN) to use these methods"
+            )
+
+    def sync_pool(self) -> ConnectionPool[Any]:
+        if self._sync is None:
+            self._check_derivable("ConnectionPool")
+            pool: ConnectionPool[Any] = ConnectionPool(
+                open=False, name="pgvstore", **self._pool_kwargs()
+            )
+            try:
+                # Wait for the first connection so a bad DSN fails now, with its cause,
+                # instead of as a pool timeout on the first query.
+                pool.open(wait=True, timeout=self._options.connect_timeout)
+            except PoolTimeout as e:
+                pool.close()
+                raise self.unavailable(self.probe() or e) from e
+            self._sync = pool
+        return self._sync
+
+    async def async_pool(self) -> AsyncConnectionPool[Any]:
+        if self._async is None:
+            self._check_derivable("AsyncConnectionPool")
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                open=False, name="pgvstore-async", **self._pool_kwargs()
+            )
+            try:
+                await pool.open(wait=True, timeout=self._options.connect_timeout)
+            except PoolTimeout as e:
+                await pool.close()
+                raise self.unavailable(await self.aprobe() or e) from e
+            self._async = pool
+        return self._async
+
+    def unavailable(self, error: BaseException) -> DatabaseUnavailableError:
+        """A typed error naming the server (never the password) and the cause."""
+        return DatabaseUnavailableError(
+            f"cannot reach PostgreSQL at {self.description}: {_redact(str(error), self._dsn)}"
+        )
+
+    def probe(self) -> BaseException | None:
+        """Connect once, outside the pool, to learn why the pool cannot connect."""
+        try:
+            with psycopg.connect(
+                self._dsn, connect_timeout=max(1, int(self._options.connect_timeout))
+            ):
+                return None
+        except psycopg.Error as e:
+            return e
+
+    async def aprobe(self) -> BaseException | None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self._dsn, connect_timeout=max(1, int(self._options.connect_timeout))
+            )
+        except psycopg.Error as e:
+            return e
+        await conn.close()
+        return None
+
+    def close(self) -> None:
+        """Close the pools this store created; an async pool needs `aclose()`."""
+        self._closed = True
+        if self._sync is not None and self._owns_sync:
+            self._sync.close()
+        self._sync = None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._async is not None and self._owns_async:
+            await self._async.close()
+        self._async = None
+        if self._sync is not None and self._owns_sync:
+            self._sync.close()
+        self._sync = None
+
+    def __repr__(self) -> str:
+        return f"Connector({self.description})"

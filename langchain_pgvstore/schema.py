@@ -1,0 +1,247 @@
+"""The collection's lifecycle as plans: provision, load with the index policy, drop.
+
+Provisioning is idempotent and safe when several processes do it at once:
+`CREATE EXTENSION` and the registry run under a global advisory lock, the
+collection's table and indexes under a per-collection one.
+
+Index policy. Maintaining an HNSW graph row by row is several times slower
+than building it once over data already in the table, so the ANN index is
+built at the end of the first load that leaves the table non-empty, inside
+that load's transaction. A later load that brings at least
+`bulk_rebuild_rows` rows and at least as many rows as the table already holds
+drops the index, loads, and builds it again in the same transaction (readers
+wait for that transaction; the table is never visible without its index).
+Smaller loads insert into the existing index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from psycopg import sql
+
+from ._sql import Frag, ddl, dml
+from ._steps import Execute, Fetch, Plan
+from .config import (
+    GLOBAL_LOCK_KEY,
+    SCHEMA_VERSION,
+    Distance,
+    HNSWIndex,
+    IndexSpec,
+    IVFFlatIndex,
+    Table,
+    VectorType,
+)
+from .errors import ConfigError, SchemaError
+from .ingest import Batch, write_plan
+
+__all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
+
+MIN_PGVECTOR = (0, 8, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """Everything the store knows about its collection; replaced, never mutated."""
+
+    table: Table
+    distance: Distance = Distance.COSINE
+    vector_type: VectorType = VectorType.VECTOR
+    ts_config: str = "english"
+    index: IndexSpec = HNSWIndex()
+    dimensions: int | None = None
+    embedding_model: str | None = None
+    bulk_rebuild_rows: int = 10_000
+    maintenance_work_mem: str | None = None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_pgvector(installed: str | None, available: str | None) -> bool:
+    """Raise SchemaError unless pgvector is usable; True when it must be created."""
+    minimum = ".".join(map(str, MIN_PGVECTOR))
+    if installed is None and available is None:
+        raise SchemaError(
+            "the pgvector extension is not available on this server;"
+            f" install pgvector >= {minimum} (https://github.com/pgvector/pgvector)"
+        )
+    version = installed or available or ""
+    if _version_tuple(version) < MIN_PGVECTOR:
+        where = "installed" if installed else "available"
+        raise SchemaError(
+            f"pgvector {version} is {where} but langchain-pgvstore needs >= {minimum};"
+            " run ALTER EXTENSION vector UPDATE after upgrading pgvector"
+        )
+    return installed is None
+
+
+def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
+    """Make sure the extension, registry, table and indexes exist; check they match.
+
+    Returns the spec with `dimensions` filled in from the registry. When the
+    collection does not exist and the dimensions are still unknown, nothing
+    is created and the spec comes back with `dimensions=None`.
+    """
+    table = spec.table
+    installed, available = (yield Fetch(ddl.extension_version()))[0]
+    if check_pgvector(installed, available):
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        yield Execute(ddl.create_extension())
+
+    registry_exists = (yield Fetch(_relation_exists(table.schema, "pgvstore_collections")))[0][0]
+    if not registry_exists:
+        if spec.dimensions is None:
+            return spec
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        schema_exists = (yield Fetch(_schema_exists(table.schema)))[0][0]
+        if not schema_exists:
+            yield Execute(ddl.create_schema(table))
+        yield Execute(ddl.create_registry(table))
+
+    yield Execute(ddl.advisory_xact_lock(table.lock_key()))
+    rows = yield Fetch(ddl.registry_row(table))
+    if rows:
+        spec = _check_registered(spec, rows[0])
+    elif spec.dimensions is None:
+        return spec
+    table_exists = (yield Fetch(ddl.table_exists(table)))[0][0]
+    if table_exists and not rows:
+        raise SchemaError(
+            f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
+            " choose another collection name"
+        )
+    if not table_exists:
+        assert spec.dimensions is not None
+        known = (yield Fetch(ddl.ts_config_exists(spec.ts_config)))[0][0]
+        if not known:
+            raise ConfigError(
+                f"unknown text search configuration {spec.ts_config!r};"
+                " see SELECT cfgname FROM pg_ts_config"
+            )
+        yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
+        yield Execute(ddl.set_embedding_storage_main(table))
+        for frag in ddl.create_secondary_indexes(table):
+            yield Execute(frag)
+        if not rows:
+            yield Execute(
+                ddl.insert_registry_row(
+                    table,
+                    spec.dimensions,
+                    spec.distance,
+                    spec.vector_type,
+                    spec.ts_config,
+                    spec.embedding_model,
+                    SCHEMA_VERSION,
+                )
+            )
+    return spec
+
+
+def _relation_exists(schema: str, name: str) -> Frag:
+    return Frag(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s)"
+        ),
+        (schema, name),
+    )
+
+
+def _schema_exists(schema: str) -> Frag:
+    return Frag(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)"), (schema,))
+
+
+def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
+    dimensions, distance, vector_type, ts_config = row[0], row[1], row[2], row[3]
+    name = f"{spec.table.schema}.{spec.table.name}"
+    if spec.dimensions is not None and spec.dimensions != dimensions:
+        raise SchemaError(
+            f"collection {name} was created with {dimensions} dimensions,"
+            f" but this store uses {spec.dimensions}"
+        )
+    if spec.distance.value != distance:
+        raise SchemaError(
+            f"collection {name} was created with distance {distance!r},"
+            f" but this store uses {spec.distance.value!r}"
+        )
+    if spec.vector_type.value != vector_type:
+        raise SchemaError(
+            f"collection {name} stores {vector_type}, but this store uses {spec.vector_type.value}"
+        )
+    if spec.ts_config != ts_config:
+        raise SchemaError(
+            f"collection {name} was created with text search configuration {ts_config!r},"
+            f" but this store uses {spec.ts_config!r}"
+        )
+    assert isinstance(dimensions, int)
+    return replace(spec, dimensions=dimensions)
+
+
+def _ann_index_present(rows: list[tuple[object, ...]], table: Table) -> bool:
+    names = {table.index_name("hnsw"), table.index_name("ivfflat")}
+    return any(name in names for name, _valid in rows)
+
+
+def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Plan[None]:
+    """Build the configured ANN index over the rows now in the table."""
+    if spec.index is None:
+        return
+    rows = 0
+    if isinstance(spec.index, IVFFlatIndex) and spec.index.lists is None:
+        rows = (yield Fetch(dml.count_rows(spec.table, Frag(sql.SQL("TRUE")))))[0][0]
+    if spec.maintenance_work_mem is not None:
+        yield Fetch(
+            Frag(
+                sql.SQL("SELECT set_config('maintenance_work_mem', %s, true)"),
+                (spec.maintenance_work_mem,),
+            )
+        )
+    yield Execute(
+        ddl.create_ann_index(
+            spec.table,
+            spec.distance,
+            spec.vector_type,
+            spec.index,
+            rows=rows,
+            concurrently=concurrently,
+        )
+    )
+
+
+def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
+    """Write a validated batch and keep the ANN index per the policy above."""
+    assert spec.dimensions is not None
+    table = spec.table
+    build = False
+    if spec.index is not None:
+        present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
+        if not present or len(batch) >= spec.bulk_rebuild_rows:
+            # index DDL must not race another loader's index DDL
+            yield Execute(ddl.advisory_xact_lock(table.lock_key()))
+            present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
+            if present and len(batch) >= spec.bulk_rebuild_rows:
+                larger = (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]
+                if not larger:
+                    for frag in ddl.drop_ann_indexes(table):
+                        yield Execute(frag)
+                    present = False
+            build = not present
+    yield from write_plan(table, batch, spec.vector_type, spec.dimensions)
+    if build:
+        yield from build_index_plan(spec)
+
+
+def drop_plan(spec: CollectionSpec) -> Plan[None]:
+    """Drop the collection's table and its registry row."""
+    table = spec.table
+    yield Execute(ddl.advisory_xact_lock(table.lock_key()))
+    yield Execute(ddl.drop_table(table))
+    exists = (yield Fetch(_relation_exists(table.schema, "pgvstore_collections")))[0][0]
+    if exists:
+        yield Execute(ddl.delete_registry_row(table))
