@@ -1,5 +1,6 @@
 """PostgreSQL + pgvector as a LangChain vector store."""
 
+from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -12,16 +13,25 @@ from .errors import (
     QueryTimeoutError,
     SchemaError,
 )
+from .server import EmbeddedPostgres, embedded_dsn
+from .store import PGVStore
 
 __all__ = [
     "ConfigError",
     "DatabaseUnavailableError",
     "DimensionError",
+    "Distance",
+    "EmbeddedPostgres",
     "EmbeddedServerError",
     "EmbeddingError",
     "FilterError",
+    "HNSWIndex",
+    "IVFFlatIndex",
     "InputError",
+    "PGVStore",
     "PGVStoreError",
     "QueryTimeoutError",
     "SchemaError",
+    "VectorType",
+    "embedded_dsn",
 ]

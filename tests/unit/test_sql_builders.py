@@ -1,0 +1,110 @@
+"""SQL builders render deterministic text without a database."""
+
+from __future__ import annotations
+
+import pytest
+from psycopg import sql
+
+from langchain_pgvstore._sql import Frag, ddl, dml, join
+from langchain_pgvstore._sql.search import SearchSettings, knn, settings_frags
+from langchain_pgvstore.config import Distance, HNSWIndex, IVFFlatIndex, Table, VectorType
+from langchain_pgvstore.errors import ConfigError
+
+T = Table("public", "docs")
+TRUE = Frag(sql.SQL("TRUE"))
+
+
+def test_frag_concatenation_keeps_params_in_order() -> None:
+    f = Frag(sql.SQL("a = %s"), (1,)) + Frag(sql.SQL(" AND b = %s"), (2,))
+    assert f.as_string() == "a = %s AND b = %s" and f.params == (1, 2)
+    j = join(sql.SQL(" OR "), [Frag(sql.SQL("x = %s"), ("p",)), Frag(sql.SQL("y = %s"), ("q",))])
+    assert j.as_string() == "x = %s OR y = %s" and j.params == ("p", "q")
+
+
+def test_create_table_snapshot() -> None:
+    frag = ddl.create_table(T, 384, VectorType.VECTOR, "english")
+    assert frag.as_string() == (
+        'CREATE TABLE IF NOT EXISTS "public"."docs" ("id" text PRIMARY KEY, "content" text NOT NULL,'
+        ' "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, "embedding" vector(384) NOT NULL,'
+        ' "tsv" tsvector GENERATED ALWAYS AS (to_tsvector(\'english\'::regconfig, "content")) STORED,'
+        ' "created_at" timestamptz NOT NULL DEFAULT now(), "updated_at" timestamptz NOT NULL DEFAULT now())'
+    )
+    assert frag.params == ()
+
+
+@pytest.mark.parametrize(("distance", "vtype", "opclass"), [
+    (Distance.COSINE, VectorType.VECTOR, "vector_cosine_ops"),
+    (Distance.L2, VectorType.VECTOR, "vector_l2_ops"),
+    (Distance.INNER_PRODUCT, VectorType.HALFVEC, "halfvec_ip_ops"),
+    (Distance.L1, VectorType.HALFVEC, "halfvec_l1_ops"),
+])
+def test_ann_index_opclass_is_derived(distance, vtype, opclass) -> None:
+    frag = ddl.create_ann_index(T, distance, vtype, HNSWIndex(m=24, ef_construction=100))
+    name = T.index_name("hnsw")
+    assert frag.as_string() == (
+        f'CREATE INDEX IF NOT EXISTS "{name}" ON "public"."docs" USING hnsw ("embedding" "{opclass}")'
+        " WITH (m = 24, ef_construction = 100)"
+    )
+
+
+def test_ivfflat_lists_follow_pgvector_guidance() -> None:
+    assert IVFFlatIndex().lists_for(0) == 1
+    assert IVFFlatIndex().lists_for(50_000) == 50
+    assert IVFFlatIndex().lists_for(4_000_000) == 2000
+    assert IVFFlatIndex(lists=7).lists_for(10**6) == 7
+    frag = ddl.create_ann_index(T, Distance.COSINE, VectorType.VECTOR, IVFFlatIndex(), rows=20_000,
+                                concurrently=True)
+    assert frag.as_string().startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
+    assert frag.as_string().endswith("USING ivfflat (\"embedding\" \"vector_cosine_ops\") WITH (lists = 20)")
+
+
+def test_index_names_stay_under_63_bytes_and_distinct() -> None:
+    a = Table("public", "x" * 63)
+    b = Table("public", "x" * 62 + "y")
+    for kind in ("hnsw", "ivfflat", "meta", "tsv"):
+        assert len(a.index_name(kind).encode()) <= 63
+        assert a.index_name(kind) != b.index_name(kind)
+    uni = Table("public", "é" * 31)  # 62 bytes
+    assert len(uni.index_name("hnsw").encode()) <= 63
+
+
+def test_merge_orders_by_id_and_keeps_last_duplicate() -> None:
+    text = dml.merge_staging(T).as_string()
+    assert "SELECT DISTINCT ON (id) id, content, metadata, embedding FROM \"pgvstore_staging\" ORDER BY id, ord DESC" in text
+    assert 'ON CONFLICT ("id") DO UPDATE SET' in text
+
+
+def test_knn_snapshot_and_params() -> None:
+    where = Frag(sql.SQL("metadata @> %s"), ("{}",))
+    frag = knn(T, Distance.COSINE, VectorType.HALFVEC, "VEC", 5, where)
+    assert frag.as_string() == (
+        'SELECT "id", "content", "metadata", "embedding" <=> CAST(%s AS halfvec) AS distance'
+        ' FROM "public"."docs" WHERE metadata @> %s ORDER BY "embedding" <=> CAST(%s AS halfvec) LIMIT %s'
+    )
+    assert frag.params == ("VEC", "{}", "VEC", 5)
+
+
+def test_settings_are_transaction_local_parameters() -> None:
+    frags = settings_frags(SearchSettings(ef_search=80, probes=4, iterative_scan="strict_order"))
+    assert {f.as_string() for f in frags} == {"SELECT set_config(%s, %s, true)"}
+    assert [f.params for f in frags] == [
+        ("hnsw.ef_search", "80"), ("ivfflat.probes", "4"),
+        ("hnsw.iterative_scan", "strict_order"), ("ivfflat.iterative_scan", "relaxed_order"),
+    ]
+    assert settings_frags(SearchSettings()) == []
+
+
+@pytest.mark.parametrize("kwargs", [dict(ef_search=0), dict(ef_search=1001), dict(probes=0),
+                                    dict(iterative_scan="fast"), dict(max_scan_tuples=0)])
+def test_bad_settings(kwargs) -> None:
+    with pytest.raises(ConfigError):
+        SearchSettings(**kwargs)
+
+
+def test_delete_and_get_builders() -> None:
+    assert dml.delete_ids(T, ["a", "b"]).params == (["a", "b"],)
+    page = dml.get_where(T, TRUE, 10, 20)
+    assert page.as_string() == (
+        'SELECT "id", "content", "metadata" FROM "public"."docs" WHERE TRUE ORDER BY "id" LIMIT %s OFFSET %s'
+    )
+    assert page.params == (10, 20)
