@@ -11,7 +11,8 @@ deletes by key, reads), and a failed transaction wrote nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import psycopg
@@ -56,14 +57,16 @@ class Runner:
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
 
-    def fetch(self, frag: Frag, *, binary: bool = False) -> list[tuple[Any, ...]]:
-        """Run one query outside any explicit transaction: a single round trip."""
+    def fetch(
+        self, frag: Frag, *, binary: bool = False, settings: Sequence[Frag] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run one query. Without settings: a single round trip, no transaction.
 
-        def plan() -> Plan[list[tuple[Any, ...]]]:
-            rows: list[tuple[Any, ...]] = yield Fetch(frag, binary)
-            return rows
-
-        return self._call(plan, transaction=False)
+        With settings (`set_config(..., true)` calls), they and the query run in
+        one transaction, pipelined, so the settings end with it.
+        """
+        plan = _query_plan(frag, binary, settings)
+        return self._call(plan, transaction=bool(settings), pipeline=bool(settings))
 
     def execute(self, frag: Frag) -> int:
         def plan() -> Plan[int]:
@@ -76,7 +79,9 @@ class Runner:
         """Drive a plan inside one transaction; the plan is rebuilt if retried."""
         return self._call(make_plan, transaction=True)
 
-    def _call(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
+    def _call(
+        self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False
+    ) -> T:
         for attempt in (1, 2):
             pool = self._connector.sync_pool()
             conn: psycopg.Connection[Any] | None = None
@@ -85,7 +90,8 @@ class Runner:
                     if conn.adapters.types.get("vector") is None:
                         _register(conn)
                     if transaction:
-                        with conn.transaction():
+                        # pipelined: statements that return nothing are sent without waiting
+                        with conn.pipeline() if pipeline else nullcontext(), conn.transaction():
                             return self._drive(conn, make_plan())
                     return self._drive(conn, make_plan())
             except PoolTimeout as e:
@@ -117,6 +123,18 @@ class Runner:
             return result
 
 
+def _query_plan(
+    frag: Frag, binary: bool, settings: Sequence[Frag]
+) -> Callable[[], Plan[list[tuple[Any, ...]]]]:
+    def plan() -> Plan[list[tuple[Any, ...]]]:
+        for setting in settings:
+            yield Execute(setting)
+        rows: list[tuple[Any, ...]] = yield Fetch(frag, binary)
+        return rows
+
+    return plan
+
+
 def _register(conn: psycopg.Connection[Any]) -> None:
     try:
         register_vector(conn)
@@ -145,12 +163,12 @@ class AsyncRunner:
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
 
-    async def fetch(self, frag: Frag, *, binary: bool = False) -> list[tuple[Any, ...]]:
-        def plan() -> Plan[list[tuple[Any, ...]]]:
-            rows: list[tuple[Any, ...]] = yield Fetch(frag, binary)
-            return rows
-
-        return await self._call(plan, transaction=False)
+    async def fetch(
+        self, frag: Frag, *, binary: bool = False, settings: Sequence[Frag] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Async `Runner.fetch`."""
+        plan = _query_plan(frag, binary, settings)
+        return await self._call(plan, transaction=bool(settings), pipeline=bool(settings))
 
     async def execute(self, frag: Frag) -> int:
         def plan() -> Plan[int]:
@@ -162,7 +180,9 @@ class AsyncRunner:
     async def run(self, make_plan: Callable[[], Plan[T]]) -> T:
         return await self._call(make_plan, transaction=True)
 
-    async def _call(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
+    async def _call(
+        self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False
+    ) -> T:
         for attempt in (1, 2):
             pool = await self._connector.async_pool()
             conn: psycopg.AsyncConnection[Any] | None = None
@@ -171,7 +191,10 @@ class AsyncRunner:
                     if conn.adapters.types.get("vector") is None:
                         await _aregister(conn)
                     if transaction:
-                        async with conn.transaction():
+                        async with (
+                            conn.pipeline() if pipeline else nullcontext() as _,
+                            conn.transaction(),
+                        ):
                             return await self._drive(conn, make_plan())
                     return await self._drive(conn, make_plan())
             except PoolTimeout as e:

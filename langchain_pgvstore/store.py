@@ -26,7 +26,7 @@ from ._runner import AsyncRunner, Runner
 from ._sql import Frag, dml
 from ._sql.filters import compile_filter
 from ._sql.search import SearchSettings, knn, settings_frags
-from ._steps import Fetch, Plan
+from ._steps import Plan
 from .config import (
     DEFAULT_HNSW,
     Distance,
@@ -38,6 +38,7 @@ from .config import (
 from .connection import Connector, PoolOptions
 from .errors import EmbeddingError, InputError
 from .ingest import Batch, prepare_batch, vectors_array
+from .mmr import mmr_select
 from .progress import Progress, make_progress
 from .schema import CollectionSpec, drop_plan, load_plan, provision_plan
 
@@ -48,6 +49,12 @@ Row = tuple[Any, ...]
 
 def _doc(row: Row) -> Document:
     return Document(id=row[0], page_content=row[1], metadata=row[2])
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """A vector column value (pgvector `Vector` or `HalfVector`) as float32 numpy."""
+    array: np.ndarray = np.asarray(value.to_numpy(), dtype=np.float32)
+    return array
 
 
 def _check_k(k: object, name: str = "k") -> int:
@@ -423,7 +430,7 @@ class PGVStore(VectorStore):
         if spec is None:
             return []
         query = self._knn(spec, vector, k, filter)
-        rows = self._db.run(_with_settings(pre, query)) if pre else self._db.fetch(query)
+        rows = self._db.fetch(query, settings=pre)
         return [(_doc(r), float(r[3])) for r in rows]
 
     async def asimilarity_search_with_score_by_vector(
@@ -441,10 +448,7 @@ class PGVStore(VectorStore):
         if spec is None:
             return []
         query = self._knn(spec, vector, k, filter)
-        if pre:
-            rows = await self._adb.run(_with_settings(pre, query))
-        else:
-            rows = await self._adb.fetch(query)
+        rows = await self._adb.fetch(query, settings=pre)
         return [(_doc(r), float(r[3])) for r in rows]
 
     @override
@@ -502,6 +506,187 @@ class PGVStore(VectorStore):
     ) -> list[Document]:
         """Async `similarity_search_by_vector`."""
         pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [d for d, _ in pairs]
+
+    # -- maximal marginal relevance ------------------------------------------------
+
+    @staticmethod
+    def _mmr_query(
+        spec: CollectionSpec, vector: np.ndarray, fetch_k: int, filter: Mapping[str, Any] | None
+    ) -> Frag:
+        where = compile_filter(filter, spec.table)
+        return knn(
+            spec.table,
+            spec.distance,
+            spec.vector_type,
+            Vector(vector),
+            fetch_k,
+            where,
+            with_embedding=True,
+        )
+
+    @staticmethod
+    def _check_mmr(k: int, fetch_k: int, lambda_mult: float) -> None:
+        _check_k(k)
+        _check_k(fetch_k, "fetch_k")
+        if fetch_k < k:
+            raise InputError(f"fetch_k must be at least k, got fetch_k={fetch_k} and k={k}")
+        if (
+            isinstance(lambda_mult, bool)
+            or not isinstance(lambda_mult, (int, float))
+            or not 0.0 <= lambda_mult <= 1.0
+        ):
+            raise InputError(f"lambda_mult must be a number in [0, 1], got {lambda_mult!r}")
+
+    @staticmethod
+    def _mmr_pick(
+        vector: np.ndarray, rows: list[Row], k: int, lambda_mult: float
+    ) -> list[tuple[Document, float]]:
+        if not rows:
+            return []
+        candidates = np.stack([_as_array(r[4]) for r in rows])
+        chosen = mmr_select(vector, candidates, k, lambda_mult)
+        return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
+
+    def max_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """MMR over the `fetch_k` nearest rows, in selection order, with their distances.
+
+        Candidates and their vectors come back in one query, in binary; the
+        selection runs in numpy. `lambda_mult=1` is plain similarity order,
+        `0` maximal diversity after the nearest document.
+        """
+        self._check_mmr(k, fetch_k, lambda_mult)
+        vector = self._query_vector(embedding)
+        pre = settings_frags(self._settings(kwargs))
+        spec = self._ensure(len(vector))
+        if spec is None:
+            return []
+        query = self._mmr_query(spec, vector, fetch_k, filter)
+        rows = self._db.fetch(query, binary=True, settings=pre)
+        return self._mmr_pick(vector, rows, k, lambda_mult)
+
+    async def amax_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async `max_marginal_relevance_search_with_score_by_vector`."""
+        self._check_mmr(k, fetch_k, lambda_mult)
+        vector = self._query_vector(embedding)
+        pre = settings_frags(self._settings(kwargs))
+        spec = await self._aensure(len(vector))
+        if spec is None:
+            return []
+        query = self._mmr_query(spec, vector, fetch_k, filter)
+        rows = await self._adb.fetch(query, binary=True, settings=pre)
+        return self._mmr_pick(vector, rows, k, lambda_mult)
+
+    def max_marginal_relevance_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """MMR for a query text, in selection order, with distances."""
+        self._check_mmr(k, fetch_k, lambda_mult)
+        vector = self._embedding.embed_query(query)
+        return self.max_marginal_relevance_search_with_score_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    async def amax_marginal_relevance_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async `max_marginal_relevance_search_with_score`."""
+        self._check_mmr(k, fetch_k, lambda_mult)
+        vector = await self._embedding.aembed_query(query)
+        return await self.amax_marginal_relevance_search_with_score_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    @override
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Documents chosen by maximal marginal relevance, in selection order."""
+        pairs = self.max_marginal_relevance_search_with_score(
+            query, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+        return [d for d, _ in pairs]
+
+    @override
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search`."""
+        pairs = await self.amax_marginal_relevance_search_with_score(
+            query, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+        return [d for d, _ in pairs]
+
+    @override
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR for a query vector, in selection order."""
+        pairs = self.max_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+        return [d for d, _ in pairs]
+
+    @override
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async `max_marginal_relevance_search_by_vector`."""
+        pairs = await self.amax_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
         return [d for d, _ in pairs]
 
     @override
@@ -719,15 +904,3 @@ class PGVStore(VectorStore):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _with_settings(pre: list[Frag], query: Frag) -> Callable[[], Plan[list[Row]]]:
-    """Apply transaction-local settings, then run the query, in one transaction."""
-
-    def plan() -> Plan[list[Row]]:
-        for frag in pre:
-            yield Fetch(frag)
-        rows: list[Row] = yield Fetch(query)
-        return rows
-
-    return plan
