@@ -45,10 +45,28 @@ def clustered_vectors(n: int, dim: int, clusters: int = 100, seed: int = 0) -> n
 
 def documents(n: int, seed: int = 0) -> tuple[list[str], list[dict[str, Any]], list[str]]:
     rng = np.random.default_rng(seed)
-    words = ["vector", "postgres", "index", "search", "query", "table", "filter", "embedding",
-             "latency", "recall", "graph", "cluster", "memory", "batch", "stream", "token"]
+    words = [
+        "vector",
+        "postgres",
+        "index",
+        "search",
+        "query",
+        "table",
+        "filter",
+        "embedding",
+        "latency",
+        "recall",
+        "graph",
+        "cluster",
+        "memory",
+        "batch",
+        "stream",
+        "token",
+    ]
     texts = [" ".join(rng.choice(words, size=12)) + f" document {i}" for i in range(n)]
-    metas = [{"source": f"s{i % 10}", "n": int(i), "tags": ["a", "b"][: 1 + i % 2]} for i in range(n)]
+    metas = [
+        {"source": f"s{i % 10}", "n": int(i), "tags": ["a", "b"][: 1 + i % 2]} for i in range(n)
+    ]
     ids = [f"doc-{i}" for i in range(n)]
     return texts, metas, ids
 
@@ -70,20 +88,40 @@ def timed(fn: Callable[[], Any]) -> float:
 def environment(dsn: str) -> dict[str, Any]:
     """Package versions, server settings and machine load, stored with every result."""
     packages = {}
-    for name in ("langchain-pgvstore", "psycopg", "psycopg-pool", "pgvector", "numpy",
-                 "langchain-core", "langchain-postgres"):
+    for name in (
+        "langchain-pgvstore",
+        "psycopg",
+        "psycopg-pool",
+        "pgvector",
+        "numpy",
+        "langchain-core",
+        "langchain-postgres",
+    ):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     with psycopg.connect(dsn) as conn:
         server = conn.execute("SELECT version()").fetchone()[0]
-        ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-        settings = dict(conn.execute(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
-            (["shared_buffers", "work_mem", "maintenance_work_mem", "max_parallel_workers",
-              "max_parallel_maintenance_workers", "jit", "synchronous_commit"],),
-        ).fetchall())
+        ext = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)",
+                (
+                    [
+                        "shared_buffers",
+                        "work_mem",
+                        "maintenance_work_mem",
+                        "max_parallel_workers",
+                        "max_parallel_maintenance_workers",
+                        "jit",
+                        "synchronous_commit",
+                    ],
+                ),
+            ).fetchall()
+        )
     return {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -107,7 +145,12 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for j, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if j == 0:
             print("  ".join("-" * w for w in widths))
 

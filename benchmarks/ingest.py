@@ -40,7 +40,6 @@ from _common import (  # noqa: E402
     timed,
     write_report,
 )
-
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 
 from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
@@ -53,38 +52,55 @@ def raw_copy(dsn: str, texts, metas, ids, vecs, build_index: bool, mwm: str) -> 
         register_vector(conn)
         try:
             with conn.transaction():
-                conn.execute(sql.SQL(
-                    "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
-                    " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
-                    " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
-                    " created_at timestamptz NOT NULL DEFAULT now(),"
-                    " updated_at timestamptz NOT NULL DEFAULT now())"
-                ).format(table, sql.Literal(dim)))
-                conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
+                        " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
+                        " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
+                        " created_at timestamptz NOT NULL DEFAULT now(),"
+                        " updated_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(table, sql.Literal(dim))
+                )
+                conn.execute(
+                    sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table)
+                )
                 conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
-                with conn.cursor().copy(sql.SQL(
-                    "COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
-                ).format(table)) as copy:
+                with conn.cursor().copy(
+                    sql.SQL(
+                        "COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+                    ).format(table)
+                ) as copy:
                     copy.set_types(["text", "text", "jsonb", "vector"])
                     for i in range(len(ids)):
                         copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
                 if build_index:
                     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (mwm,))
-                    conn.execute(sql.SQL(
-                        "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)"
-                        " WITH (m = 16, ef_construction = 64)").format(table))
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)"
+                            " WITH (m = 16, ef_construction = 64)"
+                        ).format(table)
+                    )
         finally:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
 
 
-def ours(dsn: str, texts, metas, ids, vecs, mwm: str, upsert_too: bool) -> tuple[float, float | None]:
-    store = PGVStore(DeterministicFakeEmbedding(size=vecs.shape[1]), connection=dsn,
-                     collection=f"ours_{uuid.uuid4().hex[:10]}", index=HNSWIndex(),
-                     maintenance_work_mem=mwm)
+def ours(
+    dsn: str, texts, metas, ids, vecs, mwm: str, upsert_too: bool
+) -> tuple[float, float | None]:
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=vecs.shape[1]),
+        connection=dsn,
+        collection=f"ours_{uuid.uuid4().hex[:10]}",
+        index=HNSWIndex(),
+        maintenance_work_mem=mwm,
+    )
     try:
         store.similarity_search_by_vector(list(vecs[0]), k=1)  # open the pool outside the timing
         t_new = timed(lambda: store.add_embeddings(texts, vecs, metas, ids=ids))
-        t_up = timed(lambda: store.add_embeddings(texts, vecs, metas, ids=ids)) if upsert_too else None
+        t_up = (
+            timed(lambda: store.add_embeddings(texts, vecs, metas, ids=ids)) if upsert_too else None
+        )
         return t_new, t_up
     finally:
         store.delete_collection()
@@ -103,19 +119,29 @@ def main() -> None:
     texts, metas, ids = documents(args.rows)
     vecs = clustered_vectors(args.rows, args.dim)
     mwm = args.maintenance_work_mem
-    times: dict[str, list[float]] = {"raw COPY": [], "raw COPY + HNSW": [], "pgvstore": [],
-                                     "pgvstore upsert": []}
+    times: dict[str, list[float]] = {
+        "raw COPY": [],
+        "raw COPY + HNSW": [],
+        "pgvstore": [],
+        "pgvstore upsert": [],
+    }
     try:
         for r in range(args.repeats):
-            times["raw COPY"].append(timed(lambda: raw_copy(dsn, texts, metas, ids, vecs, False, mwm)))
+            times["raw COPY"].append(
+                timed(lambda: raw_copy(dsn, texts, metas, ids, vecs, False, mwm))
+            )
             times["raw COPY + HNSW"].append(
-                timed(lambda: raw_copy(dsn, texts, metas, ids, vecs, True, mwm)))
+                timed(lambda: raw_copy(dsn, texts, metas, ids, vecs, True, mwm))
+            )
             t_new, t_up = ours(dsn, texts, metas, ids, vecs, mwm, upsert_too=True)
             times["pgvstore"].append(t_new)
             assert t_up is not None
             times["pgvstore upsert"].append(t_up)
-            print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
-                f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+            print(
+                f"repeat {r + 1}/{args.repeats}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                flush=True,
+            )
         env = environment(dsn)
     finally:
         if server is not None:
@@ -128,18 +154,39 @@ def main() -> None:
     for name, ts in times.items():
         m = median(ts)
         baseline = raw_hnsw if name == "pgvstore" else raw
-        results[name] = {"seconds": ts, "median_s": m, "rows_per_s": args.rows / m,
-                         "throughput_ratio_vs_baseline": baseline / m}
-        rows.append([name, m, args.rows / m, f"{baseline / m:.2f}x of "
-                     + ("raw COPY + HNSW" if name == "pgvstore" else "raw COPY")])
+        results[name] = {
+            "seconds": ts,
+            "median_s": m,
+            "rows_per_s": args.rows / m,
+            "throughput_ratio_vs_baseline": baseline / m,
+        }
+        rows.append(
+            [
+                name,
+                m,
+                args.rows / m,
+                f"{baseline / m:.2f}x of "
+                + ("raw COPY + HNSW" if name == "pgvstore" else "raw COPY"),
+            ]
+        )
     print()
-    print(f"ingest {args.rows:,} x {args.dim}-d, precomputed embeddings, {args.repeats} repeats (medians)")
+    print(
+        f"ingest {args.rows:,} x {args.dim}-d, precomputed embeddings, {args.repeats} repeats (medians)"
+    )
     print_table(["workload", "median s", "rows/s", "throughput ratio"], rows)
     print(f"\npgvstore vs raw COPY without index build: {raw / median(times['pgvstore']):.2f}x")
-    path = write_report(f"ingest-{args.rows}x{args.dim}", {
-        "benchmark": "ingest", "rows": args.rows, "dim": args.dim, "repeats": args.repeats,
-        "maintenance_work_mem": mwm, "results": results, "environment": env,
-    })
+    path = write_report(
+        f"ingest-{args.rows}x{args.dim}",
+        {
+            "benchmark": "ingest",
+            "rows": args.rows,
+            "dim": args.dim,
+            "repeats": args.repeats,
+            "maintenance_work_mem": mwm,
+            "results": results,
+            "environment": env,
+        },
+    )
     print(f"wrote {path}")
 
 

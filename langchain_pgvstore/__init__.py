@@ -1,6 +1,7 @@
 """PostgreSQL + pgvector as a LangChain vector store."""
 
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
+from .embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -13,6 +14,7 @@ from .errors import (
     QueryTimeoutError,
     SchemaError,
 )
+from .self_query import PGVStoreTranslator
 from .server import EmbeddedPostgres, embedded_dsn
 from .store import PGVStore
 
@@ -28,8 +30,11 @@ __all__ = [
     "HNSWIndex",
     "IVFFlatIndex",
     "InputError",
+    "MiniLMEmbeddings",
+    "OpenAIBatchEmbeddings",
     "PGVStore",
     "PGVStoreError",
+    "PGVStoreTranslator",
     "QueryTimeoutError",
     "SchemaError",
     "VectorType",

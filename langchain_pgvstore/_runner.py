@@ -65,19 +65,23 @@ class Runner:
         With settings (`set_config(..., true)` calls), they and the query run in
         one transaction, pipelined, so the settings end with it.
         """
+        settings = [*self._connector.call_settings(False), *settings]
         plan = _query_plan(frag, binary, settings)
         return self._call(plan, transaction=bool(settings), pipeline=bool(settings))
 
     def execute(self, frag: Frag) -> int:
-        def plan() -> Plan[int]:
-            count: int = yield Execute(frag)
-            return count
+        """Run one statement; returns its row count."""
+        return self.run(_execute_plan(frag), transaction=False)
 
-        return self._call(plan, transaction=False)
+    def run(self, make_plan: Callable[[], Plan[T]], *, transaction: bool = True) -> T:
+        """Drive a plan on one connection, by default in one transaction.
 
-    def run(self, make_plan: Callable[[], Plan[T]]) -> T:
-        """Drive a plan inside one transaction; the plan is rebuilt if retried."""
-        return self._call(make_plan, transaction=True)
+        The plan is rebuilt if the call is retried.
+        """
+        settings = self._connector.call_settings(False)
+        if settings:
+            make_plan, transaction = _with_settings(settings, make_plan), True
+        return self._call(make_plan, transaction=transaction)
 
     def _call(
         self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False
@@ -135,6 +139,25 @@ def _query_plan(
     return plan
 
 
+def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
+    def plan() -> Plan[int]:
+        count: int = yield Execute(frag)
+        return count
+
+    return plan
+
+
+def _with_settings(
+    settings: Sequence[Frag], make_plan: Callable[[], Plan[T]]
+) -> Callable[[], Plan[T]]:
+    def plan() -> Plan[T]:
+        for setting in settings:
+            yield Execute(setting)
+        return (yield from make_plan())
+
+    return plan
+
+
 def _register(conn: psycopg.Connection[Any]) -> None:
     try:
         register_vector(conn)
@@ -167,18 +190,20 @@ class AsyncRunner:
         self, frag: Frag, *, binary: bool = False, settings: Sequence[Frag] = ()
     ) -> list[tuple[Any, ...]]:
         """Async `Runner.fetch`."""
+        settings = [*self._connector.call_settings(True), *settings]
         plan = _query_plan(frag, binary, settings)
         return await self._call(plan, transaction=bool(settings), pipeline=bool(settings))
 
     async def execute(self, frag: Frag) -> int:
-        def plan() -> Plan[int]:
-            count: int = yield Execute(frag)
-            return count
+        """Async `Runner.execute`."""
+        return await self.run(_execute_plan(frag), transaction=False)
 
-        return await self._call(plan, transaction=False)
-
-    async def run(self, make_plan: Callable[[], Plan[T]]) -> T:
-        return await self._call(make_plan, transaction=True)
+    async def run(self, make_plan: Callable[[], Plan[T]], *, transaction: bool = True) -> T:
+        """Async `Runner.run`."""
+        settings = self._connector.call_settings(True)
+        if settings:
+            make_plan, transaction = _with_settings(settings, make_plan), True
+        return await self._call(make_plan, transaction=transaction)
 
     async def _call(
         self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False

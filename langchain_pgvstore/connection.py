@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo as _conninfo
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from ._sql import Frag
 from .errors import ConfigError, DatabaseUnavailableError
 
 __all__ = ["APPLICATION_NAME", "Connector", "PoolOptions", "describe_dsn", "normalise_dsn"]
@@ -60,6 +62,11 @@ def _redact(message: str, dsn: str) -> str:
     return message
 
 
+def statement_timeout_setting(ms: int) -> Frag:
+    """Transaction-local `statement_timeout`, in milliseconds."""
+    return Frag(sql.SQL("SELECT set_config('statement_timeout', %s, true)"), (str(int(ms)),))
+
+
 def _pool_conninfo(conninfo: object) -> str:
     # A pool may compute its conninfo per connection; the store then cannot
     # derive a twin pool from it, and says so if an async/sync twin is needed.
@@ -74,12 +81,26 @@ class PoolOptions:
     max_size: int = 10
     timeout: float = 30.0
     connect_timeout: float = 10.0
+    statement_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_size, int) or self.max_size < 1:
             raise ConfigError(f"pool_size must be a positive integer, got {self.max_size!r}")
         if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
             raise ConfigError(f"pool_timeout must be a positive number, got {self.timeout!r}")
+        if self.statement_timeout is not None and not (
+            isinstance(self.statement_timeout, (int, float)) and self.statement_timeout > 0
+        ):
+            raise ConfigError(
+                f"statement_timeout must be a positive number of seconds,"
+                f" got {self.statement_timeout!r}"
+            )
+
+    @property
+    def statement_timeout_ms(self) -> int | None:
+        if self.statement_timeout is None:
+            return None
+        return max(1, round(self.statement_timeout * 1000))
 
 
 class Connector:
@@ -136,17 +157,30 @@ class Connector:
         return self._embedded
 
     def _pool_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": max(1, int(self._options.connect_timeout)),
+            "application_name": APPLICATION_NAME,
+        }
+        if self._options.statement_timeout_ms is not None:
+            # set once per connection: no extra statement per call
+            kwargs["options"] = f"-c statement_timeout={self._options.statement_timeout_ms}"
         return {
             "conninfo": self._dsn,
             "min_size": self._options.min_size,
             "max_size": self._options.max_size,
             "timeout": self._options.timeout,
-            "kwargs": {
-                "autocommit": True,
-                "connect_timeout": max(1, int(self._options.connect_timeout)),
-                "application_name": APPLICATION_NAME,
-            },
+            "kwargs": kwargs,
         }
+
+    def call_settings(self, asynchronous: bool) -> list[Frag]:
+        """Settings every call must apply itself: the store's statement timeout on a pool
+        the caller passed in (pools the store creates carry it in their connection options)."""
+        owned = self._owns_async if asynchronous else self._owns_sync
+        ms = self._options.statement_timeout_ms
+        if owned or ms is None:
+            return []
+        return [statement_timeout_setting(ms)]
 
     def _check_derivable(self, kind: str) -> None:
         if self._closed:

@@ -235,6 +235,13 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
     yield from write_plan(table, batch, spec.vector_type, spec.dimensions)
     if build:
         yield from build_index_plan(spec)
+    if len(batch) >= spec.bulk_rebuild_rows:
+        # A large load leaves its GIN entries in the pending list, which makes the
+        # planner shun the metadata index until VACUUM; merge them and refresh
+        # statistics now so filtered searches use the index right away.
+        for frag in ddl.clean_gin_pending(table):
+            yield Fetch(frag)
+        yield Execute(ddl.analyze(table))
 
 
 def drop_plan(spec: CollectionSpec) -> Plan[None]:

@@ -133,7 +133,10 @@ class PGVStore(VectorStore):
         maintenance_work_mem: memory for index builds (e.g. `"1GB"`), applied to the
             build's transaction only.
         pool_size: maximum connections in each pool the store creates.
-        pool_timeout: seconds to wait for a free pooled connection.
+        pool_timeout: seconds to wait for a free pooled connection; then
+            `QueryTimeoutError`.
+        statement_timeout: seconds any one statement may run; then
+            `QueryTimeoutError`. Searches also take `statement_timeout=` per call.
         data_dir: data directory of the embedded server (default: `PGVSTORE_DATA_DIR`
             or a per-user folder).
     """
@@ -155,6 +158,7 @@ class PGVStore(VectorStore):
         maintenance_work_mem: str | None = None,
         pool_size: int = 10,
         pool_timeout: float = 30.0,
+        statement_timeout: float | None = None,
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if dimensions is not None and (
@@ -180,7 +184,11 @@ class PGVStore(VectorStore):
         self._embedding = embedding
         self._batch_size = embedding_batch_size
         self._connector = Connector(
-            connection, PoolOptions(max_size=pool_size, timeout=pool_timeout), data_dir
+            connection,
+            PoolOptions(
+                max_size=pool_size, timeout=pool_timeout, statement_timeout=statement_timeout
+            ),
+            data_dir,
         )
         self._db = Runner(self._connector)
         self._adb = AsyncRunner(self._connector)
@@ -413,6 +421,7 @@ class PGVStore(VectorStore):
             probes=kwargs.get("probes"),
             iterative_scan=kwargs.get("iterative_scan"),
             max_scan_tuples=kwargs.get("max_scan_tuples"),
+            statement_timeout=kwargs.get("statement_timeout"),
         )
 
     def similarity_search_with_score_by_vector(

@@ -2,7 +2,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ("tests.fix_db",)
+pytest_plugins = ("tests.fix_db", "tests.fix_openai")
 
 settings.register_profile(
     "default",

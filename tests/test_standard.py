@@ -13,7 +13,9 @@ from langchain_pgvstore import PGVStore
 class TestPGVStoreStandard(VectorStoreIntegrationTests):
     @pytest.fixture
     async def vectorstore(self, dsn: str):  # type: ignore[override]
-        store = PGVStore(self.get_embeddings(), connection=dsn, collection=f"std_{uuid.uuid4().hex[:12]}")
+        store = PGVStore(
+            self.get_embeddings(), connection=dsn, collection=f"std_{uuid.uuid4().hex[:12]}"
+        )
         try:
             yield store
         finally:

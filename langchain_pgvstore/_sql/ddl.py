@@ -259,5 +259,19 @@ def existing_indexes(table: Table) -> Frag:
     )
 
 
+def clean_gin_pending(table: Table) -> list[Frag]:
+    """Move the GIN indexes' pending-list entries into the main index structure."""
+    return [
+        Frag(
+            sql.SQL("SELECT gin_clean_pending_list(%s::regclass)"), (table.index(kind).as_string(),)
+        )
+        for kind in ("meta", "tsv")
+    ]
+
+
+def analyze(table: Table) -> Frag:
+    return Frag(sql.SQL("ANALYZE {}").format(table.qualname))
+
+
 def drop_table(table: Table) -> Frag:
     return Frag(sql.SQL("DROP TABLE IF EXISTS {}").format(table.qualname))

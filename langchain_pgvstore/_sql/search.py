@@ -60,8 +60,18 @@ class SearchSettings:
     probes: int | None = None
     iterative_scan: IterativeScan | None = None
     max_scan_tuples: int | None = None
+    statement_timeout: float | None = None
 
     def __post_init__(self) -> None:
+        if self.statement_timeout is not None and not (
+            isinstance(self.statement_timeout, (int, float))
+            and not isinstance(self.statement_timeout, bool)
+            and self.statement_timeout > 0
+        ):
+            raise ConfigError(
+                "statement_timeout must be a positive number of seconds,"
+                f" got {self.statement_timeout!r}"
+            )
         if self.ef_search is not None and not (
             isinstance(self.ef_search, int) and 1 <= self.ef_search <= 1000
         ):
@@ -93,6 +103,7 @@ class SearchSettings:
             and self.probes is None
             and self.iterative_scan is None
             and self.max_scan_tuples is None
+            and self.statement_timeout is None
         )
 
 
@@ -110,4 +121,6 @@ def settings_frags(settings: SearchSettings) -> list[Frag]:
         pairs.append(("ivfflat.iterative_scan", ivf))
     if settings.max_scan_tuples is not None:
         pairs.append(("hnsw.max_scan_tuples", str(settings.max_scan_tuples)))
+    if settings.statement_timeout is not None:
+        pairs.append(("statement_timeout", str(max(1, round(settings.statement_timeout * 1000)))))
     return [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]

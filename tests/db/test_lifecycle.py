@@ -31,7 +31,9 @@ def store_connections(conn: psycopg.Connection) -> int:
 async def test_200_stores_leave_no_connections(dsn, conn, collection_name) -> None:
     before = store_connections(conn)
     for i in range(200):
-        store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name)
+        store = PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+        )
         if i % 2:
             store.similarity_search("x", k=1)
             store.close()
@@ -43,7 +45,9 @@ async def test_200_stores_leave_no_connections(dsn, conn, collection_name) -> No
 
 
 def test_closed_store_refuses_work(dsn, collection_name) -> None:
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    )
     store.similarity_search("x")
     store.close()
     with pytest.raises(DatabaseUnavailableError, match="closed"):
@@ -51,8 +55,11 @@ def test_closed_store_refuses_work(dsn, collection_name) -> None:
 
 
 def test_unreachable_dsn_names_host_and_port_not_password() -> None:
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM),
-                     connection="postgresql://alice:hunter2secret@127.0.0.1:1/db", pool_timeout=2)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection="postgresql://alice:hunter2secret@127.0.0.1:1/db",
+        pool_timeout=2,
+    )
     with pytest.raises(DatabaseUnavailableError) as info:
         store.similarity_search("x")
     message = str(info.value)
@@ -64,8 +71,11 @@ def test_unreachable_dsn_names_host_and_port_not_password() -> None:
 
 
 async def test_unreachable_dsn_async() -> None:
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM),
-                     connection="postgresql://alice:hunter2secret@127.0.0.1:1/db", pool_timeout=2)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection="postgresql://alice:hunter2secret@127.0.0.1:1/db",
+        pool_timeout=2,
+    )
     with pytest.raises(DatabaseUnavailableError, match="host=127.0.0.1 port=1") as info:
         await store.asimilarity_search("x")
     assert "hunter2secret" not in str(info.value)
@@ -87,11 +97,17 @@ def test_embedded_server_persists_across_runs(tmp_path) -> None:
         """
     )
     env = {**os.environ, "PGVSTORE_DATA_DIR": str(data_dir)}
-    out1 = subprocess.run([sys.executable, "-c", script, "write"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    out1 = subprocess.run(
+        [sys.executable, "-c", script, "write"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out1.returncode == 0, out1.stderr
-    out2 = subprocess.run([sys.executable, "-c", script, "read"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    out2 = subprocess.run(
+        [sys.executable, "-c", script, "read"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out2.returncode == 0, out2.stderr
     assert out1.stdout.strip() == out2.stdout.strip() == "['kept']"
     # clean shutdown: no server left running on that data directory
@@ -111,8 +127,16 @@ def test_embedded_server_shared_by_concurrent_processes(tmp_path) -> None:
         """
     )
     env = {**os.environ, "PGVSTORE_DATA_DIR": str(data_dir)}
-    procs = [subprocess.Popen([sys.executable, "-c", script, f"p{i}"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, f"p{i}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     assert len({o[0].strip() for o in outs}) == 1  # one server, one DSN
@@ -130,6 +154,14 @@ def test_embedded_dsn_helper_works_with_psql_style_tools(embedded_server) -> Non
     dsn = embedded_server.dsn
     assert dsn.startswith("postgresql://")
     out = subprocess.run(
-        [sys.executable, "-c", "import psycopg,sys; print(psycopg.connect(sys.argv[1]).execute('select 41+1').fetchone()[0])", dsn],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import psycopg,sys; print(psycopg.connect(sys.argv[1]).execute('select 41+1').fetchone()[0])",
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "42"

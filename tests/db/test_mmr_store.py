@@ -14,8 +14,12 @@ DIM = 8
 
 @pytest.fixture
 async def store(dsn, collection_name):
-    s = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                 vector_type="vector")
+    s = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        vector_type="vector",
+    )
     # a tight cluster of near-duplicates around e0, and a few distinct directions
     rng = np.random.default_rng(3)
     base = np.eye(DIM)
@@ -23,8 +27,12 @@ async def store(dsn, collection_name):
     weights = {1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6}
     vecs += [a * base[0] + np.sqrt(1 - a * a) * base[i] for i, a in weights.items()]
     texts = [f"dup{i}" for i in range(6)] + [f"dir{i}" for i in range(1, 5)]
-    s.add_embeddings(texts, np.array(vecs), [{"g": "dup" if t.startswith("dup") else "dir"} for t in texts],
-                     ids=texts)
+    s.add_embeddings(
+        texts,
+        np.array(vecs),
+        [{"g": "dup" if t.startswith("dup") else "dir"} for t in texts],
+        ids=texts,
+    )
     yield s
     await s.aclose()
 
@@ -70,6 +78,7 @@ async def test_matches_reference_selection(mmr, store) -> None:
     vecs = np.array([store._embedding.embed_query("x")])  # shape only; real vectors below
     with store._connector.sync_pool().connection() as conn:
         from pgvector.psycopg import register_vector
+
         register_vector(conn)
         rows = dict(conn.execute(f'SELECT id, embedding FROM "{store.collection}"').fetchall())
     vecs = np.stack([rows[i].to_numpy() for i in ids])
@@ -82,13 +91,16 @@ async def test_filter_applies(mmr) -> None:
     assert len(got) == 3 and all(d.metadata["g"] == "dir" for d, _ in got)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(k=5, fetch_k=3), "fetch_k must be at least k"),
-    (dict(k=0), "k must be a positive integer"),
-    (dict(lambda_mult=1.5), "lambda_mult must be a number in"),
-    (dict(lambda_mult=-0.1), "lambda_mult must be a number in"),
-    (dict(lambda_mult=float("nan")), "lambda_mult must be a number in"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(k=5, fetch_k=3), "fetch_k must be at least k"),
+        (dict(k=0), "k must be a positive integer"),
+        (dict(lambda_mult=1.5), "lambda_mult must be a number in"),
+        (dict(lambda_mult=-0.1), "lambda_mult must be a number in"),
+        (dict(lambda_mult=float("nan")), "lambda_mult must be a number in"),
+    ],
+)
 async def test_bad_arguments(mmr, kwargs, message) -> None:
     with pytest.raises(InputError, match=message):
         await mmr(QUERY, **kwargs)
@@ -103,8 +115,12 @@ async def test_text_query_variants(store) -> None:
 
 
 async def test_halfvec_mmr(dsn, collection_name) -> None:
-    s = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                 vector_type="halfvec")
+    s = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        vector_type="halfvec",
+    )
     try:
         s.add_texts([f"t{i}" for i in range(10)])
         got = await s.amax_marginal_relevance_search("t1", k=3, fetch_k=10, lambda_mult=0.5)

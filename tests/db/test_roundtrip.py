@@ -7,20 +7,24 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from pgvector.psycopg import register_vector
-from psycopg import sql
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from pgvector.psycopg import register_vector
+from psycopg import sql
 
 from langchain_pgvstore import InputError, PGVStore
 
 DIM = 5
 
 texts = st.text(st.characters(blacklist_characters="\x00", codec="utf-8"), max_size=200)
-json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(
-    allow_nan=False, allow_infinity=False, width=64
-) | texts
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | texts
+)
 json_values = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
@@ -33,8 +37,12 @@ vectors = st.lists(float32s, min_size=DIM, max_size=DIM).filter(lambda v: any(x 
 
 @pytest.fixture(scope="module")
 def store(dsn: str):
-    s = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn,
-                 collection=f"rt_{uuid.uuid4().hex[:10]}", distance="l2")
+    s = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=f"rt_{uuid.uuid4().hex[:10]}",
+        distance="l2",
+    )
     yield s
     s.delete_collection()
     s.close()

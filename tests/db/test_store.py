@@ -25,7 +25,9 @@ DIM = 16
 
 
 def count(conn: psycopg.Connection, table: str) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+    return conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+    ).fetchone()[0]
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -53,8 +55,11 @@ def call(store: PGVStore, mode: str):
 
 
 async def test_add_search_get_roundtrip(call, store: PGVStore) -> None:
-    ids = await call("add_texts", ["apple pie", "banana bread", "cherry tart"],
-                     [{"fruit": "apple"}, {"fruit": "banana"}, {"fruit": "cherry"}])
+    ids = await call(
+        "add_texts",
+        ["apple pie", "banana bread", "cherry tart"],
+        [{"fruit": "apple"}, {"fruit": "banana"}, {"fruit": "cherry"}],
+    )
     assert len(ids) == 3 and len(set(ids)) == 3
     assert all(uuid.UUID(i) for i in ids)
     hits = await call("similarity_search", "banana bread", k=2)
@@ -66,8 +71,11 @@ async def test_add_search_get_roundtrip(call, store: PGVStore) -> None:
 
 
 async def test_ids_honoured_and_returned_in_input_order(call) -> None:
-    docs = [Document(page_content="one", id="d1"), Document(page_content="two"),
-            Document(page_content="three", id="d3")]
+    docs = [
+        Document(page_content="one", id="d1"),
+        Document(page_content="two"),
+        Document(page_content="three", id="d3"),
+    ]
     ids = await call("add_documents", docs)
     assert ids[0] == "d1" and ids[2] == "d3" and uuid.UUID(ids[1])
     ids = await call("add_documents", docs, ids=["x", "y", "z"])
@@ -75,7 +83,9 @@ async def test_ids_honoured_and_returned_in_input_order(call) -> None:
     assert [d.id for d in await call("get_by_ids", ["z", "y", "x", "d1"])] == ["z", "y", "x", "d1"]
 
 
-async def test_upsert_replaces_content_metadata_and_vector(call, store: PGVStore, conn, collection_name) -> None:
+async def test_upsert_replaces_content_metadata_and_vector(
+    call, store: PGVStore, conn, collection_name
+) -> None:
     await call("add_texts", ["old text"], [{"v": 1}], ids=["a"])
     await call("add_texts", ["new text"], [{"v": 2}], ids=["a"])
     assert count(conn, collection_name) == 1
@@ -84,14 +94,20 @@ async def test_upsert_replaces_content_metadata_and_vector(call, store: PGVStore
     [(hit, dist)] = await call("similarity_search_with_score", "new text", k=1)
     assert hit.id == "a" and dist == pytest.approx(0.0, abs=1e-6)
     created, updated = conn.execute(
-        sql.SQL("SELECT created_at, updated_at FROM {} WHERE id = 'a'").format(sql.Identifier(collection_name))
+        sql.SQL("SELECT created_at, updated_at FROM {} WHERE id = 'a'").format(
+            sql.Identifier(collection_name)
+        )
     ).fetchone()
     assert updated >= created
 
 
 async def test_duplicate_ids_in_one_call_last_wins(call, conn, collection_name) -> None:
-    ids = await call("add_texts", ["first", "second", "third"], [{"n": 1}, {"n": 2}, {"n": 3}],
-                     ids=["same", "other", "same"])
+    ids = await call(
+        "add_texts",
+        ["first", "second", "third"],
+        [{"n": 1}, {"n": 2}, {"n": 3}],
+        ids=["same", "other", "same"],
+    )
     assert ids == ["same", "other", "same"]
     assert count(conn, collection_name) == 2
     [doc] = await call("get_by_ids", ["same"])
@@ -108,8 +124,12 @@ async def test_add_embeddings_precomputed(call, store: PGVStore) -> None:
 
 
 async def test_filter_equality(call) -> None:
-    await call("add_texts", ["a", "b", "c"], [{"src": "docs"}, {"src": "blog"}, {"src": "docs"}],
-               ids=["1", "2", "3"])
+    await call(
+        "add_texts",
+        ["a", "b", "c"],
+        [{"src": "docs"}, {"src": "blog"}, {"src": "docs"}],
+        ids=["1", "2", "3"],
+    )
     hits = await call("similarity_search", "b", k=3, filter={"src": "docs"})
     assert sorted(d.id for d in hits) == ["1", "3"]
 
@@ -138,14 +158,40 @@ async def test_delete_needs_ids_or_filter(call) -> None:
 
 
 BAD_ADDS = [
-    pytest.param(dict(texts=["a", "b"], metadatas=[{}]), InputError, "2 texts but 1 metadatas", id="metadatas-length"),
-    pytest.param(dict(texts=["a"], ids=["1", "2"]), InputError, "1 texts but 2 ids", id="ids-length"),
+    pytest.param(
+        dict(texts=["a", "b"], metadatas=[{}]),
+        InputError,
+        "2 texts but 1 metadatas",
+        id="metadatas-length",
+    ),
+    pytest.param(
+        dict(texts=["a"], ids=["1", "2"]), InputError, "1 texts but 2 ids", id="ids-length"
+    ),
     pytest.param(dict(texts=["a\x00b"]), InputError, "document 0 contains a NUL", id="nul-text"),
-    pytest.param(dict(texts=["a", "b"], metadatas=[{}, {"k": "v\x00"}]), InputError, "document 1 contains a NUL", id="nul-meta-value"),
-    pytest.param(dict(texts=["a"], metadatas=[{"k\x00": 1}]), InputError, "contains a NUL", id="nul-meta-key"),
-    pytest.param(dict(texts=["a"], metadatas=[{"s": {1, 2}}]), InputError, "not JSON-serialisable", id="set-meta"),
-    pytest.param(dict(texts=["a"], metadatas=[{"f": float("nan")}]), InputError, "not JSON-serialisable", id="nan-meta"),
-    pytest.param(dict(texts=["a"], metadatas=["notadict"]), InputError, "must be a dict", id="meta-not-dict"),
+    pytest.param(
+        dict(texts=["a", "b"], metadatas=[{}, {"k": "v\x00"}]),
+        InputError,
+        "document 1 contains a NUL",
+        id="nul-meta-value",
+    ),
+    pytest.param(
+        dict(texts=["a"], metadatas=[{"k\x00": 1}]), InputError, "contains a NUL", id="nul-meta-key"
+    ),
+    pytest.param(
+        dict(texts=["a"], metadatas=[{"s": {1, 2}}]),
+        InputError,
+        "not JSON-serialisable",
+        id="set-meta",
+    ),
+    pytest.param(
+        dict(texts=["a"], metadatas=[{"f": float("nan")}]),
+        InputError,
+        "not JSON-serialisable",
+        id="nan-meta",
+    ),
+    pytest.param(
+        dict(texts=["a"], metadatas=["notadict"]), InputError, "must be a dict", id="meta-not-dict"
+    ),
     pytest.param(dict(texts=["a"], ids=[""]), InputError, "must not be empty", id="empty-id"),
     pytest.param(dict(texts=["a"], ids=[5]), InputError, "ids must be strings", id="int-id"),
     pytest.param(dict(texts=[3]), InputError, "text must be a string", id="non-str-text"),
@@ -153,7 +199,9 @@ BAD_ADDS = [
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_ADDS)
-async def test_bad_input_is_rejected_and_writes_nothing(call, store, conn, collection_name, kwargs, error, message) -> None:
+async def test_bad_input_is_rejected_and_writes_nothing(
+    call, store, conn, collection_name, kwargs, error, message
+) -> None:
     await call("add_texts", ["seed"], ids=["seed"])
     with pytest.raises(error, match=message):
         await call("add_texts", **kwargs)
@@ -161,10 +209,24 @@ async def test_bad_input_is_rejected_and_writes_nothing(call, store, conn, colle
 
 
 BAD_VECTORS = [
-    pytest.param([[1.0] * DIM, [1.0] * (DIM - 1)], DimensionError, "expected 16 dimensions, got 15 \\(document 1\\)", id="ragged"),
-    pytest.param([[1.0] * 8, [1.0] * 8], DimensionError, "expected 16 dimensions, got 8", id="wrong-dim"),
-    pytest.param([[1.0] * DIM, [float("nan")] * DIM], InputError, "vector 1 contains NaN", id="nan"),
-    pytest.param([[float("inf")] * DIM, [1.0] * DIM], InputError, "vector 0 contains NaN or infinity", id="inf"),
+    pytest.param(
+        [[1.0] * DIM, [1.0] * (DIM - 1)],
+        DimensionError,
+        "expected 16 dimensions, got 15 \\(document 1\\)",
+        id="ragged",
+    ),
+    pytest.param(
+        [[1.0] * 8, [1.0] * 8], DimensionError, "expected 16 dimensions, got 8", id="wrong-dim"
+    ),
+    pytest.param(
+        [[1.0] * DIM, [float("nan")] * DIM], InputError, "vector 1 contains NaN", id="nan"
+    ),
+    pytest.param(
+        [[float("inf")] * DIM, [1.0] * DIM],
+        InputError,
+        "vector 0 contains NaN or infinity",
+        id="inf",
+    ),
     pytest.param([[1e39] * DIM, [1.0] * DIM], InputError, "too large for vector", id="overflow"),
     pytest.param([["x"] * DIM, [1.0] * DIM], InputError, "only numbers", id="not-numbers"),
 ]
@@ -198,10 +260,15 @@ async def test_embedding_returning_wrong_count(dsn, collection_name, mode) -> No
         await store.aclose()
 
 
-async def test_failure_inside_the_transaction_leaves_no_rows(call, store, conn, collection_name) -> None:
+async def test_failure_inside_the_transaction_leaves_no_rows(
+    call, store, conn, collection_name
+) -> None:
     await call("add_texts", ["seed"], ids=["seed"])
-    conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT no_poison CHECK (content <> 'poison')").format(
-        sql.Identifier(collection_name)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT no_poison CHECK (content <> 'poison')").format(
+            sql.Identifier(collection_name)
+        )
+    )
     texts = [f"doc {i}" for i in range(500)] + ["poison"]
     with pytest.raises(psycopg.errors.CheckViolation):
         await call("add_texts", texts)
@@ -212,7 +279,9 @@ async def test_failure_during_copy_leaves_no_rows(dsn, collection_name, conn) ->
     """The client dies half-way through COPY: nothing of the call is committed."""
     from langchain_pgvstore import ingest
 
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    )
     store.add_texts(["seed"], ids=["seed"])
     real = ingest.encode_copy
 
@@ -236,8 +305,12 @@ async def test_relevance_scores_exact_match_is_top(dsn, collection_name, distanc
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(20, DIM))
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn,
-                     collection=collection_name, distance=distance)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        distance=distance,
+    )
     try:
         store.add_embeddings([f"v{i}" for i in range(20)], vecs, ids=[str(i) for i in range(20)])
         target = list(vecs[5])
@@ -271,26 +344,42 @@ async def test_bad_k(call, k) -> None:
 
 
 async def test_reopening_with_other_dimensions_or_distance(dsn, collection_name) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    ) as s:
         s.add_texts(["a"])
-    with PGVStore(DeterministicFakeEmbedding(size=DIM + 1), connection=dsn, collection=collection_name,
-                  dimensions=DIM + 1) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM + 1),
+        connection=dsn,
+        collection=collection_name,
+        dimensions=DIM + 1,
+    ) as s:
         with pytest.raises(SchemaError, match="created with 16 dimensions, but this store uses 17"):
             s.similarity_search("a")
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                  distance="l2") as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        distance="l2",
+    ) as s:
         with pytest.raises(SchemaError, match="distance 'cosine'"):
             s.similarity_search("a")
-    with PGVStore(DeterministicFakeEmbedding(size=DIM + 4), connection=dsn, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM + 4), connection=dsn, collection=collection_name
+    ) as s:
         # dimensions not given: inferred from the embedding, which disagrees with the registry
         with pytest.raises(SchemaError, match="created with 16 dimensions, but this store uses 20"):
             s.similarity_search("a")
 
 
 def test_store_reads_dimensions_from_registry(dsn, collection_name) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    ) as s:
         s.add_texts(["a"], ids=["1"])
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    ) as s:
         assert [d.id for d in s.get_by_ids(["1"])] == ["1"]
         assert s.dimensions == DIM
 
@@ -302,22 +391,34 @@ def _indexes(conn, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-@pytest.mark.parametrize(("distance", "vector_type", "opclass"), [
-    ("cosine", "vector", "vector_cosine_ops"),
-    ("l2", "vector", "vector_l2_ops"),
-    ("inner_product", "halfvec", "halfvec_ip_ops"),
-    ("l1", "halfvec", "halfvec_l1_ops"),
-])
+@pytest.mark.parametrize(
+    ("distance", "vector_type", "opclass"),
+    [
+        ("cosine", "vector", "vector_cosine_ops"),
+        ("l2", "vector", "vector_l2_ops"),
+        ("inner_product", "halfvec", "halfvec_ip_ops"),
+        ("l1", "halfvec", "halfvec_l1_ops"),
+    ],
+)
 def test_provisioned_schema(dsn, conn, collection_name, distance, vector_type, opclass) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                  distance=distance, vector_type=vector_type) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        distance=distance,
+        vector_type=vector_type,
+    ) as s:
         s.add_texts(["hello world"], [{"a": 1}], ids=["1"])
         [doc] = s.get_by_ids(["1"])
         assert doc.metadata == {"a": 1}
-    cols = dict(conn.execute(
-        "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns c"
-        " JOIN pg_attribute a ON a.attname = c.column_name AND a.attrelid = %s::regclass"
-        " WHERE table_name = %s", (collection_name, collection_name)).fetchall())
+    cols = dict(
+        conn.execute(
+            "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns c"
+            " JOIN pg_attribute a ON a.attname = c.column_name AND a.attrelid = %s::regclass"
+            " WHERE table_name = %s",
+            (collection_name, collection_name),
+        ).fetchall()
+    )
     assert cols["id"] == "text" and cols["content"] == "text" and cols["metadata"] == "jsonb"
     assert cols["embedding"] == f"{vector_type}({DIM})"
     assert cols["tsv"] == "tsvector"
@@ -329,21 +430,31 @@ def test_provisioned_schema(dsn, conn, collection_name, distance, vector_type, o
     assert f"USING hnsw (embedding {opclass})" in defs
     reg = conn.execute(
         "SELECT dimensions, distance, vector_type, text_search_config, embedding_model, schema_version"
-        " FROM pgvstore_collections WHERE collection = %s", (collection_name,)).fetchone()
+        " FROM pgvstore_collections WHERE collection = %s",
+        (collection_name,),
+    ).fetchone()
     assert reg == (DIM, distance, vector_type, "english", None, 1)
-    tsv = conn.execute(sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(collection_name))).fetchone()[0]
+    tsv = conn.execute(
+        sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(collection_name))
+    ).fetchone()[0]
     assert tsv == "'hello':1 'world':2"
 
 
 def test_ivfflat_and_exact_indexes(dsn, conn, collection_name) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                  index=IVFFlatIndex()) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        index=IVFFlatIndex(),
+    ) as s:
         s.add_texts([f"t{i}" for i in range(30)])
     defs = " | ".join(_indexes(conn, collection_name).values())
     assert "USING ivfflat (embedding vector_cosine_ops) WITH (lists='1')" in defs
     other = collection_name + "_exact"
     try:
-        with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=other, index=None) as s:
+        with PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=other, index=None
+        ) as s:
             s.add_texts(["x"])
             assert [d.page_content for d in s.similarity_search("x", k=1)] == ["x"]
         defs = " | ".join(_indexes(conn, other).values())
@@ -355,27 +466,47 @@ def test_ivfflat_and_exact_indexes(dsn, conn, collection_name) -> None:
 
 def test_bulk_load_rebuilds_index(dsn, conn, collection_name) -> None:
     """A load at least as large as the table (and the threshold) rebuilds the HNSW index."""
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                  bulk_rebuild_rows=50, index=HNSWIndex(m=8, ef_construction=32)) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        bulk_rebuild_rows=50,
+        index=HNSWIndex(m=8, ef_construction=32),
+    ) as s:
         s.add_texts([f"a{i}" for i in range(10)])
-        oid1 = conn.execute("SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)).fetchone()[0]
+        oid1 = conn.execute(
+            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
+        ).fetchone()[0]
         s.add_texts([f"b{i}" for i in range(5)])  # small: inserted into the index
-        oid2 = conn.execute("SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)).fetchone()[0]
+        oid2 = conn.execute(
+            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
+        ).fetchone()[0]
         s.add_texts([f"c{i}" for i in range(60)])  # large: dropped and rebuilt
-        oid3 = conn.execute("SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)).fetchone()[0]
+        oid3 = conn.execute(
+            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
+        ).fetchone()[0]
         assert oid1 == oid2 != oid3
         assert count(conn, collection_name) == 75
-        valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s", (oid3,)).fetchone()[0]
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = %s", (oid3,)
+        ).fetchone()[0]
         assert valid
 
 
 def test_custom_schema_and_text_search_config(dsn, conn) -> None:
     schema = f"s_{uuid.uuid4().hex[:8]}"
     try:
-        with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection="docs",
-                      schema=schema, text_search_config="simple") as s:
+        with PGVStore(
+            DeterministicFakeEmbedding(size=DIM),
+            connection=dsn,
+            collection="docs",
+            schema=schema,
+            text_search_config="simple",
+        ) as s:
             s.add_texts(["The Running dogs"], ids=["1"])
-        tsv = conn.execute(sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(schema, "docs"))).fetchone()[0]
+        tsv = conn.execute(
+            sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(schema, "docs"))
+        ).fetchone()[0]
         assert tsv == "'dogs':3 'running':2 'the':1"
     finally:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -387,7 +518,9 @@ def test_dsn_with_sqlalchemy_prefix(dsn, collection_name) -> None:
     sa_url = f"postgresql+psycopg://{params.get('user', 'postgres')}@/{params.get('dbname', 'postgres')}?host={params['host']}"
     if "port" in params:
         sa_url += f"&port={params['port']}"
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=sa_url, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=sa_url, collection=collection_name
+    ) as s:
         s.add_texts(["x"], ids=["1"])
         assert [d.id for d in s.get_by_ids(["1"])] == ["1"]
 
@@ -396,18 +529,27 @@ def test_external_pools_are_used_and_left_open(dsn, collection_name) -> None:
     from psycopg_pool import ConnectionPool
 
     with ConnectionPool(dsn, min_size=1, max_size=2, open=True) as pool:
-        with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=pool, collection=collection_name) as s:
+        with PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=pool, collection=collection_name
+        ) as s:
             s.add_texts(["x"], ids=["1"])
         # the caller's pool is still usable after the store closed
         with pool.connection() as c:
-            assert c.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(collection_name))).fetchone()[0] == 1
+            assert (
+                c.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(collection_name))
+                ).fetchone()[0]
+                == 1
+            )
 
 
 async def test_async_pool_given_sync_methods_derive_a_pool(dsn, collection_name) -> None:
     from psycopg_pool import AsyncConnectionPool
 
     async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
-        store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=pool, collection=collection_name)
+        store = PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=pool, collection=collection_name
+        )
         await store.aadd_texts(["x"], ids=["1"])
         assert [d.id for d in store.get_by_ids(["1"])] == ["1"]
         await store.aclose()
@@ -415,14 +557,24 @@ async def test_async_pool_given_sync_methods_derive_a_pool(dsn, collection_name)
 
 
 def test_from_texts_and_documents(dsn, collection_name) -> None:
-    s = PGVStore.from_texts(["a", "b"], DeterministicFakeEmbedding(size=DIM), [{"i": 1}, {"i": 2}],
-                            ids=["1", "2"], connection=dsn, collection=collection_name)
+    s = PGVStore.from_texts(
+        ["a", "b"],
+        DeterministicFakeEmbedding(size=DIM),
+        [{"i": 1}, {"i": 2}],
+        ids=["1", "2"],
+        connection=dsn,
+        collection=collection_name,
+    )
     try:
         assert [d.metadata for d in s.get_by_ids(["2", "1"])] == [{"i": 2}, {"i": 1}]
     finally:
         s.close()
-    s = PGVStore.from_documents([Document(page_content="c", id="3")], DeterministicFakeEmbedding(size=DIM),
-                                connection=dsn, collection=collection_name)
+    s = PGVStore.from_documents(
+        [Document(page_content="c", id="3")],
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+    )
     try:
         assert [d.id for d in s.get_by_ids(["1", "3"])] == ["1", "3"]
     finally:
@@ -430,12 +582,20 @@ def test_from_texts_and_documents(dsn, collection_name) -> None:
 
 
 async def test_afrom_texts_and_documents(dsn, collection_name) -> None:
-    s = await PGVStore.afrom_texts(["a"], DeterministicFakeEmbedding(size=DIM), ids=["1"],
-                                   connection=dsn, collection=collection_name)
+    s = await PGVStore.afrom_texts(
+        ["a"],
+        DeterministicFakeEmbedding(size=DIM),
+        ids=["1"],
+        connection=dsn,
+        collection=collection_name,
+    )
     await s.aclose()
-    s = await PGVStore.afrom_documents([Document(page_content="b", id="2")],
-                                       DeterministicFakeEmbedding(size=DIM),
-                                       connection=dsn, collection=collection_name)
+    s = await PGVStore.afrom_documents(
+        [Document(page_content="b", id="2")],
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+    )
     try:
         assert [d.id for d in await s.aget_by_ids(["1", "2"])] == ["1", "2"]
     finally:
@@ -455,7 +615,9 @@ async def test_progress_callback_and_batching(dsn, collection_name, mode) -> Non
             return super().embed_documents(texts)
 
     seen: list[tuple[int, int]] = []
-    store = PGVStore(Counting(size=DIM), connection=dsn, collection=collection_name, embedding_batch_size=4)
+    store = PGVStore(
+        Counting(size=DIM), connection=dsn, collection=collection_name, embedding_batch_size=4
+    )
     try:
         texts = [f"t{i}" for i in range(10)]
         if mode == "sync":
@@ -469,7 +631,9 @@ async def test_progress_callback_and_batching(dsn, collection_name, mode) -> Non
 
 
 def test_large_valid_inputs(dsn, collection_name) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name) as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    ) as s:
         ids = [f"id{i}" for i in range(20_000)]
         vecs = np.random.default_rng(0).normal(size=(20_000, DIM)).astype(np.float32)
         s.add_embeddings(["x"] * len(ids), vecs, ids=ids)
@@ -479,8 +643,12 @@ def test_large_valid_inputs(dsn, collection_name) -> None:
 
 
 def test_scores_are_distances(dsn, collection_name) -> None:
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
-                  distance="l2") as s:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        distance="l2",
+    ) as s:
         s.add_embeddings(["o", "p"], [[0.0] * DIM, [3.0, 4.0] + [0.0] * (DIM - 2)], ids=["o", "p"])
         pairs = s.similarity_search_with_score_by_vector([0.0] * DIM, k=2)
         assert [(d.id, round(sc, 5)) for d, sc in pairs] == [("o", 0.0), ("p", 5.0)]

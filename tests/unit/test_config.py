@@ -5,20 +5,22 @@ from __future__ import annotations
 import pytest
 
 from langchain_pgvstore.config import Distance, HNSWIndex, IVFFlatIndex, Table, VectorType
-from langchain_pgvstore.errors import ConfigError
+from langchain_pgvstore.errors import ConfigError, SchemaError
 from langchain_pgvstore.schema import check_pgvector
-from langchain_pgvstore.errors import SchemaError
 
 
-@pytest.mark.parametrize(("schema", "name", "message"), [
-    ("public", "", "collection must not be empty"),
-    ("", "docs", "schema must not be empty"),
-    ("public", "a\x00b", "must not contain NUL"),
-    ("public", "x" * 64, "64 bytes long"),
-    ("public", "é" * 32, "64 bytes long"),
-    ("public", 5, "must be a string"),
-    ("public", "pgvstore_collections", "reserved"),
-])
+@pytest.mark.parametrize(
+    ("schema", "name", "message"),
+    [
+        ("public", "", "collection must not be empty"),
+        ("", "docs", "schema must not be empty"),
+        ("public", "a\x00b", "must not contain NUL"),
+        ("public", "x" * 64, "64 bytes long"),
+        ("public", "é" * 32, "64 bytes long"),
+        ("public", 5, "must be a string"),
+        ("public", "pgvstore_collections", "reserved"),
+    ],
+)
 def test_bad_identifiers(schema, name, message) -> None:
     with pytest.raises(ConfigError, match=message):
         Table(schema, name)
@@ -29,11 +31,18 @@ def test_unsafe_names_are_fine_because_they_are_quoted() -> None:
     assert t.qualname.as_string() == '"my schema"."we""ird; DROP TABLE x; --"'
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("cosine", Distance.COSINE), ("L2", Distance.L2), ("euclidean", Distance.L2),
-    ("inner-product", Distance.INNER_PRODUCT), ("ip", Distance.INNER_PRODUCT), ("l1", Distance.L1),
-    (Distance.L1, Distance.L1),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("cosine", Distance.COSINE),
+        ("L2", Distance.L2),
+        ("euclidean", Distance.L2),
+        ("inner-product", Distance.INNER_PRODUCT),
+        ("ip", Distance.INNER_PRODUCT),
+        ("l1", Distance.L1),
+        (Distance.L1, Distance.L1),
+    ],
+)
 def test_distance_parse(value, expected) -> None:
     assert Distance.parse(value) is expected
 
@@ -56,8 +65,9 @@ def test_relevance_is_bounded_monotonic_and_one_at_exact_match(distance) -> None
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("kwargs", [dict(m=1), dict(m=101), dict(m=16, ef_construction=20),
-                                    dict(ef_construction=2000)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(m=1), dict(m=101), dict(m=16, ef_construction=20), dict(ef_construction=2000)]
+)
 def test_bad_hnsw(kwargs) -> None:
     with pytest.raises(ConfigError):
         HNSWIndex(**kwargs)
@@ -68,11 +78,14 @@ def test_bad_ivfflat() -> None:
         IVFFlatIndex(lists=0)
 
 
-@pytest.mark.parametrize(("installed", "available", "message"), [
-    (None, None, "pgvector extension is not available"),
-    ("0.7.4", None, "pgvector 0.7.4 is installed but langchain-pgvstore needs >= 0.8.0"),
-    (None, "0.6.0", "pgvector 0.6.0 is available but"),
-])
+@pytest.mark.parametrize(
+    ("installed", "available", "message"),
+    [
+        (None, None, "pgvector extension is not available"),
+        ("0.7.4", None, "pgvector 0.7.4 is installed but langchain-pgvstore needs >= 0.8.0"),
+        (None, "0.6.0", "pgvector 0.6.0 is available but"),
+    ],
+)
 def test_pgvector_version_check(installed, available, message) -> None:
     with pytest.raises(SchemaError, match=message):
         check_pgvector(installed, available)

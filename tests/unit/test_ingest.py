@@ -28,7 +28,7 @@ def decode_copy(data: bytes, vector_type: VectorType):
         for _ in range(nfields):
             (length,) = struct.unpack_from(">i", data, pos)
             pos += 4
-            fields.append(data[pos:pos + length])
+            fields.append(data[pos : pos + length])
             pos += length
         ord_ = struct.unpack(">i", fields[0])[0]
         dim, unused = struct.unpack_from(">HH", fields[4])
@@ -49,15 +49,16 @@ def decode_copy(data: bytes, vector_type: VectorType):
 def test_encode_decode_roundtrip(texts, vector_type, chunk) -> None:
     n = len(texts)
     vecs = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 8
-    batch = prepare_batch(texts, [{"i": i} for i in range(n)], [f"id{i}" for i in range(n)], vecs, 3,
-                          vector_type)
+    batch = prepare_batch(
+        texts, [{"i": i} for i in range(n)], [f"id{i}" for i in range(n)], vecs, 3, vector_type
+    )
     data = b"".join(encode_copy(batch, vector_type, rows_per_chunk=chunk))
     rows = decode_copy(data, vector_type)
     assert [r[0] for r in rows] == list(range(n))
     assert [r[1] for r in rows] == [f"id{i}" for i in range(n)]
     assert [r[2] for r in rows] == texts
     assert [r[3] for r in rows] == [f'{{"i":{i}}}' for i in range(n)]
-    for r, v in zip(rows, vecs):
+    for r, v in zip(rows, vecs, strict=True):
         assert np.array_equal(r[4], v)
 
 
@@ -78,13 +79,16 @@ def test_halfvec_overflow_is_rejected() -> None:
     assert vectors_array([[60000.0, 1.0]], 2, VectorType.HALFVEC).shape == (1, 2)
 
 
-@pytest.mark.parametrize(("vectors", "error", "message"), [
-    ([[1.0, 2.0], [1.0]], DimensionError, r"expected 2 dimensions, got 1 \(document 1\)"),
-    ([[]], DimensionError, "1 to 16000 dimensions, got 0"),
-    ([[0.0] * 16001], DimensionError, "1 to 16000 dimensions, got 16001"),
-    ([5], InputError, "vector 0 is not a sequence"),
-    (np.ones(3), InputError, "2-d array"),
-])
+@pytest.mark.parametrize(
+    ("vectors", "error", "message"),
+    [
+        ([[1.0, 2.0], [1.0]], DimensionError, r"expected 2 dimensions, got 1 \(document 1\)"),
+        ([[]], DimensionError, "1 to 16000 dimensions, got 0"),
+        ([[0.0] * 16001], DimensionError, "1 to 16000 dimensions, got 16001"),
+        ([5], InputError, "vector 0 is not a sequence"),
+        (np.ones(3), InputError, "2-d array"),
+    ],
+)
 def test_vector_shape_errors(vectors, error, message) -> None:
     with pytest.raises(error, match=message):
         vectors_array(vectors, None)

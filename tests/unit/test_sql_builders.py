@@ -32,12 +32,15 @@ def test_create_table_snapshot() -> None:
     assert frag.params == ()
 
 
-@pytest.mark.parametrize(("distance", "vtype", "opclass"), [
-    (Distance.COSINE, VectorType.VECTOR, "vector_cosine_ops"),
-    (Distance.L2, VectorType.VECTOR, "vector_l2_ops"),
-    (Distance.INNER_PRODUCT, VectorType.HALFVEC, "halfvec_ip_ops"),
-    (Distance.L1, VectorType.HALFVEC, "halfvec_l1_ops"),
-])
+@pytest.mark.parametrize(
+    ("distance", "vtype", "opclass"),
+    [
+        (Distance.COSINE, VectorType.VECTOR, "vector_cosine_ops"),
+        (Distance.L2, VectorType.VECTOR, "vector_l2_ops"),
+        (Distance.INNER_PRODUCT, VectorType.HALFVEC, "halfvec_ip_ops"),
+        (Distance.L1, VectorType.HALFVEC, "halfvec_l1_ops"),
+    ],
+)
 def test_ann_index_opclass_is_derived(distance, vtype, opclass) -> None:
     frag = ddl.create_ann_index(T, distance, vtype, HNSWIndex(m=24, ef_construction=100))
     name = T.index_name("hnsw")
@@ -52,10 +55,13 @@ def test_ivfflat_lists_follow_pgvector_guidance() -> None:
     assert IVFFlatIndex().lists_for(50_000) == 50
     assert IVFFlatIndex().lists_for(4_000_000) == 2000
     assert IVFFlatIndex(lists=7).lists_for(10**6) == 7
-    frag = ddl.create_ann_index(T, Distance.COSINE, VectorType.VECTOR, IVFFlatIndex(), rows=20_000,
-                                concurrently=True)
+    frag = ddl.create_ann_index(
+        T, Distance.COSINE, VectorType.VECTOR, IVFFlatIndex(), rows=20_000, concurrently=True
+    )
     assert frag.as_string().startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
-    assert frag.as_string().endswith("USING ivfflat (\"embedding\" \"vector_cosine_ops\") WITH (lists = 20)")
+    assert frag.as_string().endswith(
+        'USING ivfflat ("embedding" "vector_cosine_ops") WITH (lists = 20)'
+    )
 
 
 def test_index_names_stay_under_63_bytes_and_distinct() -> None:
@@ -70,7 +76,10 @@ def test_index_names_stay_under_63_bytes_and_distinct() -> None:
 
 def test_merge_orders_by_id_and_keeps_last_duplicate() -> None:
     text = dml.merge_staging(T).as_string()
-    assert "SELECT DISTINCT ON (id) id, content, metadata, embedding FROM \"pgvstore_staging\" ORDER BY id, ord DESC" in text
+    assert (
+        'SELECT DISTINCT ON (id) id, content, metadata, embedding FROM "pgvstore_staging" ORDER BY id, ord DESC'
+        in text
+    )
     assert 'ON CONFLICT ("id") DO UPDATE SET' in text
 
 
@@ -88,14 +97,24 @@ def test_settings_are_transaction_local_parameters() -> None:
     frags = settings_frags(SearchSettings(ef_search=80, probes=4, iterative_scan="strict_order"))
     assert {f.as_string() for f in frags} == {"SELECT set_config(%s, %s, true)"}
     assert [f.params for f in frags] == [
-        ("hnsw.ef_search", "80"), ("ivfflat.probes", "4"),
-        ("hnsw.iterative_scan", "strict_order"), ("ivfflat.iterative_scan", "relaxed_order"),
+        ("hnsw.ef_search", "80"),
+        ("ivfflat.probes", "4"),
+        ("hnsw.iterative_scan", "strict_order"),
+        ("ivfflat.iterative_scan", "relaxed_order"),
     ]
     assert settings_frags(SearchSettings()) == []
 
 
-@pytest.mark.parametrize("kwargs", [dict(ef_search=0), dict(ef_search=1001), dict(probes=0),
-                                    dict(iterative_scan="fast"), dict(max_scan_tuples=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(ef_search=0),
+        dict(ef_search=1001),
+        dict(probes=0),
+        dict(iterative_scan="fast"),
+        dict(max_scan_tuples=0),
+    ],
+)
 def test_bad_settings(kwargs) -> None:
     with pytest.raises(ConfigError):
         SearchSettings(**kwargs)
