@@ -83,6 +83,22 @@ class Runner:
             make_plan, transaction = _with_settings(settings, make_plan), True
         return self._call(make_plan, transaction=transaction)
 
+    def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
+        """Drive a plan on a connection of its own, closed afterwards (index builds)."""
+        try:
+            with self._connector.connect() as conn:
+                _register(conn)
+                if transaction:
+                    with conn.transaction():
+                        return self._drive(conn, make_plan())
+                return self._drive(conn, make_plan())
+        except pg_errors.QueryCanceled as e:
+            raise _timeout(e) from e
+        except psycopg.OperationalError as e:
+            if _connection_lost(e, None):
+                raise self._connector.unavailable(e) from e
+            raise
+
     def _call(
         self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False
     ) -> T:
@@ -204,6 +220,22 @@ class AsyncRunner:
         if settings:
             make_plan, transaction = _with_settings(settings, make_plan), True
         return await self._call(make_plan, transaction=transaction)
+
+    async def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
+        """Async `Runner.run_dedicated`."""
+        try:
+            async with await self._connector.aconnect() as conn:
+                await _aregister(conn)
+                if transaction:
+                    async with conn.transaction():
+                        return await self._drive(conn, make_plan())
+                return await self._drive(conn, make_plan())
+        except pg_errors.QueryCanceled as e:
+            raise _timeout(e) from e
+        except psycopg.OperationalError as e:
+            if _connection_lost(e, None):
+                raise self._connector.unavailable(e) from e
+            raise
 
     async def _call(
         self, make_plan: Callable[[], Plan[T]], *, transaction: bool, pipeline: bool = False

@@ -221,6 +221,25 @@ class Connector:
             self._async = pool
         return self._async
 
+    def _connect_kwargs(self) -> dict[str, Any]:
+        self._check_derivable("DSN")
+        kwargs: dict[str, Any] = dict(self._pool_kwargs()["kwargs"])
+        return kwargs
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection outside the pools, for work whose settings must not outlive it."""
+        try:
+            return psycopg.connect(self._dsn, **self._connect_kwargs())
+        except psycopg.OperationalError as e:
+            raise self.unavailable(e) from e
+
+    async def aconnect(self) -> psycopg.AsyncConnection[Any]:
+        """Async `connect`."""
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, **self._connect_kwargs())
+        except psycopg.OperationalError as e:
+            raise self.unavailable(e) from e
+
     def unavailable(self, error: BaseException) -> DatabaseUnavailableError:
         """A typed error naming the server (never the password) and the cause."""
         return DatabaseUnavailableError(

@@ -7,68 +7,29 @@ which runner waits for the database and which embedding call they make.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
-from pgvector import Vector
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self, override
 
-from ._runner import AsyncRunner, Runner
+from ._admin import IndexAdmin
+from ._core import _check_k, _doc
+from ._similarity import SimilaritySearch
 from ._sql import Frag, dml
 from ._sql.filters import compile_filter
-from ._sql.search import SearchSettings, knn, settings_frags
 from ._steps import Plan
-from .config import (
-    DEFAULT_HNSW,
-    Distance,
-    IndexSpec,
-    Table,
-    VectorType,
-    validate_identifier,
-)
-from .connection import Connector, PoolOptions
 from .errors import EmbeddingError, InputError
-from .ingest import Batch, prepare_batch, vectors_array
-from .mmr import mmr_select
+from .ingest import Batch, prepare_batch
 from .progress import Progress, make_progress
-from .schema import CollectionSpec, drop_plan, load_plan, provision_plan
+from .schema import CollectionSpec, drop_plan, load_plan
 
 __all__ = ["PGVStore"]
 
 Row = tuple[Any, ...]
-
-
-def _doc(row: Row) -> Document:
-    return Document(id=row[0], page_content=row[1], metadata=row[2])
-
-
-def _as_array(value: Any) -> np.ndarray:
-    """A vector column value (pgvector `Vector` or `HalfVector`) as float32 numpy."""
-    array: np.ndarray = np.asarray(value.to_numpy(), dtype=np.float32)
-    return array
-
-
-def _check_k(k: object, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"{name} must be a positive integer, got {k!r}")
-    return k
-
-
-def _embedding_model_name(embedding: Embeddings) -> str | None:
-    for attr in ("model", "model_name"):
-        value = getattr(embedding, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _batches(n: int, size: int) -> list[range]:
@@ -83,7 +44,7 @@ def _check_embeddings(vectors: list[list[float]], expected: int) -> list[list[fl
     return vectors
 
 
-class PGVStore(VectorStore):
+class PGVStore(IndexAdmin, SimilaritySearch):
     """A LangChain vector store on PostgreSQL + pgvector that provisions its own schema.
 
     Setup:
@@ -137,120 +98,12 @@ class PGVStore(VectorStore):
             `QueryTimeoutError`.
         statement_timeout: seconds any one statement may run; then
             `QueryTimeoutError`. Searches also take `statement_timeout=` per call.
+        exact_search_threshold: a filtered search whose filter matches at most this
+            many rows scans them exactly (recall 1); above it, the ANN index is walked
+            with iterative scans until `k` matching rows are found. Per call too.
         data_dir: data directory of the embedded server (default: `PGVSTORE_DATA_DIR`
             or a per-user folder).
     """
-
-    def __init__(
-        self,
-        embedding: Embeddings,
-        *,
-        connection: str | ConnectionPool[Any] | AsyncConnectionPool[Any] | None = None,
-        collection: str = "langchain",
-        schema: str = "public",
-        distance: str | Distance = Distance.COSINE,
-        dimensions: int | None = None,
-        vector_type: str | VectorType = VectorType.VECTOR,
-        text_search_config: str = "english",
-        index: IndexSpec = DEFAULT_HNSW,
-        embedding_batch_size: int = 512,
-        bulk_rebuild_rows: int = 10_000,
-        maintenance_work_mem: str | None = None,
-        pool_size: int = 10,
-        pool_timeout: float = 30.0,
-        statement_timeout: float | None = None,
-        data_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        if dimensions is not None and (
-            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-        ):
-            raise InputError(f"dimensions must be a positive integer, got {dimensions!r}")
-        if not isinstance(embedding_batch_size, int) or embedding_batch_size < 1:
-            raise InputError(
-                f"embedding_batch_size must be a positive integer, got {embedding_batch_size!r}"
-            )
-        validate_identifier(text_search_config, "text_search_config")
-        self._spec = CollectionSpec(
-            table=Table(schema, collection),
-            distance=Distance.parse(distance),
-            vector_type=VectorType.parse(vector_type),
-            ts_config=text_search_config,
-            index=index,
-            dimensions=dimensions,
-            embedding_model=_embedding_model_name(embedding),
-            bulk_rebuild_rows=bulk_rebuild_rows,
-            maintenance_work_mem=maintenance_work_mem,
-        )
-        self._embedding = embedding
-        self._batch_size = embedding_batch_size
-        self._connector = Connector(
-            connection,
-            PoolOptions(
-                max_size=pool_size, timeout=pool_timeout, statement_timeout=statement_timeout
-            ),
-            data_dir,
-        )
-        self._db = Runner(self._connector)
-        self._adb = AsyncRunner(self._connector)
-        self._provisioned = False
-
-    # -- properties ---------------------------------------------------------
-
-    @property
-    @override
-    def embeddings(self) -> Embeddings:
-        """The embedding model."""
-        return self._embedding
-
-    @property
-    def collection(self) -> str:
-        """The collection (table) name."""
-        return self._spec.table.name
-
-    @property
-    def distance(self) -> Distance:
-        """The distance this collection is searched by."""
-        return self._spec.distance
-
-    @property
-    def dimensions(self) -> int | None:
-        """Vector size, once known (given, registered, or inferred from the first vector)."""
-        return self._spec.dimensions
-
-    @property
-    def dsn(self) -> str:
-        """The connection string in use, for psql, pg_dump or other tools (may hold a password)."""
-        return self._connector.dsn
-
-    def __repr__(self) -> str:
-        return (
-            f"PGVStore(collection={self.collection!r}, schema={self._spec.table.schema!r},"
-            f" distance={self.distance.value!r}, {self._connector.description})"
-        )
-
-    # -- provisioning ---------------------------------------------------------
-
-    def _provision_plan(self, dimensions: int | None) -> Callable[[], Plan[CollectionSpec]]:
-        spec = self._spec
-        if spec.dimensions is None and dimensions is not None:
-            spec = replace(spec, dimensions=dimensions)
-        return lambda: provision_plan(spec)
-
-    def _provisioned_spec(self, spec: CollectionSpec) -> CollectionSpec | None:
-        self._spec = spec
-        self._provisioned = spec.dimensions is not None
-        return spec if self._provisioned else None
-
-    def _ensure(self, dimensions: int | None = None) -> CollectionSpec | None:
-        """The provisioned spec; None when the collection does not exist yet."""
-        if self._provisioned:
-            return self._spec
-        return self._provisioned_spec(self._db.run(self._provision_plan(dimensions)))
-
-    async def _aensure(self, dimensions: int | None = None) -> CollectionSpec | None:
-        if self._provisioned:
-            return self._spec
-        return self._provisioned_spec(await self._adb.run(self._provision_plan(dimensions)))
 
     # -- ingest --------------------------------------------------------------
 
@@ -400,309 +253,6 @@ class PGVStore(VectorStore):
         texts, metas, ids = self._split_documents(documents, kwargs.pop("ids", None))
         return await self.aadd_texts(texts, metas, ids=ids, **kwargs)  # type: ignore[arg-type]
 
-    # -- search ----------------------------------------------------------------
-
-    def _query_vector(self, embedding: Sequence[float] | np.ndarray) -> np.ndarray:
-        array = vectors_array([list(embedding)], self._spec.dimensions, self._spec.vector_type)
-        row: np.ndarray = array[0]
-        return row
-
-    @staticmethod
-    def _knn(
-        spec: CollectionSpec, vector: np.ndarray, k: int, filter: Mapping[str, Any] | None
-    ) -> Frag:
-        where = compile_filter(filter, spec.table)
-        return knn(spec.table, spec.distance, spec.vector_type, Vector(vector), k, where)
-
-    @staticmethod
-    def _settings(kwargs: Mapping[str, Any]) -> SearchSettings:
-        return SearchSettings(
-            ef_search=kwargs.get("ef_search"),
-            probes=kwargs.get("probes"),
-            iterative_scan=kwargs.get("iterative_scan"),
-            max_scan_tuples=kwargs.get("max_scan_tuples"),
-            statement_timeout=kwargs.get("statement_timeout"),
-        )
-
-    def similarity_search_with_score_by_vector(
-        self,
-        embedding: Sequence[float],
-        k: int = 4,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """The `k` nearest documents to a vector with their distances (lower is closer)."""
-        k = _check_k(k)
-        vector = self._query_vector(embedding)
-        pre = settings_frags(self._settings(kwargs))
-        spec = self._ensure(len(vector))
-        if spec is None:
-            return []
-        query = self._knn(spec, vector, k, filter)
-        rows = self._db.fetch(query, settings=pre)
-        return [(_doc(r), float(r[3])) for r in rows]
-
-    async def asimilarity_search_with_score_by_vector(
-        self,
-        embedding: Sequence[float],
-        k: int = 4,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """Async `similarity_search_with_score_by_vector`."""
-        k = _check_k(k)
-        vector = self._query_vector(embedding)
-        pre = settings_frags(self._settings(kwargs))
-        spec = await self._aensure(len(vector))
-        if spec is None:
-            return []
-        query = self._knn(spec, vector, k, filter)
-        rows = await self._adb.fetch(query, settings=pre)
-        return [(_doc(r), float(r[3])) for r in rows]
-
-    @override
-    def similarity_search(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[Document]:
-        """The `k` documents nearest to the query text."""
-        return [d for d, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
-
-    @override
-    async def asimilarity_search(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[Document]:
-        """Async `similarity_search`."""
-        pairs = await self.asimilarity_search_with_score(query, k, filter, **kwargs)
-        return [d for d, _ in pairs]
-
-    @override
-    def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Documents nearest to the query text, with the distance (lower is closer)."""
-        _check_k(k)
-        vector = self._embedding.embed_query(query)
-        return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
-
-    @override
-    async def asimilarity_search_with_score(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Async `similarity_search_with_score`."""
-        _check_k(k)
-        vector = await self._embedding.aembed_query(query)
-        return await self.asimilarity_search_with_score_by_vector(vector, k, filter, **kwargs)
-
-    @override
-    def similarity_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """The `k` documents nearest to a vector."""
-        pairs = self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
-        return [d for d, _ in pairs]
-
-    @override
-    async def asimilarity_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async `similarity_search_by_vector`."""
-        pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
-        return [d for d, _ in pairs]
-
-    # -- maximal marginal relevance ------------------------------------------------
-
-    @staticmethod
-    def _mmr_query(
-        spec: CollectionSpec, vector: np.ndarray, fetch_k: int, filter: Mapping[str, Any] | None
-    ) -> Frag:
-        where = compile_filter(filter, spec.table)
-        return knn(
-            spec.table,
-            spec.distance,
-            spec.vector_type,
-            Vector(vector),
-            fetch_k,
-            where,
-            with_embedding=True,
-        )
-
-    @staticmethod
-    def _check_mmr(k: int, fetch_k: int, lambda_mult: float) -> None:
-        _check_k(k)
-        _check_k(fetch_k, "fetch_k")
-        if fetch_k < k:
-            raise InputError(f"fetch_k must be at least k, got fetch_k={fetch_k} and k={k}")
-        if (
-            isinstance(lambda_mult, bool)
-            or not isinstance(lambda_mult, (int, float))
-            or not 0.0 <= lambda_mult <= 1.0
-        ):
-            raise InputError(f"lambda_mult must be a number in [0, 1], got {lambda_mult!r}")
-
-    @staticmethod
-    def _mmr_pick(
-        vector: np.ndarray, rows: list[Row], k: int, lambda_mult: float
-    ) -> list[tuple[Document, float]]:
-        if not rows:
-            return []
-        candidates = np.stack([_as_array(r[4]) for r in rows])
-        chosen = mmr_select(vector, candidates, k, lambda_mult)
-        return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
-
-    def max_marginal_relevance_search_with_score_by_vector(
-        self,
-        embedding: Sequence[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """MMR over the `fetch_k` nearest rows, in selection order, with their distances.
-
-        Candidates and their vectors come back in one query, in binary; the
-        selection runs in numpy. `lambda_mult=1` is plain similarity order,
-        `0` maximal diversity after the nearest document.
-        """
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._query_vector(embedding)
-        pre = settings_frags(self._settings(kwargs))
-        spec = self._ensure(len(vector))
-        if spec is None:
-            return []
-        query = self._mmr_query(spec, vector, fetch_k, filter)
-        rows = self._db.fetch(query, binary=True, settings=pre)
-        return self._mmr_pick(vector, rows, k, lambda_mult)
-
-    async def amax_marginal_relevance_search_with_score_by_vector(
-        self,
-        embedding: Sequence[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """Async `max_marginal_relevance_search_with_score_by_vector`."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._query_vector(embedding)
-        pre = settings_frags(self._settings(kwargs))
-        spec = await self._aensure(len(vector))
-        if spec is None:
-            return []
-        query = self._mmr_query(spec, vector, fetch_k, filter)
-        rows = await self._adb.fetch(query, binary=True, settings=pre)
-        return self._mmr_pick(vector, rows, k, lambda_mult)
-
-    def max_marginal_relevance_search_with_score(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """MMR for a query text, in selection order, with distances."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._embedding.embed_query(query)
-        return self.max_marginal_relevance_search_with_score_by_vector(
-            vector, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-
-    async def amax_marginal_relevance_search_with_score(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """Async `max_marginal_relevance_search_with_score`."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = await self._embedding.aembed_query(query)
-        return await self.amax_marginal_relevance_search_with_score_by_vector(
-            vector, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-
-    @override
-    def max_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Documents chosen by maximal marginal relevance, in selection order."""
-        pairs = self.max_marginal_relevance_search_with_score(
-            query, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-        return [d for d, _ in pairs]
-
-    @override
-    async def amax_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async `max_marginal_relevance_search`."""
-        pairs = await self.amax_marginal_relevance_search_with_score(
-            query, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-        return [d for d, _ in pairs]
-
-    @override
-    def max_marginal_relevance_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """MMR for a query vector, in selection order."""
-        pairs = self.max_marginal_relevance_search_with_score_by_vector(
-            embedding, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-        return [d for d, _ in pairs]
-
-    @override
-    async def amax_marginal_relevance_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async `max_marginal_relevance_search_by_vector`."""
-        pairs = await self.amax_marginal_relevance_search_with_score_by_vector(
-            embedding, k, fetch_k, lambda_mult, filter, **kwargs
-        )
-        return [d for d, _ in pairs]
-
-    @override
-    def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        """Distance → relevance in [0, 1] for this store's distance (see `Distance.relevance`)."""
-        return self._spec.distance.relevance()
-
     # -- read and delete --------------------------------------------------------
 
     @staticmethod
@@ -750,11 +300,12 @@ class PGVStore(VectorStore):
     def _delete_frag(
         self, spec: CollectionSpec, ids: list[str] | None, filter: Mapping[str, Any] | None
     ) -> Frag | None:
-        if ids is None and filter is None:
+        if ids is None and not filter:
             raise InputError(
-                "delete needs ids, a filter, or both; to empty everything use delete_collection()"
+                "delete needs ids or a non-empty filter; to remove everything use"
+                " delete_collection()"
             )
-        where = compile_filter(filter, spec.table) if filter is not None else None
+        where = compile_filter(filter, spec.table) if filter else None
         if ids is not None:
             ids = self._check_ids(ids)
             if not ids:
@@ -881,35 +432,3 @@ class PGVStore(VectorStore):
         store = cls(embedding, **kwargs)
         await store.aadd_texts(texts, metadatas, ids=ids)
         return store
-
-    # -- lifecycle ----------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection pools this store opened (a pool you passed in stays open)."""
-        self._connector.close()
-
-    async def aclose(self) -> None:
-        """Close the pools this store opened, async ones included."""
-        await self._connector.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

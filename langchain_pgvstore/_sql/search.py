@@ -11,7 +11,7 @@ from ..config import Distance, Table, VectorType
 from ..errors import ConfigError
 from . import Frag
 
-__all__ = ["SearchSettings", "knn", "settings_frags"]
+__all__ = ["SearchSettings", "filtered_knn", "knn", "settings_frags"]
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 
@@ -19,6 +19,26 @@ IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 def query_vector(vector: object, vector_type: VectorType) -> Frag:
     """The query vector as a typed parameter."""
     return Frag(sql.SQL("CAST(%s AS {})").format(vector_type.sql_type), (vector,))
+
+
+def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
+    columns = Frag(sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, table.metadata))
+    columns += dist + Frag(sql.SQL(" AS distance"))
+    if with_embedding:
+        columns += Frag(sql.SQL(", {}").format(table.embedding))
+    return columns + Frag(sql.SQL(" FROM {} WHERE ").format(table.qualname))
+
+
+def _distance(table: Table, distance: Distance, vector_type: VectorType, vector: object) -> Frag:
+    qvec = query_vector(vector, vector_type)
+    return Frag(sql.SQL("{} {} ").format(table.embedding, distance.operator)) + qvec
+
+
+# Adding zero hides the distance from the planner's index matching: the rows
+# matching the filter are scanned (through the GIN index when it helps) and
+# sorted exactly, instead of walking the ANN graph.
+def _unindexed(dist: Frag) -> Frag:
+    return Frag(sql.SQL("(")) + dist + Frag(sql.SQL(") + 0"))
 
 
 def knn(
@@ -30,25 +50,80 @@ def knn(
     where: Frag,
     *,
     with_embedding: bool = False,
+    exact: bool = False,
 ) -> Frag:
     """The `k` rows nearest to `vector` among those matching `where`.
 
     Rows: `(id, content, metadata, distance[, embedding])`. The ORDER BY is the
-    bare distance expression, the shape an HNSW or IVFFlat index can serve.
+    bare distance expression, the shape an HNSW or IVFFlat index can serve;
+    `exact=True` orders by an expression no index serves, for exact results.
     """
-    qvec = query_vector(vector, vector_type)
-    dist = Frag(sql.SQL("{} {} ").format(table.embedding, distance.operator)) + qvec
-    columns = Frag(sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, table.metadata))
-    columns += dist + Frag(sql.SQL(" AS distance"))
-    if with_embedding:
-        columns += Frag(sql.SQL(", {}").format(table.embedding))
+    dist = _distance(table, distance, vector_type, vector)
+    order = _unindexed(dist) if exact else dist
     return (
-        columns
-        + Frag(sql.SQL(" FROM {} WHERE ").format(table.qualname))
+        _select(table, dist, with_embedding)
         + where
         + Frag(sql.SQL(" ORDER BY "))
-        + dist
+        + order
         + Frag(sql.SQL(" LIMIT %s"), (k,))
+    )
+
+
+def filtered_knn(
+    table: Table,
+    distance: Distance,
+    vector_type: VectorType,
+    vector: object,
+    k: int,
+    where: Frag,
+    exact_below: int,
+    *,
+    with_embedding: bool = False,
+) -> Frag:
+    """Filtered nearest neighbours that never under-return, in one statement.
+
+    A filtered walk of the ANN graph finds few of the matching rows when the
+    filter is selective, and a plain post-filter can return fewer than `k`
+    rows. So the statement first counts the matches, reading at most
+    `exact_below + 1` of them, and then runs exactly one of two branches (the
+    other is cut by a one-time filter and never executed):
+
+    - at most `exact_below` matches: an exact scan of the matching rows;
+    - more: the ANN index scan, which with iterative scans enabled keeps
+      walking the graph until `k` matching rows are found.
+
+    The union is sorted by distance, which also restores the order of a
+    `relaxed_order` iterative scan.
+    """
+    dist = _distance(table, distance, vector_type, vector)
+    count = (
+        Frag(
+            sql.SQL(
+                "WITH matches AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE "
+            ).format(table.qualname)
+        )
+        + where
+        + Frag(sql.SQL(" LIMIT %s) s) "), (exact_below + 1,))
+    )
+
+    def branch(test: sql.SQL, order: Frag) -> Frag:
+        return (
+            Frag(sql.SQL("(SELECT * FROM ("))
+            + _select(table, dist, with_embedding)
+            + where
+            + Frag(
+                sql.SQL(" AND (SELECT n FROM matches) {} %s ORDER BY ").format(test), (exact_below,)
+            )
+            + order
+            + Frag(sql.SQL(" LIMIT %s) b)"), (k,))
+        )
+
+    return (
+        count
+        + branch(sql.SQL("<="), _unindexed(dist))
+        + Frag(sql.SQL(" UNION ALL "))
+        + branch(sql.SQL(">"), dist)
+        + Frag(sql.SQL(" ORDER BY distance"))
     )
 
 
@@ -61,6 +136,7 @@ class SearchSettings:
     iterative_scan: IterativeScan | None = None
     max_scan_tuples: int | None = None
     statement_timeout: float | None = None
+    custom_plan: bool = False
 
     def __post_init__(self) -> None:
         if self.statement_timeout is not None and not (
@@ -104,6 +180,7 @@ class SearchSettings:
             and self.iterative_scan is None
             and self.max_scan_tuples is None
             and self.statement_timeout is None
+            and not self.custom_plan
         )
 
 
@@ -121,6 +198,12 @@ def settings_frags(settings: SearchSettings) -> list[Frag]:
         pairs.append(("ivfflat.iterative_scan", ivf))
     if settings.max_scan_tuples is not None:
         pairs.append(("hnsw.max_scan_tuples", str(settings.max_scan_tuples)))
+    if settings.custom_plan:
+        # the filtered statement's plan depends on its parameters (the filter's
+        # selectivity); a cached generic plan chose a parallel sequential scan
+        pairs.append(("plan_cache_mode", "force_custom_plan"))
+        # its exact branch is cut at run time: do not start workers for it
+        pairs.append(("max_parallel_workers_per_gather", "0"))
     if settings.statement_timeout is not None:
         pairs.append(("statement_timeout", str(max(1, round(settings.statement_timeout * 1000)))))
     return [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]

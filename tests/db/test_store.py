@@ -153,7 +153,7 @@ async def test_delete_ids_and_collection(call, store: PGVStore, conn, collection
 
 
 async def test_delete_needs_ids_or_filter(call) -> None:
-    with pytest.raises(InputError, match="ids, a filter"):
+    with pytest.raises(InputError, match="ids or a non-empty filter"):
         await call("delete")
 
 

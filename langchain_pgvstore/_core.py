@@ -1,0 +1,280 @@
+"""The shared core of `PGVStore`: configuration, runners, provisioning, the search statement.
+
+Each public method is a pair: the sync one and its `a`-prefixed twin share a
+private builder (SQL fragments, plans, result mapping) and differ only in
+which runner waits for the database and which embedding call they make.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from pgvector import Vector
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from typing_extensions import Self, override
+
+from ._runner import AsyncRunner, Runner
+from ._sql import Frag
+from ._sql.filters import compile_filter
+from ._sql.search import SearchSettings, filtered_knn, knn, settings_frags
+from ._steps import Plan
+from .config import (
+    DEFAULT_HNSW,
+    Distance,
+    IndexSpec,
+    Table,
+    VectorType,
+    validate_identifier,
+)
+from .connection import Connector, PoolOptions
+from .errors import InputError
+from .ingest import vectors_array
+from .schema import CollectionSpec, provision_plan
+
+__all__ = ["StoreCore"]
+
+Row = tuple[Any, ...]
+
+
+def _doc(row: Row) -> Document:
+    return Document(id=row[0], page_content=row[1], metadata=row[2])
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """A vector column value (pgvector `Vector` or `HalfVector`) as float32 numpy."""
+    array: np.ndarray = np.asarray(value.to_numpy(), dtype=np.float32)
+    return array
+
+
+def _check_k(k: object, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError(f"{name} must be a positive integer, got {k!r}")
+    return k
+
+
+def _embedding_model_name(embedding: Embeddings) -> str | None:
+    for attr in ("model", "model_name"):
+        value = getattr(embedding, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+class StoreCore(VectorStore):
+    """State and plumbing shared by the store's method groups (see `PGVStore`)."""
+
+    def __init__(
+        self,
+        embedding: Embeddings,
+        *,
+        connection: str | ConnectionPool[Any] | AsyncConnectionPool[Any] | None = None,
+        collection: str = "langchain",
+        schema: str = "public",
+        distance: str | Distance = Distance.COSINE,
+        dimensions: int | None = None,
+        vector_type: str | VectorType = VectorType.VECTOR,
+        text_search_config: str = "english",
+        index: IndexSpec = DEFAULT_HNSW,
+        embedding_batch_size: int = 512,
+        bulk_rebuild_rows: int = 10_000,
+        maintenance_work_mem: str | None = None,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        statement_timeout: float | None = None,
+        exact_search_threshold: int = 2_000,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if dimensions is not None and (
+            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+        ):
+            raise InputError(f"dimensions must be a positive integer, got {dimensions!r}")
+        if not isinstance(embedding_batch_size, int) or embedding_batch_size < 1:
+            raise InputError(
+                f"embedding_batch_size must be a positive integer, got {embedding_batch_size!r}"
+            )
+        validate_identifier(text_search_config, "text_search_config")
+        self._spec = CollectionSpec(
+            table=Table(schema, collection),
+            distance=Distance.parse(distance),
+            vector_type=VectorType.parse(vector_type),
+            ts_config=text_search_config,
+            index=index,
+            dimensions=dimensions,
+            embedding_model=_embedding_model_name(embedding),
+            bulk_rebuild_rows=bulk_rebuild_rows,
+            maintenance_work_mem=maintenance_work_mem,
+        )
+        self._embedding = embedding
+        self._batch_size = embedding_batch_size
+        self._connector = Connector(
+            connection,
+            PoolOptions(
+                max_size=pool_size, timeout=pool_timeout, statement_timeout=statement_timeout
+            ),
+            data_dir,
+        )
+        self._db = Runner(self._connector)
+        self._adb = AsyncRunner(self._connector)
+        self._provisioned = False
+        if (
+            isinstance(exact_search_threshold, bool)
+            or not isinstance(exact_search_threshold, int)
+            or exact_search_threshold < 0
+        ):
+            raise InputError(
+                "exact_search_threshold must be a non-negative integer,"
+                f" got {exact_search_threshold!r}"
+            )
+        self._exact_below = exact_search_threshold
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    @override
+    def embeddings(self) -> Embeddings:
+        """The embedding model."""
+        return self._embedding
+
+    @property
+    def collection(self) -> str:
+        """The collection (table) name."""
+        return self._spec.table.name
+
+    @property
+    def distance(self) -> Distance:
+        """The distance this collection is searched by."""
+        return self._spec.distance
+
+    @property
+    def dimensions(self) -> int | None:
+        """Vector size, once known (given, registered, or inferred from the first vector)."""
+        return self._spec.dimensions
+
+    @property
+    def dsn(self) -> str:
+        """The connection string in use, for psql, pg_dump or other tools (may hold a password)."""
+        return self._connector.dsn
+
+    def __repr__(self) -> str:
+        return (
+            f"PGVStore(collection={self.collection!r}, schema={self._spec.table.schema!r},"
+            f" distance={self.distance.value!r}, {self._connector.description})"
+        )
+
+    # -- provisioning ---------------------------------------------------------
+
+    def _provision_plan(self, dimensions: int | None) -> Callable[[], Plan[CollectionSpec]]:
+        spec = self._spec
+        if spec.dimensions is None and dimensions is not None:
+            spec = replace(spec, dimensions=dimensions)
+        return lambda: provision_plan(spec)
+
+    def _provisioned_spec(self, spec: CollectionSpec) -> CollectionSpec | None:
+        self._spec = spec
+        self._provisioned = spec.dimensions is not None
+        return spec if self._provisioned else None
+
+    def _ensure(self, dimensions: int | None = None) -> CollectionSpec | None:
+        """The provisioned spec; None when the collection does not exist yet."""
+        if self._provisioned:
+            return self._spec
+        return self._provisioned_spec(self._db.run(self._provision_plan(dimensions)))
+
+    async def _aensure(self, dimensions: int | None = None) -> CollectionSpec | None:
+        if self._provisioned:
+            return self._spec
+        return self._provisioned_spec(await self._adb.run(self._provision_plan(dimensions)))
+
+    # -- search ----------------------------------------------------------------
+
+    def _query_vector(self, embedding: Sequence[float] | np.ndarray) -> np.ndarray:
+        array = vectors_array([list(embedding)], self._spec.dimensions, self._spec.vector_type)
+        row: np.ndarray = array[0]
+        return row
+
+    def _search(
+        self,
+        spec: CollectionSpec,
+        vector: np.ndarray,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        *,
+        with_embedding: bool = False,
+    ) -> tuple[Frag, list[Frag]]:
+        """The search statement and the transaction-local settings it runs with."""
+        settings = self._settings(kwargs)
+        where = compile_filter(filter, spec.table)
+        args = (spec.table, spec.distance, spec.vector_type, Vector(vector), k, where)
+        exact = kwargs.get("exact", False)
+        if not isinstance(exact, bool):
+            raise InputError(f"exact must be True or False, got {exact!r}")
+        if exact or spec.index is None or not filter:
+            query = knn(*args, with_embedding=with_embedding, exact=exact)
+        else:
+            threshold = kwargs.get("exact_search_threshold", self._exact_below)
+            if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+                raise InputError(
+                    f"exact_search_threshold must be a non-negative integer, got {threshold!r}"
+                )
+            query = filtered_knn(*args, threshold, with_embedding=with_embedding)
+            # when the filter matches many rows the graph walk continues until k
+            # of them are found, instead of returning what the first pass saw
+            iterative = settings.iterative_scan or "relaxed_order"
+            settings = replace(settings, iterative_scan=iterative, custom_plan=True)
+        return query, settings_frags(settings)
+
+    @staticmethod
+    def _settings(kwargs: Mapping[str, Any]) -> SearchSettings:
+        return SearchSettings(
+            ef_search=kwargs.get("ef_search"),
+            probes=kwargs.get("probes"),
+            iterative_scan=kwargs.get("iterative_scan"),
+            max_scan_tuples=kwargs.get("max_scan_tuples"),
+            statement_timeout=kwargs.get("statement_timeout"),
+        )
+
+    @override
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Distance → relevance in [0, 1] for this store's distance (see `Distance.relevance`)."""
+        return self._spec.distance.relevance()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pools this store opened (a pool you passed in stays open)."""
+        self._connector.close()
+
+    async def aclose(self) -> None:
+        """Close the pools this store opened, async ones included."""
+        await self._connector.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,149 @@
+"""Filtered ANN search never under-returns; filters work in every entry point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from langchain_pgvstore import FilterError, InputError, PGVStore
+
+DIM = 32
+ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def big(dsn):
+    """20,000 clustered vectors with flags matching 10%, 1% and 0.1% of rows."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(50, DIM))
+    vecs = centres[rng.integers(0, 50, ROWS)] + 0.3 * rng.normal(size=(ROWS, DIM))
+    flags = {"p10": 0.1, "p1": 0.01, "p01": 0.001}
+    draws = {k: rng.random(ROWS) < p for k, p in flags.items()}
+    metas = [{k: True for k in flags if draws[k][i]} | {"n": i} for i in range(ROWS)]
+    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection="filtered_big",
+                     bulk_rebuild_rows=5_000)
+    store.add_embeddings([f"r{i}" for i in range(ROWS)], vecs, metas, ids=[str(i) for i in range(ROWS)])
+    queries = centres[:20] + 0.3 * rng.normal(size=(20, DIM))
+    yield store, queries
+    store.delete_collection()
+    store.close()
+
+
+def recall(store, queries, filt, **kwargs) -> tuple[float, int]:
+    hits, fewest = [], 10
+    for q in queries:
+        got = [d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, **kwargs)]
+        truth = [d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, exact=True)]
+        fewest = min(fewest, len(got))
+        hits.append(len(set(got) & set(truth)) / len(truth))
+    return float(np.mean(hits)), fewest
+
+
+@pytest.mark.parametrize("flag", ["p1", "p01"])
+def test_selective_filters_return_k_with_high_recall(big, flag) -> None:
+    store, queries = big
+    r, fewest = recall(store, queries, {flag: True})
+    assert fewest == 10
+    assert r >= 0.95
+
+
+def test_ann_branch_with_iterative_scan_never_under_returns(big) -> None:
+    store, queries = big
+    # force the graph walk even for a 1% filter: iterative scans keep going until k rows
+    _, fewest = recall(store, queries, {"p1": True}, exact_search_threshold=0)
+    assert fewest == 10
+
+
+async def test_async_filtered_search_matches_sync(big) -> None:
+    store, queries = big
+    q = list(queries[0])
+    sync = [d.id for d in store.similarity_search_by_vector(q, k=10, filter={"p10": True})]
+    asyn = [d.id for d in await store.asimilarity_search_by_vector(q, k=10, filter={"p10": True})]
+    assert sync == asyn and len(sync) == 10
+
+
+def test_exact_flag_validated(big) -> None:
+    store, queries = big
+    with pytest.raises(InputError, match="exact must be True or False"):
+        store.similarity_search_by_vector(list(queries[0]), k=3, exact="yes")
+    with pytest.raises(InputError, match="exact_search_threshold"):
+        store.similarity_search_by_vector(list(queries[0]), k=3, filter={"p1": True}, exact_search_threshold=-1)
+
+
+def test_settings_do_not_leak_onto_pooled_connections(big) -> None:
+    store, queries = big
+    store.similarity_search_by_vector(list(queries[0]), k=5, filter={"p1": True}, ef_search=123)
+    pool = store._connector.sync_pool()
+    for _ in range(pool.max_size):
+        with pool.connection() as conn:
+            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in
+                     ("hnsw.ef_search", "hnsw.iterative_scan", "plan_cache_mode",
+                      "max_parallel_workers_per_gather")}
+            assert shown == {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off",
+                             "plan_cache_mode": "auto",
+                             "max_parallel_workers_per_gather": "2"}
+
+
+@pytest.fixture
+async def small(dsn, collection_name):
+    s = PGVStore(DeterministicFakeEmbedding(size=8), connection=dsn, collection=collection_name)
+    docs = [("a", {"lang": "en", "year": 2020, "tags": ["x", "y"], "specs": {"screen": 13}}),
+            ("b", {"lang": "de", "year": 2021, "tags": ["y"], "specs": {"screen": 15}}),
+            ("c", {"lang": "en", "year": 2022, "tags": [], "specs": {"screen": 15}}),
+            ("d", {"lang": "fr", "year": 2023})]
+    s.add_texts([t for t, _ in docs], [m for _, m in docs], ids=[t for t, _ in docs])
+    yield s
+    await s.aclose()
+
+
+@pytest.mark.parametrize(("filt", "expected"), [
+    ({"lang": "en"}, ["a", "c"]),
+    ({"year": {"$gte": 2021}}, ["b", "c", "d"]),
+    ({"specs.screen": 15}, ["b", "c"]),
+    ({"tags": {"$contains": "y"}}, ["a", "b"]),
+    ({"$or": [{"lang": "fr"}, {"year": 2020}]}, ["a", "d"]),
+    ({"lang": {"$nin": ["en", "de"]}}, ["d"]),
+])
+async def test_filters_everywhere(small, filt, expected) -> None:
+    assert sorted(d.id for d in small.similarity_search("a", k=10, filter=filt)) == expected
+    assert sorted(d.id for d in await small.asimilarity_search("a", k=10, filter=filt)) == expected
+    pairs = small.similarity_search_with_relevance_scores("a", k=10, filter=filt)
+    assert sorted(d.id for d, _ in pairs) == expected
+    mmr = small.max_marginal_relevance_search("a", k=10, fetch_k=10, filter=filt)
+    assert sorted(d.id for d in mmr) == expected
+    assert [d.id for d in small.get(filter=filt)] == expected
+    assert [d.id for d in await small.aget(filter=filt)] == expected
+
+
+async def test_get_pages(small) -> None:
+    assert [d.id for d in small.get(limit=2)] == ["a", "b"]
+    assert [d.id for d in small.get(limit=2, offset=2)] == ["c", "d"]
+    assert [d.id for d in await small.aget(filter={"lang": "en"}, limit=1, offset=1)] == ["c"]
+    with pytest.raises(InputError, match="offset"):
+        small.get(offset=-1)
+    with pytest.raises(InputError, match="limit"):
+        small.get(limit=0)
+
+
+async def test_delete_by_filter_and_ids(small) -> None:
+    small.delete(filter={"lang": "en"})
+    assert [d.id for d in small.get()] == ["b", "d"]
+    await small.adelete(ids=["b", "d"], filter={"lang": "fr"})  # both: ids AND filter
+    assert [d.id for d in small.get()] == ["b"]
+    with pytest.raises(InputError, match="non-empty filter"):
+        small.delete(filter={})
+
+
+async def test_bad_filter_raises_filter_error_everywhere(small) -> None:
+    bad = {"$and": [{"lang": "en"}, {"price": {"$regex": "x"}}]}
+    for call in (lambda: small.similarity_search("a", filter=bad),
+                 lambda: small.get(filter=bad),
+                 lambda: small.delete(filter=bad),
+                 lambda: small.max_marginal_relevance_search("a", filter=bad)):
+        with pytest.raises(FilterError) as info:
+            call()
+        assert info.value.path == "filter.$and[1].price"
+        assert "unknown operator '$regex'" in str(info.value)
+    with pytest.raises(FilterError):
+        await small.asimilarity_search("a", filter=bad)
