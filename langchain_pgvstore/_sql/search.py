@@ -103,27 +103,30 @@ def filtered_knn(
             ).format(table.qualname)
         )
         + where
-        + Frag(sql.SQL(" LIMIT %s) s) "), (exact_below + 1,))
+        + Frag(sql.SQL(" LIMIT %s) s)"), (exact_below + 1,))
     )
 
-    def branch(test: sql.SQL, order: Frag) -> Frag:
+    # Each branch is a materialized CTE: the final ORDER BY then really sorts,
+    # rather than merging inputs the planner wrongly believes are ordered (a
+    # relaxed_order index scan is only roughly ordered).
+    def branch(name: str, test: sql.SQL, order: Frag) -> Frag:
         return (
-            Frag(sql.SQL("(SELECT * FROM ("))
+            Frag(sql.SQL(", {} AS MATERIALIZED (").format(sql.Identifier(name)))
             + _select(table, dist, with_embedding)
             + where
             + Frag(
-                sql.SQL(" AND (SELECT n FROM matches) {} %s ORDER BY ").format(test), (exact_below,)
+                sql.SQL(" AND (SELECT n FROM matches) {} %s ORDER BY ").format(test),
+                (exact_below,),
             )
             + order
-            + Frag(sql.SQL(" LIMIT %s) b)"), (k,))
+            + Frag(sql.SQL(" LIMIT %s)"), (k,))
         )
 
     return (
         count
-        + branch(sql.SQL("<="), _unindexed(dist))
-        + Frag(sql.SQL(" UNION ALL "))
-        + branch(sql.SQL(">"), dist)
-        + Frag(sql.SQL(" ORDER BY distance"))
+        + branch("exact", sql.SQL("<="), _unindexed(dist))
+        + branch("ann", sql.SQL(">"), dist)
+        + Frag(sql.SQL(" SELECT * FROM exact UNION ALL SELECT * FROM ann ORDER BY distance"))
     )
 
 
@@ -204,6 +207,10 @@ def settings_frags(settings: SearchSettings) -> list[Frag]:
         pairs.append(("plan_cache_mode", "force_custom_plan"))
         # its exact branch is cut at run time: do not start workers for it
         pairs.append(("max_parallel_workers_per_gather", "0"))
+        # every sort left in it is unavoidable except the one that would replace
+        # the ANN index scan: with statistics missing or stale the planner would
+        # otherwise sort all matches when the filter is broad
+        pairs.append(("enable_sort", "off"))
     if settings.statement_timeout is not None:
         pairs.append(("statement_timeout", str(max(1, round(settings.statement_timeout * 1000)))))
     return [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]

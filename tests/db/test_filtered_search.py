@@ -21,9 +21,15 @@ def big(dsn):
     flags = {"p10": 0.1, "p1": 0.01, "p01": 0.001}
     draws = {k: rng.random(ROWS) < p for k, p in flags.items()}
     metas = [{k: True for k in flags if draws[k][i]} | {"n": i} for i in range(ROWS)]
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection="filtered_big",
-                     bulk_rebuild_rows=5_000)
-    store.add_embeddings([f"r{i}" for i in range(ROWS)], vecs, metas, ids=[str(i) for i in range(ROWS)])
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection="filtered_big",
+        bulk_rebuild_rows=5_000,
+    )
+    store.add_embeddings(
+        [f"r{i}" for i in range(ROWS)], vecs, metas, ids=[str(i) for i in range(ROWS)]
+    )
     queries = centres[:20] + 0.3 * rng.normal(size=(20, DIM))
     yield store, queries
     store.delete_collection()
@@ -33,8 +39,12 @@ def big(dsn):
 def recall(store, queries, filt, **kwargs) -> tuple[float, int]:
     hits, fewest = [], 10
     for q in queries:
-        got = [d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, **kwargs)]
-        truth = [d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, exact=True)]
+        got = [
+            d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, **kwargs)
+        ]
+        truth = [
+            d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, exact=True)
+        ]
         fewest = min(fewest, len(got))
         hits.append(len(set(got) & set(truth)) / len(truth))
     return float(np.mean(hits)), fewest
@@ -68,7 +78,9 @@ def test_exact_flag_validated(big) -> None:
     with pytest.raises(InputError, match="exact must be True or False"):
         store.similarity_search_by_vector(list(queries[0]), k=3, exact="yes")
     with pytest.raises(InputError, match="exact_search_threshold"):
-        store.similarity_search_by_vector(list(queries[0]), k=3, filter={"p1": True}, exact_search_threshold=-1)
+        store.similarity_search_by_vector(
+            list(queries[0]), k=3, filter={"p1": True}, exact_search_threshold=-1
+        )
 
 
 def test_settings_do_not_leak_onto_pooled_connections(big) -> None:
@@ -77,34 +89,50 @@ def test_settings_do_not_leak_onto_pooled_connections(big) -> None:
     pool = store._connector.sync_pool()
     for _ in range(pool.max_size):
         with pool.connection() as conn:
-            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in
-                     ("hnsw.ef_search", "hnsw.iterative_scan", "plan_cache_mode",
-                      "max_parallel_workers_per_gather")}
-            assert shown == {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off",
-                             "plan_cache_mode": "auto",
-                             "max_parallel_workers_per_gather": "2"}
+            shown = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in (
+                    "hnsw.ef_search",
+                    "hnsw.iterative_scan",
+                    "plan_cache_mode",
+                    "enable_sort",
+                    "max_parallel_workers_per_gather",
+                )
+            }
+            assert shown == {
+                "hnsw.ef_search": "40",
+                "hnsw.iterative_scan": "off",
+                "plan_cache_mode": "auto",
+                "enable_sort": "on",
+                "max_parallel_workers_per_gather": "2",
+            }
 
 
 @pytest.fixture
 async def small(dsn, collection_name):
     s = PGVStore(DeterministicFakeEmbedding(size=8), connection=dsn, collection=collection_name)
-    docs = [("a", {"lang": "en", "year": 2020, "tags": ["x", "y"], "specs": {"screen": 13}}),
-            ("b", {"lang": "de", "year": 2021, "tags": ["y"], "specs": {"screen": 15}}),
-            ("c", {"lang": "en", "year": 2022, "tags": [], "specs": {"screen": 15}}),
-            ("d", {"lang": "fr", "year": 2023})]
+    docs = [
+        ("a", {"lang": "en", "year": 2020, "tags": ["x", "y"], "specs": {"screen": 13}}),
+        ("b", {"lang": "de", "year": 2021, "tags": ["y"], "specs": {"screen": 15}}),
+        ("c", {"lang": "en", "year": 2022, "tags": [], "specs": {"screen": 15}}),
+        ("d", {"lang": "fr", "year": 2023}),
+    ]
     s.add_texts([t for t, _ in docs], [m for _, m in docs], ids=[t for t, _ in docs])
     yield s
     await s.aclose()
 
 
-@pytest.mark.parametrize(("filt", "expected"), [
-    ({"lang": "en"}, ["a", "c"]),
-    ({"year": {"$gte": 2021}}, ["b", "c", "d"]),
-    ({"specs.screen": 15}, ["b", "c"]),
-    ({"tags": {"$contains": "y"}}, ["a", "b"]),
-    ({"$or": [{"lang": "fr"}, {"year": 2020}]}, ["a", "d"]),
-    ({"lang": {"$nin": ["en", "de"]}}, ["d"]),
-])
+@pytest.mark.parametrize(
+    ("filt", "expected"),
+    [
+        ({"lang": "en"}, ["a", "c"]),
+        ({"year": {"$gte": 2021}}, ["b", "c", "d"]),
+        ({"specs.screen": 15}, ["b", "c"]),
+        ({"tags": {"$contains": "y"}}, ["a", "b"]),
+        ({"$or": [{"lang": "fr"}, {"year": 2020}]}, ["a", "d"]),
+        ({"lang": {"$nin": ["en", "de"]}}, ["d"]),
+    ],
+)
 async def test_filters_everywhere(small, filt, expected) -> None:
     assert sorted(d.id for d in small.similarity_search("a", k=10, filter=filt)) == expected
     assert sorted(d.id for d in await small.asimilarity_search("a", k=10, filter=filt)) == expected
@@ -137,10 +165,12 @@ async def test_delete_by_filter_and_ids(small) -> None:
 
 async def test_bad_filter_raises_filter_error_everywhere(small) -> None:
     bad = {"$and": [{"lang": "en"}, {"price": {"$regex": "x"}}]}
-    for call in (lambda: small.similarity_search("a", filter=bad),
-                 lambda: small.get(filter=bad),
-                 lambda: small.delete(filter=bad),
-                 lambda: small.max_marginal_relevance_search("a", filter=bad)):
+    for call in (
+        lambda: small.similarity_search("a", filter=bad),
+        lambda: small.get(filter=bad),
+        lambda: small.delete(filter=bad),
+        lambda: small.max_marginal_relevance_search("a", filter=bad),
+    ):
         with pytest.raises(FilterError) as info:
             call()
         assert info.value.path == "filter.$and[1].price"
