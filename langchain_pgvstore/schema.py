@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from psycopg import sql
 
 from ._sql import Frag, ddl, dml
+from ._sql.lexical import drop_lexical, lexical_ddl
 from ._steps import Execute, Fetch, Plan
 from .config import (
     GLOBAL_LOCK_KEY,
@@ -127,6 +128,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
         yield Execute(ddl.set_embedding_storage_main(table))
         for frag in ddl.create_secondary_indexes(table):
+            yield Execute(frag)
+        for frag in lexical_ddl(table, spec.ts_config):
             yield Execute(frag)
         if not rows:
             yield Execute(
@@ -249,6 +252,8 @@ def drop_plan(spec: CollectionSpec) -> Plan[None]:
     table = spec.table
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     yield Execute(ddl.drop_table(table))
+    for frag in drop_lexical(table):
+        yield Execute(frag)
     exists = (yield Fetch(_relation_exists(table.schema, "pgvstore_collections")))[0][0]
     if exists:
         yield Execute(ddl.delete_registry_row(table))

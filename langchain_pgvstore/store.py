@@ -18,6 +18,7 @@ from typing_extensions import Self, override
 
 from ._admin import IndexAdmin
 from ._core import _check_k, _doc
+from ._hybrid import HybridSearch
 from ._similarity import SimilaritySearch
 from ._sql import Frag, dml
 from ._sql.filters import compile_filter
@@ -25,6 +26,7 @@ from ._steps import Plan
 from .errors import EmbeddingError, InputError
 from .ingest import Batch, prepare_batch
 from .progress import Progress, make_progress
+from .retriever import PGVStoreRetriever
 from .schema import CollectionSpec, drop_plan, load_plan
 
 __all__ = ["PGVStore"]
@@ -44,7 +46,7 @@ def _check_embeddings(vectors: list[list[float]], expected: int) -> list[list[fl
     return vectors
 
 
-class PGVStore(IndexAdmin, SimilaritySearch):
+class PGVStore(HybridSearch, IndexAdmin, SimilaritySearch):
     """A LangChain vector store on PostgreSQL + pgvector that provisions its own schema.
 
     Setup:
@@ -398,6 +400,17 @@ class PGVStore(IndexAdmin, SimilaritySearch):
         """Async `delete_collection`."""
         await self._adb.run(lambda: drop_plan(self._spec))
         self._provisioned = False
+
+    @override
+    def as_retriever(self, **kwargs: Any) -> PGVStoreRetriever:
+        """A retriever over this store; `search_type` may also be `"hybrid"`.
+
+        `search_kwargs` carries `k`, `filter`, `fetch_k`, `lambda_mult`,
+        `score_threshold` and the query knobs (`ef_search`, `probes`,
+        `iterative_scan`, `statement_timeout`).
+        """
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return PGVStoreRetriever(vectorstore=self, tags=tags, **kwargs)
 
     # -- construction -------------------------------------------------------------
 

@@ -1,0 +1,264 @@
+"""Keyword (BM25) and hybrid search, sync and async."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from langchain_core.documents import Document
+from pgvector import Vector
+from psycopg import sql
+
+from ._core import StoreCore, _check_k, _doc
+from ._sql import Frag
+from ._sql.filters import compile_filter
+from ._sql.lexical import fuse, keyword_search
+from ._sql.search import filtered_knn, knn, settings_frags
+from .errors import InputError
+from .schema import CollectionSpec
+
+__all__ = ["HybridOptions", "HybridSearch"]
+
+Row = tuple[Any, ...]
+Fusion = Literal["rrf", "weighted"]
+
+
+@dataclass(frozen=True, slots=True)
+class HybridOptions:
+    """One hybrid query's knobs; built per call, never stored on the store."""
+
+    k: int = 4
+    fetch_k: int | None = None
+    fusion: Fusion = "rrf"
+    rrf_k: int = 60
+    weights: tuple[float, float] | None = None
+    k1: float = 1.2
+    b: float = 0.75
+
+    @property
+    def candidates(self) -> int:
+        """Rows each leg contributes: `fetch_k`, or max(20, 2k)."""
+        return self.fetch_k if self.fetch_k is not None else max(20, 2 * self.k)
+
+    def __post_init__(self) -> None:
+        _check_k(self.k)
+        if self.fetch_k is not None:
+            _check_k(self.fetch_k, "fetch_k")
+            if self.fetch_k < self.k:
+                raise InputError(
+                    f"fetch_k must be at least k, got fetch_k={self.fetch_k} and k={self.k}"
+                )
+        if self.fusion not in ("rrf", "weighted"):
+            raise InputError(f"unknown fusion {self.fusion!r}; expected 'rrf' or 'weighted'")
+
+
+def _documents(rows: list[Row]) -> list[tuple[Document, float]]:
+    return [(_doc(r), float(r[3])) for r in rows]
+
+
+def _with_documents(spec: CollectionSpec, ranked: Frag) -> Frag:
+    """Join ranked `(id, score)` rows to their documents, keeping the ranking."""
+    t = spec.table
+    return (
+        Frag(sql.SQL("SELECT d.{}, d.{}, d.{}, r.score FROM (").format(t.id, t.content, t.metadata))
+        + ranked
+        + Frag(
+            sql.SQL(
+                ') AS r JOIN {} AS d ON d.{} = r.id ORDER BY r.score DESC, r.id COLLATE "C"'
+            ).format(t.qualname, t.id)
+        )
+    )
+
+
+class HybridSearch(StoreCore):
+    """BM25 keyword search over the provisioned tsvector, and its fusion with vector search."""
+
+    def _check_text(self, query: object) -> str:
+        if not isinstance(query, str):
+            raise InputError(f"query must be a string, got {type(query).__name__}")
+        if "\x00" in query:
+            raise InputError("query contains a NUL (\\x00) character")
+        return query
+
+    def _keyword_frag(
+        self,
+        spec: CollectionSpec,
+        query: str,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        k1: float,
+        b: float,
+    ) -> Frag:
+        where = compile_filter(filter, spec.table)
+        ranked = keyword_search(spec.table, query, k, where, ts_config=spec.ts_config, k1=k1, b=b)
+        return _with_documents(spec, ranked)
+
+    def keyword_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> list[tuple[Document, float]]:
+        """Documents containing any of the query's terms, ranked by BM25 (higher is better).
+
+        Terms are the query's lexemes under the collection's text-search
+        configuration (stemmed, stop words removed); statistics are exact.
+        """
+        query = self._check_text(query)
+        _check_k(k)
+        spec = self._ensure()
+        if spec is None:
+            return []
+        return _documents(self._db.fetch(self._keyword_frag(spec, query, k, filter, k1, b)))
+
+    async def akeyword_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> list[tuple[Document, float]]:
+        """Async `keyword_search_with_score`."""
+        query = self._check_text(query)
+        _check_k(k)
+        spec = await self._aensure()
+        if spec is None:
+            return []
+        rows = await self._adb.fetch(self._keyword_frag(spec, query, k, filter, k1, b))
+        return _documents(rows)
+
+    def keyword_search(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> list[Document]:
+        """`keyword_search_with_score` without the scores."""
+        pairs = self.keyword_search_with_score(query, k, filter, k1=k1, b=b)
+        return [d for d, _ in pairs]
+
+    async def akeyword_search(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> list[Document]:
+        """Async `keyword_search`."""
+        pairs = await self.akeyword_search_with_score(query, k, filter, k1=k1, b=b)
+        return [d for d, _ in pairs]
+
+    # -- hybrid ---------------------------------------------------------------------
+
+    def _hybrid_frag(
+        self,
+        spec: CollectionSpec,
+        query: str,
+        vector: np.ndarray,
+        filter: Mapping[str, Any] | None,
+        options: HybridOptions,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[Frag, list[Frag]]:
+        where = compile_filter(filter, spec.table)
+        n = options.candidates
+        settings = self._settings(kwargs)
+        args = (spec.table, spec.distance, spec.vector_type, Vector(vector), n, where)
+        if spec.index is None or not filter:
+            nearest = knn(*args)
+        else:
+            nearest = filtered_knn(*args, self._exact_below)
+            iterative = settings.iterative_scan or "relaxed_order"
+            settings = replace(settings, iterative_scan=iterative, custom_plan=True)
+        vector_leg = Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
+        lexical_leg = keyword_search(
+            spec.table, query, n, where, ts_config=spec.ts_config, k1=options.k1, b=options.b
+        )
+        fused = fuse(
+            vector_leg,
+            lexical_leg,
+            options.k,
+            method=options.fusion,
+            rrf_k=options.rrf_k,
+            weights=options.weights,
+        )
+        return _with_documents(spec, fused), settings_frags(settings)
+
+    def hybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        fetch_k: int | None = None,
+        fusion: Fusion = "rrf",
+        rrf_k: int = 60,
+        weights: tuple[float, float] | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Vector and BM25 keyword search fused in one SQL statement; higher score is better.
+
+        Each leg ranks `fetch_k` candidates (default max(20, 2k)) under the same
+        filter. `fusion="rrf"` sums `weight / (rrf_k + rank)` over the legs
+        (weights default to 1, 1); `fusion="weighted"` sums min-max normalised
+        scores (weights default to 0.7 vector, 0.3 keyword). Query knobs
+        (`ef_search`, `iterative_scan`, ...) apply to the vector leg.
+        """
+        query = self._check_text(query)
+        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
+        vector = self._query_vector(self._embedding.embed_query(query))
+        spec = self._ensure(len(vector))
+        if spec is None:
+            return []
+        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
+        return _documents(self._db.fetch(frag, settings=settings))
+
+    async def ahybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        fetch_k: int | None = None,
+        fusion: Fusion = "rrf",
+        rrf_k: int = 60,
+        weights: tuple[float, float] | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async `hybrid_search_with_score`."""
+        query = self._check_text(query)
+        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
+        vector = self._query_vector(await self._embedding.aembed_query(query))
+        spec = await self._aensure(len(vector))
+        if spec is None:
+            return []
+        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
+        return _documents(await self._adb.fetch(frag, settings=settings))
+
+    def hybrid_search(
+        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """`hybrid_search_with_score` without the scores."""
+        return [d for d, _ in self.hybrid_search_with_score(query, k, filter, **kwargs)]
+
+    async def ahybrid_search(
+        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async `hybrid_search`."""
+        pairs = await self.ahybrid_search_with_score(query, k, filter, **kwargs)
+        return [d for d, _ in pairs]
