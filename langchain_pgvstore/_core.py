@@ -24,11 +24,12 @@ from typing_extensions import Self, override
 from ._runner import AsyncRunner, Runner
 from ._sql import Frag
 from ._sql.filters import compile_filter
-from ._sql.search import SearchSettings, filtered_knn, knn, settings_frags
+from ._sql.search import Quantized, SearchSettings, filtered_knn, knn, settings_frags
 from ._steps import Plan
 from .config import (
     DEFAULT_HNSW,
     Distance,
+    HNSWIndex,
     IndexSpec,
     Table,
     VectorType,
@@ -217,20 +218,38 @@ class StoreCore(VectorStore):
         exact = kwargs.get("exact", False)
         if not isinstance(exact, bool):
             raise InputError(f"exact must be True or False, got {exact!r}")
+        quantized = None if exact else self._quantized(spec, k, kwargs)
+        if quantized is not None:
+            # the graph must hand over the whole candidate pool, not ef_search rows
+            ef = min(1000, max(settings.ef_search or 40, quantized.pool))
+            settings = replace(settings, ef_search=ef)
         if exact or spec.index is None or not filter:
-            query = knn(*args, with_embedding=with_embedding, exact=exact)
+            query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
         else:
             threshold = kwargs.get("exact_search_threshold", self._exact_below)
             if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
                 raise InputError(
                     f"exact_search_threshold must be a non-negative integer, got {threshold!r}"
                 )
-            query = filtered_knn(*args, threshold, with_embedding=with_embedding)
+            query = filtered_knn(
+                *args, threshold, with_embedding=with_embedding, quantized=quantized
+            )
             # when the filter matches many rows the graph walk continues until k
             # of them are found, instead of returning what the first pass saw
             iterative = settings.iterative_scan or "relaxed_order"
             settings = replace(settings, iterative_scan=iterative, custom_plan=True)
         return query, settings_frags(settings)
+
+    @staticmethod
+    def _quantized(spec: CollectionSpec, k: int, kwargs: Mapping[str, Any]) -> Quantized | None:
+        index = spec.index
+        if not isinstance(index, HNSWIndex) or index.quantization != "binary":
+            return None
+        assert spec.dimensions is not None
+        pool = kwargs.get("rerank_pool") or index.rerank_pool or max(40, 4 * k)
+        if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= 1000:
+            raise InputError(f"rerank_pool must be an integer in [1, 1000], got {pool!r}")
+        return Quantized(spec.dimensions, max(pool, k))
 
     @staticmethod
     def _settings(kwargs: Mapping[str, Any]) -> SearchSettings:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from langchain_core.documents import Document
-from pgvector import Vector
 from psycopg import sql
 
 from ._core import StoreCore, _check_k, _doc
 from ._sql import Frag
 from ._sql.filters import compile_filter
 from ._sql.lexical import fuse, keyword_search
-from ._sql.search import filtered_knn, knn, settings_frags
 from .errors import InputError
 from .schema import CollectionSpec
 
@@ -173,14 +171,7 @@ class HybridSearch(StoreCore):
     ) -> tuple[Frag, list[Frag]]:
         where = compile_filter(filter, spec.table)
         n = options.candidates
-        settings = self._settings(kwargs)
-        args = (spec.table, spec.distance, spec.vector_type, Vector(vector), n, where)
-        if spec.index is None or not filter:
-            nearest = knn(*args)
-        else:
-            nearest = filtered_knn(*args, self._exact_below)
-            iterative = settings.iterative_scan or "relaxed_order"
-            settings = replace(settings, iterative_scan=iterative, custom_plan=True)
+        nearest, settings = self._search(spec, vector, n, filter, kwargs)
         vector_leg = Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
         lexical_leg = keyword_search(
             spec.table, query, n, where, ts_config=spec.ts_config, k1=options.k1, b=options.b
@@ -193,7 +184,7 @@ class HybridSearch(StoreCore):
             rrf_k=options.rrf_k,
             weights=options.weights,
         )
-        return _with_documents(spec, fused), settings_frags(settings)
+        return _with_documents(spec, fused), settings
 
     def hybrid_search_with_score(
         self,

@@ -161,12 +161,31 @@ class VectorType(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class HNSWIndex:
-    """An HNSW index. `m` links per node, `ef_construction` candidates while building."""
+    """An HNSW index. `m` links per node, `ef_construction` candidates while building.
+
+    `quantization="binary"` indexes `binary_quantize(embedding)` (1 bit per
+    dimension, 32 times smaller than float32) and re-ranks `rerank_pool`
+    candidates (default max(40, 4 × k)) by the exact distance.
+    """
 
     m: int = 16
     ef_construction: int = 64
+    quantization: Literal["binary"] | None = None
+    rerank_pool: int | None = None
 
     def __post_init__(self) -> None:
+        if self.quantization not in (None, "binary"):
+            raise ConfigError(
+                f"hnsw quantization must be None or 'binary', got {self.quantization!r}"
+            )
+        if self.rerank_pool is not None and (
+            isinstance(self.rerank_pool, bool)
+            or not isinstance(self.rerank_pool, int)
+            or not 1 <= self.rerank_pool <= 1000
+        ):
+            raise ConfigError(
+                f"rerank_pool must be an integer in [1, 1000], got {self.rerank_pool!r}"
+            )
         if not isinstance(self.m, int) or not 2 <= self.m <= 100:
             raise ConfigError(f"hnsw m must be an integer in [2, 100], got {self.m!r}")
         if not isinstance(self.ef_construction, int) or not (

@@ -166,7 +166,13 @@ def create_index_plan(
         yield Execute(Frag(sql.SQL("DROP INDEX {}IF EXISTS {}").format(conc, table.index(kind))))
     yield Execute(
         ddl.create_ann_index(
-            table, spec.distance, spec.vector_type, index, rows=rows, concurrently=concurrently
+            table,
+            spec.distance,
+            spec.vector_type,
+            index,
+            rows=rows,
+            concurrently=concurrently,
+            dimensions=spec.dimensions,
         )
     )
     # a failed concurrent build leaves an invalid index behind: say so now

@@ -213,6 +213,7 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
             spec.index,
             rows=rows,
             concurrently=concurrently,
+            dimensions=spec.dimensions,
         )
     )
 

@@ -12,6 +12,7 @@ from ..config import (
     Table,
     VectorType,
 )
+from ..errors import ConfigError
 from . import Frag
 
 __all__ = [
@@ -209,6 +210,7 @@ def create_ann_index(
     *,
     rows: int = 0,
     concurrently: bool = False,
+    dimensions: int | None = None,
 ) -> Frag:
     """An HNSW or IVFFlat index whose operator class matches the store's distance.
 
@@ -216,6 +218,16 @@ def create_ann_index(
     index that the store's own queries would be unable to use.
     """
     kind = ann_index_kind(index)
+    column: sql.Composable = table.embedding
+    ops = distance.opclass(vector_type)
+    if isinstance(index, HNSWIndex) and index.quantization == "binary":
+        if dimensions is None:
+            raise ConfigError("a binary-quantized index needs the collection's dimensions")
+        # Hamming distance over the sign bits; the exact distance re-ranks later
+        column = sql.SQL("(binary_quantize({})::bit({}))").format(
+            table.embedding, sql.Literal(int(dimensions))
+        )
+        ops = sql.Identifier("bit_hamming_ops")
     if isinstance(index, HNSWIndex):
         options = sql.SQL("m = {}, ef_construction = {}").format(
             sql.Literal(index.m), sql.Literal(index.ef_construction)
@@ -231,8 +243,8 @@ def create_ann_index(
             name=sql.Identifier(table.index_name(kind)),
             tbl=table.qualname,
             method=sql.SQL(kind),
-            col=table.embedding,
-            ops=distance.opclass(vector_type),
+            col=column,
+            ops=ops,
             options=options,
         )
     )

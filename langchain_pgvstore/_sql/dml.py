@@ -83,14 +83,29 @@ def count_rows(table: Table, where: Frag) -> Frag:
     return Frag(sql.SQL("SELECT count(*) FROM {} WHERE ").format(table.qualname)) + where
 
 
-def delete_ids(table: Table, ids: Sequence[str]) -> Frag:
-    return Frag(
-        sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table.qualname, table.id), (list(ids),)
+def _locked_in_id_order(table: Table, where: Frag) -> Frag:
+    """`DELETE` whose rows are locked in id order first.
+
+    A bare `DELETE ... WHERE` locks rows in physical order, so against an
+    upsert (which locks in id order) on overlapping ids it could deadlock.
+    """
+    return (
+        Frag(
+            sql.SQL("DELETE FROM {tbl} WHERE {id} IN (SELECT {id} FROM {tbl} WHERE ").format(
+                tbl=table.qualname, id=table.id
+            )
+        )
+        + where
+        + Frag(sql.SQL(" ORDER BY {} FOR UPDATE)").format(table.id))
     )
 
 
+def delete_ids(table: Table, ids: Sequence[str]) -> Frag:
+    return _locked_in_id_order(table, Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),)))
+
+
 def delete_where(table: Table, where: Frag) -> Frag:
-    return Frag(sql.SQL("DELETE FROM {} WHERE ").format(table.qualname)) + where
+    return _locked_in_id_order(table, where)
 
 
 def _select_docs(table: Table) -> sql.Composed:

@@ -11,7 +11,7 @@ from ..config import Distance, Table, VectorType
 from ..errors import ConfigError
 from . import Frag
 
-__all__ = ["SearchSettings", "filtered_knn", "knn", "settings_frags"]
+__all__ = ["Quantized", "SearchSettings", "filtered_knn", "knn", "settings_frags"]
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 
@@ -41,6 +41,16 @@ def _unindexed(dist: Frag) -> Frag:
     return Frag(sql.SQL("(")) + dist + Frag(sql.SQL(") + 0"))
 
 
+def _hamming(table: Table, vector_type: VectorType, vector: object, dimensions: int) -> Frag:
+    """Hamming distance between the binary-quantized row and query vectors."""
+    bits = sql.SQL("::bit({})").format(sql.Literal(int(dimensions)))
+    return (
+        Frag(sql.SQL("binary_quantize({}){} <~> binary_quantize(").format(table.embedding, bits))
+        + query_vector(vector, vector_type)
+        + Frag(sql.SQL("){}").format(bits))
+    )
+
+
 def knn(
     table: Table,
     distance: Distance,
@@ -51,22 +61,40 @@ def knn(
     *,
     with_embedding: bool = False,
     exact: bool = False,
+    quantized: Quantized | None = None,
 ) -> Frag:
     """The `k` rows nearest to `vector` among those matching `where`.
 
     Rows: `(id, content, metadata, distance[, embedding])`. The ORDER BY is the
     bare distance expression, the shape an HNSW or IVFFlat index can serve;
     `exact=True` orders by an expression no index serves, for exact results.
+    With `quantized`, the binary-quantized index picks `pool` candidates by
+    Hamming distance and they are re-ranked by the exact distance.
     """
     dist = _distance(table, distance, vector_type, vector)
+    head = _select(table, dist, with_embedding) + where
+    if quantized is not None and not exact:
+        inner = (
+            head
+            + Frag(sql.SQL(" ORDER BY "))
+            + _hamming(table, vector_type, vector, quantized.dimensions)
+            + Frag(sql.SQL(" LIMIT %s"), (quantized.pool,))
+        )
+        return (
+            Frag(sql.SQL("SELECT * FROM ("))
+            + inner
+            + Frag(sql.SQL(") AS candidates ORDER BY distance LIMIT %s"), (k,))
+        )
     order = _unindexed(dist) if exact else dist
-    return (
-        _select(table, dist, with_embedding)
-        + where
-        + Frag(sql.SQL(" ORDER BY "))
-        + order
-        + Frag(sql.SQL(" LIMIT %s"), (k,))
-    )
+    return head + Frag(sql.SQL(" ORDER BY ")) + order + Frag(sql.SQL(" LIMIT %s"), (k,))
+
+
+@dataclass(frozen=True, slots=True)
+class Quantized:
+    """Search through a binary-quantized index: `pool` candidates re-ranked exactly."""
+
+    dimensions: int
+    pool: int
 
 
 def filtered_knn(
@@ -79,6 +107,7 @@ def filtered_knn(
     exact_below: int,
     *,
     with_embedding: bool = False,
+    quantized: Quantized | None = None,
 ) -> Frag:
     """Filtered nearest neighbours that never under-return, in one statement.
 
@@ -95,7 +124,9 @@ def filtered_knn(
     The union is sorted by distance, which also restores the order of a
     `relaxed_order` iterative scan.
     """
-    dist = _distance(table, distance, vector_type, vector)
+    args = (table, distance, vector_type, vector, k, where)
+    exact = knn(*args, with_embedding=with_embedding, exact=True)
+    ann = knn(*args, with_embedding=with_embedding, quantized=quantized)
     count = (
         Frag(
             sql.SQL(
@@ -108,24 +139,22 @@ def filtered_knn(
 
     # Each branch is a materialized CTE: the final ORDER BY then really sorts,
     # rather than merging inputs the planner wrongly believes are ordered (a
-    # relaxed_order index scan is only roughly ordered).
-    def branch(name: str, test: sql.SQL, order: Frag) -> Frag:
+    # relaxed_order index scan is only roughly ordered). The gate above the
+    # branch's LIMIT becomes a one-time filter: the branch not taken never runs.
+    def branch(name: str, query: Frag, test: sql.SQL) -> Frag:
         return (
-            Frag(sql.SQL(", {} AS MATERIALIZED (").format(sql.Identifier(name)))
-            + _select(table, dist, with_embedding)
-            + where
+            Frag(sql.SQL(", {} AS MATERIALIZED (SELECT * FROM (").format(sql.Identifier(name)))
+            + query
             + Frag(
-                sql.SQL(" AND (SELECT n FROM matches) {} %s ORDER BY ").format(test),
+                sql.SQL(") AS b WHERE (SELECT n FROM matches) {} %s)").format(test),
                 (exact_below,),
             )
-            + order
-            + Frag(sql.SQL(" LIMIT %s)"), (k,))
         )
 
     return (
         count
-        + branch("exact", sql.SQL("<="), _unindexed(dist))
-        + branch("ann", sql.SQL(">"), dist)
+        + branch("exact", exact, sql.SQL("<="))
+        + branch("ann", ann, sql.SQL(">"))
         + Frag(sql.SQL(" SELECT * FROM exact UNION ALL SELECT * FROM ann ORDER BY distance"))
     )
 

@@ -158,3 +158,54 @@ async def test_aexplain(store) -> None:
     await store.aadd_embeddings(["x"] * 50, vectors(50))
     plan = await store.aexplain(list(vectors(1)[0]), k=5, exact=True)
     assert "Sort" in plan
+
+
+@pytest.mark.parametrize("vector_type", ["vector", "halfvec"])
+def test_binary_quantized_index_with_exact_rerank(dsn, collection_name, vector_type) -> None:
+    dim, n = 64, 3_000
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=dim),
+        connection=dsn,
+        collection=collection_name,
+        vector_type=vector_type,
+        index=HNSWIndex(quantization="binary", rerank_pool=80),
+    )
+    try:
+        rng = np.random.default_rng(1)
+        data = rng.normal(size=(n, dim)).astype(np.float32)
+        store.add_embeddings(
+            ["x"] * n, data, [{"g": i % 2} for i in range(n)], ids=[str(i) for i in range(n)]
+        )
+        [info] = [i for i in store.index_status() if i.kind == "hnsw"]
+        assert (
+            "binary_quantize(embedding)" in info.definition and "bit_hamming_ops" in info.definition
+        )
+        plan = store.explain(list(data[0]), k=10)
+        assert f"Index Scan using {store._spec.table.index_name('hnsw')}" in plan
+        # scores are exact distances, results sorted by them
+        pairs = store.similarity_search_with_score_by_vector(list(data[7]), k=10)
+        assert pairs[0][0].id == "7" and pairs[0][1] == pytest.approx(0.0, abs=1e-3)
+        assert [s for _, s in pairs] == sorted(s for _, s in pairs)
+        queries = data[:20] + 0.1 * rng.normal(size=(20, dim)).astype(np.float32)
+
+        def recall(**kwargs) -> float:
+            hits = []
+            for q in queries:
+                got = {d.id for d in store.similarity_search_by_vector(list(q), k=10, **kwargs)}
+                exact = {d.id for d in store.similarity_search_by_vector(list(q), k=10, exact=True)}
+                hits.append(len(got & exact) / 10)
+            return float(np.mean(hits))
+
+        # 64 sign bits of Gaussian noise are a coarse sieve: the pool size buys the recall back
+        small, large = recall(), recall(rerank_pool=1000)
+        assert large >= 0.9 and large >= small
+        # a larger pool per call, and filters, go through the same path
+        filtered = store.similarity_search_by_vector(
+            list(data[3]), k=5, filter={"g": 1}, rerank_pool=200, exact_search_threshold=0
+        )
+        assert len(filtered) == 5 and all(d.metadata["g"] == 1 for d in filtered)
+        with pytest.raises(InputError, match="rerank_pool"):
+            store.similarity_search_by_vector(list(data[3]), k=5, rerank_pool=5000)
+    finally:
+        store.delete_collection()
+        store.close()
