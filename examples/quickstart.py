@@ -3,8 +3,9 @@
     python examples/quickstart.py
 
 Adds a few dozen sentences about astronomy, cooking, programming and sport,
-then searches them: plain similarity with scores, a metadata filter, and
-relevance scores in [0, 1]. Runs offline; the database lives in
+then searches them: plain similarity with scores, a metadata filter,
+relevance scores in [0, 1], maximal marginal relevance, and hybrid
+(vector + BM25 keyword) search. Runs offline; the database lives in
 PGVSTORE_DATA_DIR (default: a per-user folder) and persists between runs.
 """
 
@@ -88,6 +89,18 @@ def main() -> None:
         print(f"query: {query}  (relevance scores, higher is better)")
         for doc, score in store.similarity_search_with_relevance_scores(query, k=3):
             print(f"  {score:.3f}  {doc.page_content}")
+        print()
+
+        query = "food"
+        print(f"query: {query}  (maximal marginal relevance: relevant but varied)")
+        for doc in store.max_marginal_relevance_search(query, k=3, fetch_k=12, lambda_mult=0.5):
+            print(f"  [{doc.metadata['topic']}] {doc.page_content}")
+        print()
+
+        query = "Olympus Mons"
+        print(f"query: {query}  (hybrid: vector + BM25 keywords, fused)")
+        for doc, score in store.hybrid_search_with_score(query, k=3):
+            print(f"  {score:.4f}  [{doc.metadata['topic']}] {doc.page_content}")
 
 
 if __name__ == "__main__":

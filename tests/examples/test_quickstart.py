@@ -1,0 +1,44 @@
+"""The quickstart and the README snippet run as a user would run them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], tmp_path: Path) -> str:
+    env = {**os.environ, "PGVSTORE_DATA_DIR": str(tmp_path / "pgdata"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_quickstart_runs_offline_on_the_embedded_database(tmp_path) -> None:
+    out = run(["examples/quickstart.py"], tmp_path)
+    assert "32 documents in collection 'quickstart' (cosine)" in out
+    sections = out.split("\n\n")
+    planet = next(s for s in sections if s.startswith("query: How big is the biggest planet?"))
+    assert "[astronomy] Jupiter is the largest planet" in planet.splitlines()[1]
+    filtered = next(s for s in sections if "(filter: topic = sport)" in s)
+    assert all("[sport]" in line for line in filtered.splitlines()[1:])
+    hybrid = next(s for s in sections if "(hybrid" in s)
+    assert "Olympus Mons" in hybrid.splitlines()[1]
+    relevance = next(s for s in sections if "(relevance scores" in s)
+    scores = [float(line.split()[0]) for line in relevance.splitlines()[1:]]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_readme_snippet_prints_what_the_readme_says(tmp_path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(from langchain_pgvstore import PGVStore\n.*?)```", readme, re.S).group(1)
+    expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    script = tmp_path / "snippet.py"
+    script.write_text(block)
+    out = run([str(script)], tmp_path)
+    assert out.splitlines() == expected
