@@ -25,6 +25,7 @@ from ._sql.lexical import drop_lexical, lexical_ddl
 from ._steps import Execute, Fetch, Plan
 from .config import (
     GLOBAL_LOCK_KEY,
+    MAX_INDEXED_DIMENSIONS,
     SCHEMA_VERSION,
     Distance,
     HNSWIndex,
@@ -119,6 +120,7 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         )
     if not table_exists:
         assert spec.dimensions is not None
+        check_indexable(spec)
         known = (yield Fetch(ddl.ts_config_exists(spec.ts_config)))[0][0]
         if not known:
             raise ConfigError(
@@ -144,6 +146,26 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 )
             )
     return spec
+
+
+def check_indexable(spec: CollectionSpec) -> None:
+    """Refuse, before creating anything, an ANN index pgvector cannot build."""
+    index, dims = spec.index, spec.dimensions
+    if index is None or dims is None:
+        return
+    if isinstance(index, HNSWIndex) and index.quantization == "binary":
+        return
+    limit = MAX_INDEXED_DIMENSIONS[spec.vector_type.value]
+    if dims > limit:
+        hint = (
+            "use vector_type='halfvec' (indexable up to 4,000 dimensions), "
+            if spec.vector_type is VectorType.VECTOR and dims <= 4000
+            else ""
+        )
+        raise ConfigError(
+            f"pgvector indexes {spec.vector_type.value} columns of at most {limit} dimensions,"
+            f" got {dims}; {hint}HNSWIndex(quantization='binary'), or index=None for exact search"
+        )
 
 
 def _relation_exists(schema: str, name: str) -> Frag:

@@ -653,3 +653,28 @@ def test_scores_are_distances(dsn, collection_name) -> None:
         pairs = s.similarity_search_with_score_by_vector([0.0] * DIM, k=2)
         assert [(d.id, round(sc, 5)) for d, sc in pairs] == [("o", 0.0), ("p", 5.0)]
         assert math.isclose(s._select_relevance_score_fn()(5.0), 1 / 6)
+
+
+def test_unindexable_dimensions_are_refused_before_anything_is_created(
+    dsn, conn, collection_name
+) -> None:
+    from langchain_pgvstore import ConfigError
+
+    with PGVStore(
+        DeterministicFakeEmbedding(size=3072), connection=dsn, collection=collection_name
+    ) as s:
+        with pytest.raises(
+            ConfigError, match="at most 2000 dimensions, got 3072; use vector_type='halfvec'"
+        ):
+            s.add_texts(["x"])
+    assert conn.execute("SELECT to_regclass(%s)", (collection_name,)).fetchone()[0] is None
+    # halfvec indexes 3,072 dimensions (text-embedding-3-large)
+    with PGVStore(
+        DeterministicFakeEmbedding(size=3072),
+        connection=dsn,
+        collection=collection_name,
+        vector_type="halfvec",
+    ) as s:
+        s.add_texts(["x", "y"], ids=["1", "2"])
+        assert s.similarity_search("x", k=1)[0].id == "1"
+        assert any(i.kind == "hnsw" for i in s.index_status())
