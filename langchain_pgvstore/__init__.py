@@ -1,5 +1,6 @@
 """PostgreSQL + pgvector as a LangChain vector store."""
 
+from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
 from .errors import (
@@ -14,6 +15,8 @@ from .errors import (
     QueryTimeoutError,
     SchemaError,
 )
+from .record_manager import PostgresRecordManager
+from .retriever import PGVStoreRetriever
 from .self_query import PGVStoreTranslator
 from .server import EmbeddedPostgres, embedded_dsn
 from .store import PGVStore
@@ -34,9 +37,13 @@ __all__ = [
     "OpenAIBatchEmbeddings",
     "PGVStore",
     "PGVStoreError",
+    "PGVStoreRetriever",
     "PGVStoreTranslator",
+    "PostgresByteStore",
+    "PostgresRecordManager",
     "QueryTimeoutError",
     "SchemaError",
     "VectorType",
+    "cached_embeddings",
     "embedded_dsn",
 ]

@@ -62,6 +62,8 @@ def _check_k(k: object, name: str = "k") -> int:
 
 
 def _embedding_model_name(embedding: Embeddings) -> str | None:
+    # a cache wrapper (CacheBackedEmbeddings) names the model it wraps
+    embedding = getattr(embedding, "underlying_embeddings", embedding)
     for attr in ("model", "model_name"):
         value = getattr(embedding, attr, None)
         if isinstance(value, str) and value:

@@ -1,0 +1,180 @@
+"""Ingest a folder of .md and .txt files into a collection; safe to re-run.
+
+    python examples/ingest_directory.py ./notes --collection notes
+    python examples/ingest_directory.py ./notes --collection notes --cleanup full
+    OPENAI_API_KEY=sk-... python examples/ingest_directory.py ./notes --openai
+
+Each file is split into chunks of about --chunk-tokens tokens (cl100k_base,
+the tokenizer of OpenAI's embedding models, bundled offline), overlapping by
+--overlap tokens, and cut at word boundaries. LangChain's indexing API and a
+`PostgresRecordManager` in the same database remember what was written, so a
+re-run only embeds what changed:
+
+  * unchanged files are skipped: nothing is embedded again;
+  * a changed file has its new chunks added and its old ones removed;
+  * with --cleanup incremental (the default) a file deleted from the folder
+    keeps its chunks, because this run never saw its source; --cleanup full
+    also removes the chunks of every file not in the folder, so use it only
+    when the folder holds the whole collection. --cleanup none never deletes.
+
+Embeddings are computed locally with all-MiniLM-L6-v2 (no key, no network). With
+--openai they come from OpenAI (OPENAI_API_KEY; OPENAI_BASE_URL for a
+compatible server) through a PostgreSQL embedding cache, so a text is paid for
+once per model and size, even across collections or after a cleanup.
+A collection holds vectors of one size: use another --collection per model.
+
+The database is the embedded one (in PGVSTORE_DATA_DIR, or a per-user folder)
+unless --dsn names a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import tiktoken
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.indexing import index
+
+from langchain_pgvstore import PGVStore, PGVStoreError, embedded_dsn
+from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings
+from langchain_pgvstore.embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings, load_encoding
+from langchain_pgvstore.record_manager import PostgresRecordManager
+
+SUFFIXES = (".md", ".txt")
+
+
+def split_tokens(
+    text: str, encoding: tiktoken.Encoding, chunk_tokens: int, overlap: int
+) -> list[str]:
+    """Chunks of at most `chunk_tokens` tokens, each sharing about `overlap` with the last.
+
+    Cuts fall before a token that starts with whitespace (a word or paragraph
+    boundary) when one lies in the second half of the window, so words stay whole.
+    """
+    tokens = encoding.encode_ordinary(text)
+    text, offsets = encoding.decode_with_offsets(tokens)  # offsets: where each token starts
+    starts = [*offsets, len(text)]
+    n, chunks, i = len(tokens), [], 0
+    while i < n:
+        end = min(i + chunk_tokens, n)
+        if end < n:
+            for j in range(end, i + chunk_tokens // 2, -1):
+                if text[starts[j]].isspace():
+                    end = j
+                    break
+        chunk = text[starts[i] : starts[end]].strip()
+        if chunk:
+            chunks.append(chunk)
+        if end >= n:
+            break
+        nxt = max(end - overlap, i + 1)
+        # start the overlap at a word boundary too, if there is one before `end`
+        nxt = next((j for j in range(nxt, end) if text[starts[j]].isspace()), nxt)
+        i = nxt
+    return chunks
+
+
+def find_files(folder: Path) -> list[Path]:
+    """The .md and .txt files under `folder`, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def documents(
+    folder: Path,
+    files: Sequence[Path],
+    encoding: tiktoken.Encoding,
+    chunk_tokens: int,
+    overlap: int,
+) -> Iterator[Document]:
+    """Chunks of every file, with `source` (the path inside the folder) as metadata."""
+    for path in files:
+        source = path.relative_to(folder).as_posix()
+        text = path.read_text(encoding="utf-8", errors="replace").replace("\x00", "")
+        for k, chunk in enumerate(split_tokens(text, encoding, chunk_tokens, overlap)):
+            yield Document(page_content=chunk, metadata={"source": source, "chunk": k})
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Ingest .md/.txt files into a PGVStore collection; re-runs embed only changes.",
+        epilog="cleanup: 'incremental' replaces the chunks of changed files; 'full' also"
+        " removes files no longer in the folder; 'none' only adds.",
+    )
+    parser.add_argument("folder", type=Path, help="folder to ingest (searched recursively)")
+    parser.add_argument("--collection", default="documents", help="collection name")
+    parser.add_argument("--chunk-tokens", type=int, default=400, help="tokens per chunk")
+    parser.add_argument("--overlap", type=int, default=50, help="tokens shared by neighbours")
+    parser.add_argument("--cleanup", choices=("incremental", "full", "none"), default="incremental")
+    parser.add_argument("--dsn", help="PostgreSQL DSN (default: the embedded server)")
+    parser.add_argument("--openai", action="store_true", help="embed with OpenAI, cached")
+    parser.add_argument("--model", default="text-embedding-3-small", help="OpenAI model")
+    parser.add_argument("--dimensions", type=int, help="OpenAI output size (text-embedding-3)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a folder")
+    if args.chunk_tokens < 2 or not 0 <= args.overlap < args.chunk_tokens:
+        parser.error("need --chunk-tokens >= 2 and 0 <= --overlap < --chunk-tokens")
+    return args
+
+
+def embeddings_for(args: argparse.Namespace, dsn: str, stack: ExitStack) -> Embeddings:
+    if not args.openai:
+        return MiniLMEmbeddings()
+    model = stack.enter_context(OpenAIBatchEmbeddings(model=args.model, dimensions=args.dimensions))
+    cache = stack.enter_context(PostgresByteStore(connection=dsn, namespace="embeddings"))
+    return cached_embeddings(model, cache)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    files = find_files(args.folder)
+    encoding = load_encoding("cl100k_base")
+    docs: Iterable[Document] = list(
+        documents(args.folder, files, encoding, args.chunk_tokens, args.overlap)
+    )
+    if not args.no_progress:
+        from tqdm.auto import tqdm  # the 'progress' extra
+
+        docs = tqdm(docs, desc="indexing", unit="chunk")  # advances as batches are indexed
+
+    dsn = args.dsn or embedded_dsn()
+    with ExitStack() as stack:
+        embeddings = embeddings_for(args, dsn, stack)
+        store = stack.enter_context(
+            PGVStore(embeddings, connection=dsn, collection=args.collection)
+        )
+        records = stack.enter_context(
+            PostgresRecordManager(f"pgvstore/{args.collection}", connection=dsn)
+        )
+        result = index(
+            docs,
+            records,
+            store,
+            cleanup=None if args.cleanup == "none" else args.cleanup,
+            source_id_key="source",
+            key_encoder="sha256",
+            batch_size=200,
+        )
+    print(
+        f"{len(files)} files into collection {args.collection!r} in"
+        f" {time.monotonic() - started:.1f} s: added {result['num_added']},"
+        f" updated {result['num_updated']}, skipped {result['num_skipped']},"
+        f" deleted {result['num_deleted']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PGVStoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
