@@ -42,6 +42,9 @@ from .schema import CollectionSpec, provision_plan
 
 __all__ = ["StoreCore"]
 
+#: pgvector's default `hnsw.ef_search`: an HNSW scan returns at most this many rows.
+HNSW_DEFAULT_EF_SEARCH = 40
+
 Row = tuple[Any, ...]
 
 
@@ -225,6 +228,16 @@ class StoreCore(VectorStore):
             # the graph must hand over the whole candidate pool, not ef_search rows
             ef = min(1000, max(settings.ef_search or 40, quantized.pool))
             settings = replace(settings, ef_search=ef)
+        if (
+            isinstance(spec.index, HNSWIndex)
+            and quantized is None
+            and not exact
+            and (k > HNSW_DEFAULT_EF_SEARCH or (settings.ef_search or k) < k)
+        ):
+            settings = replace(settings, min_ef_search=min(1000, k))
+            if k > 1000 and settings.iterative_scan is None:
+                # past ef_search's ceiling only an iterative scan yields more rows
+                settings = replace(settings, iterative_scan="strict_order")
         if exact or spec.index is None or not filter:
             query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
         else:
@@ -241,6 +254,11 @@ class StoreCore(VectorStore):
             iterative = settings.iterative_scan or "relaxed_order"
             settings = replace(settings, iterative_scan=iterative, custom_plan=True)
         return query, settings_frags(settings)
+
+    def _nothing(self, filter: Mapping[str, Any] | None) -> list[Any]:
+        """The result of a search before the collection exists, after checking the filter."""
+        compile_filter(filter, self._spec.table)
+        return []
 
     @staticmethod
     def _quantized(spec: CollectionSpec, k: int, kwargs: Mapping[str, Any]) -> Quantized | None:

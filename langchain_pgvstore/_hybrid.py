@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,7 +111,7 @@ class HybridSearch(StoreCore):
         _check_k(k)
         spec = self._ensure()
         if spec is None:
-            return []
+            return self._nothing(filter)
         return _documents(self._db.fetch(self._keyword_frag(spec, query, k, filter, k1, b)))
 
     async def akeyword_search_with_score(
@@ -128,7 +128,7 @@ class HybridSearch(StoreCore):
         _check_k(k)
         spec = await self._aensure()
         if spec is None:
-            return []
+            return self._nothing(filter)
         rows = await self._adb.fetch(self._keyword_frag(spec, query, k, filter, k1, b))
         return _documents(rows)
 
@@ -186,9 +186,10 @@ class HybridSearch(StoreCore):
         )
         return _with_documents(spec, fused), settings
 
-    def hybrid_search_with_score(
+    def hybrid_search_with_score_by_vector(
         self,
         query: str,
+        embedding: Sequence[float],
         k: int = 4,
         filter: Mapping[str, Any] | None = None,
         *,
@@ -198,6 +199,48 @@ class HybridSearch(StoreCore):
         weights: tuple[float, float] | None = None,
         k1: float = 1.2,
         b: float = 0.75,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Hybrid search with the query's embedding already at hand (not embedded again)."""
+        query = self._check_text(query)
+        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
+        vector = self._query_vector(embedding)
+        spec = self._ensure(len(vector))
+        if spec is None:
+            return self._nothing(filter)
+        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
+        return _documents(self._db.fetch(frag, settings=settings))
+
+    async def ahybrid_search_with_score_by_vector(
+        self,
+        query: str,
+        embedding: Sequence[float],
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        fetch_k: int | None = None,
+        fusion: Fusion = "rrf",
+        rrf_k: int = 60,
+        weights: tuple[float, float] | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async `hybrid_search_with_score_by_vector`."""
+        query = self._check_text(query)
+        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
+        vector = self._query_vector(embedding)
+        spec = await self._aensure(len(vector))
+        if spec is None:
+            return self._nothing(filter)
+        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
+        return _documents(await self._adb.fetch(frag, settings=settings))
+
+    def hybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Vector and BM25 keyword search fused in one SQL statement; higher score is better.
@@ -205,41 +248,27 @@ class HybridSearch(StoreCore):
         Each leg ranks `fetch_k` candidates (default max(20, 2k)) under the same
         filter. `fusion="rrf"` sums `weight / (rrf_k + rank)` over the legs
         (weights default to 1, 1); `fusion="weighted"` sums min-max normalised
-        scores (weights default to 0.7 vector, 0.3 keyword). Query knobs
-        (`ef_search`, `iterative_scan`, ...) apply to the vector leg.
+        scores (weights default to 0.7 vector, 0.3 keyword). `k1` and `b` tune
+        BM25. Query knobs (`ef_search`, `iterative_scan`, ...) apply to the
+        vector leg. All of them are per call.
         """
-        query = self._check_text(query)
-        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
-        vector = self._query_vector(self._embedding.embed_query(query))
-        spec = self._ensure(len(vector))
-        if spec is None:
-            return []
-        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
-        return _documents(self._db.fetch(frag, settings=settings))
+        self._check_text(query)
+        HybridOptions(k, kwargs.get("fetch_k"))  # fail before paying for the embedding
+        vector = self._embedding.embed_query(query)
+        return self.hybrid_search_with_score_by_vector(query, vector, k, filter, **kwargs)
 
     async def ahybrid_search_with_score(
         self,
         query: str,
         k: int = 4,
         filter: Mapping[str, Any] | None = None,
-        *,
-        fetch_k: int | None = None,
-        fusion: Fusion = "rrf",
-        rrf_k: int = 60,
-        weights: tuple[float, float] | None = None,
-        k1: float = 1.2,
-        b: float = 0.75,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async `hybrid_search_with_score`."""
-        query = self._check_text(query)
-        options = HybridOptions(k, fetch_k, fusion, rrf_k, weights, k1, b)
-        vector = self._query_vector(await self._embedding.aembed_query(query))
-        spec = await self._aensure(len(vector))
-        if spec is None:
-            return []
-        frag, settings = self._hybrid_frag(spec, query, vector, filter, options, kwargs)
-        return _documents(await self._adb.fetch(frag, settings=settings))
+        self._check_text(query)
+        HybridOptions(k, kwargs.get("fetch_k"))
+        vector = await self._embedding.aembed_query(query)
+        return await self.ahybrid_search_with_score_by_vector(query, vector, k, filter, **kwargs)
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any

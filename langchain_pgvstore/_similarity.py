@@ -33,7 +33,7 @@ class SimilaritySearch(StoreCore):
         vector = self._query_vector(embedding)
         spec = self._ensure(len(vector))
         if spec is None:
-            return []
+            return self._nothing(filter)
         query, pre = self._search(spec, vector, k, filter, kwargs)
         rows = self._db.fetch(query, settings=pre)
         return [(_doc(r), float(r[3])) for r in rows]
@@ -50,7 +50,7 @@ class SimilaritySearch(StoreCore):
         vector = self._query_vector(embedding)
         spec = await self._aensure(len(vector))
         if spec is None:
-            return []
+            return self._nothing(filter)
         query, pre = self._search(spec, vector, k, filter, kwargs)
         rows = await self._adb.fetch(query, settings=pre)
         return [(_doc(r), float(r[3])) for r in rows]
@@ -156,7 +156,7 @@ class SimilaritySearch(StoreCore):
         vector = self._query_vector(embedding)
         spec = self._ensure(len(vector))
         if spec is None:
-            return []
+            return self._nothing(filter)
         query, pre = self._search(spec, vector, fetch_k, filter, kwargs, with_embedding=True)
         rows = self._db.fetch(query, binary=True, settings=pre)
         return self._mmr_pick(vector, rows, k, lambda_mult)
@@ -175,7 +175,7 @@ class SimilaritySearch(StoreCore):
         vector = self._query_vector(embedding)
         spec = await self._aensure(len(vector))
         if spec is None:
-            return []
+            return self._nothing(filter)
         query, pre = self._search(spec, vector, fetch_k, filter, kwargs, with_embedding=True)
         rows = await self._adb.fetch(query, binary=True, settings=pre)
         return self._mmr_pick(vector, rows, k, lambda_mult)

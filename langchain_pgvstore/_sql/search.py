@@ -169,6 +169,7 @@ class SearchSettings:
     max_scan_tuples: int | None = None
     statement_timeout: float | None = None
     custom_plan: bool = False
+    min_ef_search: int | None = None
 
     def __post_init__(self) -> None:
         if self.statement_timeout is not None and not (
@@ -213,6 +214,7 @@ class SearchSettings:
             and self.max_scan_tuples is None
             and self.statement_timeout is None
             and not self.custom_plan
+            and self.min_ef_search is None
         )
 
 
@@ -242,4 +244,17 @@ def settings_frags(settings: SearchSettings) -> list[Frag]:
         pairs.append(("enable_sort", "off"))
     if settings.statement_timeout is not None:
         pairs.append(("statement_timeout", str(max(1, round(settings.statement_timeout * 1000)))))
-    return [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]
+    frags = [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]
+    if settings.min_ef_search is not None:
+        # an HNSW scan returns at most ef_search rows: raise it to the rows asked
+        # for, keeping a larger value configured on the server or set above
+        frags.append(
+            Frag(
+                sql.SQL(
+                    "SELECT set_config('hnsw.ef_search',"
+                    " greatest(current_setting('hnsw.ef_search')::integer, %s)::text, true)"
+                ),
+                (settings.min_ef_search,),
+            )
+        )
+    return frags

@@ -177,3 +177,14 @@ async def test_bad_filter_raises_filter_error_everywhere(small) -> None:
         assert "unknown operator '$regex'" in str(info.value)
     with pytest.raises(FilterError):
         await small.asimilarity_search("a", filter=bad)
+
+
+@pytest.mark.parametrize("k", [41, 100, 1500])
+def test_large_k_is_not_capped_by_ef_search(big, k) -> None:
+    store, queries = big
+    docs = store.similarity_search_by_vector(list(queries[0]), k=k)
+    assert len(docs) == k
+    mmr = store.max_marginal_relevance_search_by_vector(list(queries[0]), k=5, fetch_k=min(k, 1000))
+    assert len(mmr) == 5
+    # an explicit smaller ef_search is raised to k as well
+    assert len(store.similarity_search_by_vector(list(queries[1]), k=60, ef_search=10)) == 60
