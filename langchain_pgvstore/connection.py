@@ -156,6 +156,11 @@ class Connector:
     def embedded(self) -> bool:
         return self._embedded
 
+    @property
+    def _open_timeout(self) -> float:
+        # how long a new pool may take to make its first connection
+        return min(self._options.connect_timeout, self._options.timeout)
+
     def _pool_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -200,7 +205,7 @@ class Connector:
             try:
                 # Wait for the first connection so a bad DSN fails now, with its cause,
                 # instead of as a pool timeout on the first query.
-                pool.open(wait=True, timeout=self._options.connect_timeout)
+                pool.open(wait=True, timeout=self._open_timeout)
             except PoolTimeout as e:
                 pool.close()
                 raise self.unavailable(self.probe() or e) from e
@@ -214,7 +219,7 @@ class Connector:
                 open=False, name="pgvstore-async", **self._pool_kwargs()
             )
             try:
-                await pool.open(wait=True, timeout=self._options.connect_timeout)
+                await pool.open(wait=True, timeout=self._open_timeout)
             except PoolTimeout as e:
                 await pool.close()
                 raise self.unavailable(await self.aprobe() or e) from e
