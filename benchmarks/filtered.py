@@ -45,7 +45,6 @@ from _common import (  # noqa: E402
     server_dsn,
     write_report,
 )
-
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 
 from langchain_pgvstore import PGVStore  # noqa: E402
@@ -79,9 +78,13 @@ def main() -> None:
 
     dsn, server = server_dsn()
     collection = f"filtered_{uuid.uuid4().hex[:8]}"
-    store = PGVStore(DeterministicFakeEmbedding(size=args.dim), connection=dsn,
-                     collection=collection, maintenance_work_mem="1GB",
-                     bulk_rebuild_rows=args.rows // 2)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=args.dim),
+        connection=dsn,
+        collection=collection,
+        maintenance_work_mem="1GB",
+        bulk_rebuild_rows=args.rows // 2,
+    )
     try:
         t0 = time.perf_counter()
         load(store, args.rows, args.dim)
@@ -100,8 +103,10 @@ def main() -> None:
             "post-filter HNSW (raw SQL)": None,
             "pgvstore default": {},
             "ANN only, iterative relaxed_order": {"exact_search_threshold": 0},
-            "ANN only, iterative strict_order": {"exact_search_threshold": 0,
-                                                 "iterative_scan": "strict_order"},
+            "ANN only, iterative strict_order": {
+                "exact_search_threshold": 0,
+                "iterative_scan": "strict_order",
+            },
             "exact scan": {"exact": True},
         }
         results: dict[str, dict[str, Any]] = {}
@@ -113,8 +118,14 @@ def main() -> None:
                 with raw.transaction():
                     raw.execute("SET LOCAL enable_indexscan = off")
                     for q in queries:
-                        truth.append({r[0] for r in raw.execute(
-                            exact_sql, (Jsonb(filt), Vector(q), args.k)).fetchall()})
+                        truth.append(
+                            {
+                                r[0]
+                                for r in raw.execute(
+                                    exact_sql, (Jsonb(filt), Vector(q), args.k)
+                                ).fetchall()
+                            }
+                        )
                 lat: dict[str, list[float]] = {s: [] for s in strategies}
                 rec: dict[str, list[float]] = {s: [] for s in strategies}
                 counts: dict[str, list[int]] = {s: [] for s in strategies}
@@ -122,11 +133,19 @@ def main() -> None:
                     for name, knobs in strategies.items():
                         start = time.perf_counter()
                         if knobs is None:
-                            ids = [r[0] for r in raw.execute(
-                                raw_sql, (Vector(q), Jsonb(filt), args.k)).fetchall()]
+                            ids = [
+                                r[0]
+                                for r in raw.execute(
+                                    raw_sql, (Vector(q), Jsonb(filt), args.k)
+                                ).fetchall()
+                            ]
                         else:
-                            ids = [d.id for d, _ in store.similarity_search_with_score_by_vector(
-                                list(q), k=args.k, filter=filt, **knobs)]
+                            ids = [
+                                d.id
+                                for d, _ in store.similarity_search_with_score_by_vector(
+                                    list(q), k=args.k, filter=filt, **knobs
+                                )
+                            ]
                         lat[name].append((time.perf_counter() - start) * 1000)
                         expected = truth[qi]
                         rec[name].append(len(expected & set(ids)) / max(1, len(expected)))
@@ -153,15 +172,33 @@ def main() -> None:
     rows = []
     for flag, by_strategy in results.items():
         for name, r in by_strategy.items():
-            rows.append([f"{SELECTIVITIES[flag]:.1%}", name, r["recall_at_10"], r["min_results"],
-                         r["p50_ms"], r["p95_ms"]])
-    print(f"\nfiltered k={args.k} search, {args.rows:,} x {args.dim}-d, HNSW m=16 ef_construction=64,"
-          f" ef_search=40, {args.queries} queries")
+            rows.append(
+                [
+                    f"{SELECTIVITIES[flag]:.1%}",
+                    name,
+                    r["recall_at_10"],
+                    r["min_results"],
+                    r["p50_ms"],
+                    r["p95_ms"],
+                ]
+            )
+    print(
+        f"\nfiltered k={args.k} search, {args.rows:,} x {args.dim}-d, HNSW m=16 ef_construction=64,"
+        f" ef_search=40, {args.queries} queries"
+    )
     print_table(["selectivity", "strategy", "recall@10", "min rows", "p50 ms", "p95 ms"], rows)
-    path = write_report(f"filtered-{args.rows}x{args.dim}", {
-        "benchmark": "filtered", "rows": args.rows, "dim": args.dim, "queries": args.queries,
-        "k": args.k, "results": results, "environment": env,
-    })
+    path = write_report(
+        f"filtered-{args.rows}x{args.dim}",
+        {
+            "benchmark": "filtered",
+            "rows": args.rows,
+            "dim": args.dim,
+            "queries": args.queries,
+            "k": args.k,
+            "results": results,
+            "environment": env,
+        },
+    )
     print(f"wrote {path}")
 
 

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(args: list[str], tmp_path: Path) -> str:
     env = {**os.environ, "PGVSTORE_DATA_DIR": str(tmp_path / "pgdata"), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
@@ -36,7 +37,9 @@ def test_quickstart_runs_offline_on_the_embedded_database(tmp_path) -> None:
 
 def test_readme_snippet_prints_what_the_readme_says(tmp_path) -> None:
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```python\n(from langchain_pgvstore import PGVStore\n.*?)```", readme, re.S).group(1)
+    block = re.search(
+        r"```python\n(from langchain_pgvstore import PGVStore\n.*?)```", readme, re.S
+    ).group(1)
     expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
     script = tmp_path / "snippet.py"
     script.write_text(block)
