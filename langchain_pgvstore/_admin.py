@@ -25,7 +25,7 @@ from .indexes import (
     progress_query,
     reindex_plan,
 )
-from .schema import CollectionSpec
+from .schema import CollectionSpec, check_quantization
 
 __all__ = ["IndexAdmin"]
 
@@ -59,6 +59,9 @@ class IndexAdmin(StoreCore):
                 "no index to build: pass index=HNSWIndex(...) or IVFFlatIndex(...), or configure"
                 " one on the store"
             )
+        if isinstance(chosen, HNSWIndex):
+            # refuse an index this store's own searches would not use
+            check_quantization(self._spec, chosen.quantization)
         return chosen
 
     def create_index(

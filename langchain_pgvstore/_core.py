@@ -240,6 +240,9 @@ class StoreCore(VectorStore):
                 settings = replace(settings, iterative_scan="strict_order")
         if exact or spec.index is None or not filter:
             query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
+            if spec.index is not None and not exact and not settings.empty:
+                # a caller who tunes the index wants the index, not a sequential scan
+                settings = replace(settings, index_scan=True)
         else:
             threshold = kwargs.get("exact_search_threshold", self._exact_below)
             if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:

@@ -15,6 +15,7 @@ from ._sql import Frag
 from ._sql.filters import compile_filter
 from ._sql.lexical import fuse, keyword_search
 from .errors import InputError
+from .ingest import check_unicode
 from .schema import CollectionSpec
 
 __all__ = ["HybridOptions", "HybridSearch"]
@@ -29,7 +30,7 @@ class HybridOptions:
 
     k: int = 4
     fetch_k: int | None = None
-    fusion: Fusion = "rrf"
+    fusion: Fusion = "weighted"
     rrf_k: int = 60
     weights: tuple[float, float] | None = None
     k1: float = 1.2
@@ -78,7 +79,7 @@ class HybridSearch(StoreCore):
             raise InputError(f"query must be a string, got {type(query).__name__}")
         if "\x00" in query:
             raise InputError("query contains a NUL (\\x00) character")
-        return query
+        return check_unicode(query, "query")
 
     def _keyword_frag(
         self,
@@ -194,7 +195,7 @@ class HybridSearch(StoreCore):
         filter: Mapping[str, Any] | None = None,
         *,
         fetch_k: int | None = None,
-        fusion: Fusion = "rrf",
+        fusion: Fusion = "weighted",
         rrf_k: int = 60,
         weights: tuple[float, float] | None = None,
         k1: float = 1.2,
@@ -219,7 +220,7 @@ class HybridSearch(StoreCore):
         filter: Mapping[str, Any] | None = None,
         *,
         fetch_k: int | None = None,
-        fusion: Fusion = "rrf",
+        fusion: Fusion = "weighted",
         rrf_k: int = 60,
         weights: tuple[float, float] | None = None,
         k1: float = 1.2,
@@ -246,9 +247,10 @@ class HybridSearch(StoreCore):
         """Vector and BM25 keyword search fused in one SQL statement; higher score is better.
 
         Each leg ranks `fetch_k` candidates (default max(20, 2k)) under the same
-        filter. `fusion="rrf"` sums `weight / (rrf_k + rank)` over the legs
-        (weights default to 1, 1); `fusion="weighted"` sums min-max normalised
-        scores (weights default to 0.7 vector, 0.3 keyword). `k1` and `b` tune
+        filter. `fusion="weighted"` (the default) sums min-max normalised
+        scores (weights default to 0.5 vector, 0.5 keyword; the best measured on
+        SciFact, see docs/hybrid.md); `fusion="rrf"` sums `weight / (rrf_k + rank)`
+        over the legs (weights default to 1, 1). `k1` and `b` tune
         BM25. Query knobs (`ef_search`, `iterative_scan`, ...) apply to the
         vector leg. All of them are per call.
         """

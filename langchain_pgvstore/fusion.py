@@ -82,7 +82,7 @@ def rrf(
 
 def weighted(
     legs: Sequence[Sequence[Hit]],
-    weights: Sequence[float] = (0.7, 0.3),
+    weights: Sequence[float] = (0.5, 0.5),
     normalise: Literal["minmax", "none"] = "minmax",
 ) -> list[Hit]:
     """Weighted sum of (normalised) scores.

@@ -16,7 +16,7 @@ from ._sql import Frag, ddl, dml
 from ._steps import Execute, Fetch, Plan
 from .config import HNSWIndex, IVFFlatIndex, Table
 from .errors import ConfigError, InputError, SchemaError
-from .schema import CollectionSpec
+from .schema import CollectionSpec, check_index_kind
 
 __all__ = [
     "BuildSettings",
@@ -143,6 +143,7 @@ def create_index_plan(
     again. Another kind of ANN index is an error unless `replace=True`.
     """
     table = spec.table
+    check_index_kind(spec.distance, index)
     kind = ddl.ann_index_kind(index)
     present = _ann_indexes((yield Fetch(index_status(table))), table)
     others = [k for k in present if k != kind]

@@ -55,6 +55,20 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def check_unicode(value: str, what: str) -> str:
+    """Refuse strings UTF-8 cannot encode (lone surrogates), before anything is sent."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{what} is not valid unicode (it holds a lone surrogate)") from None
+    return value
+
+
+def _check_unicode(index: int, what: str, value: str) -> str:
+    return check_unicode(value, f"{what} of document {index}")
+
+
 def _metadata_json(index: int, metadata: Any) -> str:
     if metadata is None:
         return "{}"
@@ -70,7 +84,7 @@ def _metadata_json(index: int, metadata: Any) -> str:
     # the escape could be present, since a clean document cannot contain it.
     if _NUL_ESCAPE in text and _has_nul(metadata):
         raise InputError(f"metadata of document {index} contains a NUL (\\x00) character")
-    return text
+    return _check_unicode(index, "metadata", text)
 
 
 def _check_text(index: int, text: Any) -> str:
@@ -78,7 +92,7 @@ def _check_text(index: int, text: Any) -> str:
         raise InputError(f"text must be a string, got {type(text).__name__} (document {index})")
     if "\x00" in text:
         raise InputError(f"text of document {index} contains a NUL (\\x00) character")
-    return text
+    return _check_unicode(index, "text", text)
 
 
 def _check_id(index: int, value: Any) -> str:
@@ -88,7 +102,7 @@ def _check_id(index: int, value: Any) -> str:
         raise InputError(f"ids must not be empty strings (document {index})")
     if "\x00" in value:
         raise InputError(f"id of document {index} contains a NUL (\\x00) character")
-    return value
+    return _check_unicode(index, "id", value)
 
 
 def vectors_array(

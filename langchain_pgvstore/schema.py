@@ -56,6 +56,18 @@ class CollectionSpec:
     bulk_rebuild_rows: int = 10_000
     maintenance_work_mem: str | None = None
 
+    def __post_init__(self) -> None:
+        check_index_kind(self.distance, self.index)
+
+
+def check_index_kind(distance: Distance, index: IndexSpec) -> None:
+    """Refuse an index pgvector has no operator class for (IVFFlat has none for L1)."""
+    if isinstance(index, IVFFlatIndex) and distance is Distance.L1:
+        raise ConfigError(
+            "pgvector's IVFFlat has no operator class for the l1 distance;"
+            " use HNSWIndex() or index=None with distance='l1'"
+        )
+
 
 def _version_tuple(version: str) -> tuple[int, ...]:
     parts = []
@@ -118,6 +130,10 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
             " choose another collection name"
         )
+    if table_exists and isinstance(spec.index, HNSWIndex):
+        found = yield Fetch(ddl.index_definition(table, "hnsw"))
+        if found:
+            check_quantization(spec, "binary" if "binary_quantize(" in found[0][0] else None)
     if not table_exists:
         assert spec.dimensions is not None
         check_indexable(spec)
@@ -165,6 +181,18 @@ def check_indexable(spec: CollectionSpec) -> None:
         raise ConfigError(
             f"pgvector indexes {spec.vector_type.value} columns of at most {limit} dimensions,"
             f" got {dims}; {hint}HNSWIndex(quantization='binary'), or index=None for exact search"
+        )
+
+
+def check_quantization(spec: CollectionSpec, in_database: str | None) -> None:
+    """The search statement follows the store's index setting: it must match the index."""
+    configured = spec.index.quantization if isinstance(spec.index, HNSWIndex) else None
+    if configured != in_database:
+        raise SchemaError(
+            f"collection {spec.table.schema}.{spec.table.name}: an HNSW index with"
+            f" quantization={in_database!r} would not serve this store's searches, which are"
+            f" configured with quantization={configured!r}; open the store with"
+            f" index=HNSWIndex(quantization={in_database!r}, ...)"
         )
 
 

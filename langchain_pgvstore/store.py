@@ -24,7 +24,7 @@ from ._sql import Frag, dml
 from ._sql.filters import compile_filter
 from ._steps import Plan
 from .errors import EmbeddingError, InputError
-from .ingest import Batch, prepare_batch
+from .ingest import Batch, check_unicode, prepare_batch
 from .progress import Progress, make_progress
 from .retriever import PGVStoreRetriever
 from .schema import CollectionSpec, drop_plan, load_plan
@@ -278,6 +278,7 @@ class PGVStore(HybridSearch, IndexAdmin, SimilaritySearch):
                 raise InputError(f"ids must be strings, got {value!r} (position {i})")
             if "\x00" in value:
                 raise InputError(f"id at position {i} contains a NUL (\\x00) character")
+            check_unicode(value, f"id at position {i}")
         return out
 
     @override

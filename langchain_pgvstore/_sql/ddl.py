@@ -271,6 +271,14 @@ def existing_indexes(table: Table) -> Frag:
     )
 
 
+def index_definition(table: Table, kind: str) -> Frag:
+    """`pg_get_indexdef` of one of the collection's indexes (no row when it does not exist)."""
+    return Frag(
+        sql.SQL("SELECT pg_get_indexdef(to_regclass(%s)) WHERE to_regclass(%s) IS NOT NULL"),
+        (table.index(kind).as_string(), table.index(kind).as_string()),
+    )
+
+
 def clean_gin_pending(table: Table) -> list[Frag]:
     """Move the GIN indexes' pending-list entries into the main index structure."""
     return [

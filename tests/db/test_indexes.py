@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_pgvstore import HNSWIndex, InputError, IVFFlatIndex, PGVStore, SchemaError
+from langchain_pgvstore import (
+    ConfigError,
+    HNSWIndex,
+    InputError,
+    IVFFlatIndex,
+    PGVStore,
+    SchemaError,
+)
 from langchain_pgvstore.indexes import IndexProgress
 
 DIM = 16
@@ -209,3 +216,51 @@ def test_binary_quantized_index_with_exact_rerank(dsn, collection_name, vector_t
     finally:
         store.delete_collection()
         store.close()
+
+
+def test_l1_with_ivfflat_is_refused_before_anything_runs(dsn, collection_name) -> None:
+    with pytest.raises(ConfigError, match="IVFFlat has no operator class for the l1"):
+        PGVStore(
+            DeterministicFakeEmbedding(size=DIM),
+            connection=dsn,
+            collection=collection_name,
+            distance="l1",
+            index=IVFFlatIndex(),
+        )
+
+
+def test_a_tuned_search_keeps_the_index(dsn, collection_name) -> None:
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    )
+    try:
+        store.add_embeddings(["x"] * 3_000, vectors(3_000))
+        index = store._spec.table.index_name("hnsw")
+        # pgvector's cost estimate at ef_search=1000 makes a sequential scan look cheaper
+        plan = store.explain(list(vectors(1, seed=9)[0]), k=10, ef_search=1000)
+        assert f"Index Scan using {index}" in plan, plan
+        exact = store.explain(list(vectors(1, seed=9)[0]), k=10, exact=True)
+        assert "Seq Scan" in exact, exact
+    finally:
+        store.delete_collection()
+        store.close()
+
+
+def test_quantization_must_match_the_index(dsn, collection_name) -> None:
+    emb = DeterministicFakeEmbedding(size=DIM)
+    bq = PGVStore(
+        emb, connection=dsn, collection=collection_name, index=HNSWIndex(quantization="binary")
+    )
+    try:
+        bq.add_embeddings(["x"] * 200, vectors(200))
+        plain = PGVStore(emb, connection=dsn, collection=collection_name)
+        with pytest.raises(SchemaError, match="would not serve this store's searches"):
+            plain.similarity_search_by_vector(list(vectors(1)[0]), k=3)
+        plain.close()
+        other = PGVStore(emb, connection=dsn, collection=collection_name, index=None)
+        with pytest.raises(SchemaError, match="quantization='binary' would not serve"):
+            other.create_index(HNSWIndex(quantization="binary"), replace=True)
+        other.close()
+    finally:
+        bq.delete_collection()
+        bq.close()

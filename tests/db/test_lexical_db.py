@@ -483,7 +483,7 @@ def test_sql_fusion_equals_python_fusion(
     if method == "rrf":
         expected = fusion.rrf([v_leg, x_leg], k=rrf_k, weights=weights)
     else:
-        expected = fusion.weighted([v_leg, x_leg], weights=weights or (0.7, 0.3))
+        expected = fusion.weighted([v_leg, x_leg], weights=weights or (0.5, 0.5))
     assert got == expected[:k]
 
 

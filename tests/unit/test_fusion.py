@@ -119,7 +119,7 @@ def test_weighted_equal_scores_normalise_to_one_and_none_keeps_raw():
 
 def test_empty_legs():
     assert rrf([[], []]) == []
-    assert weighted([[], [Hit("a", 1.0)]]) == [Hit("a", 0.3)]
+    assert weighted([[], [Hit("a", 1.0)]]) == [Hit("a", 0.5)]
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,10 @@ def decode_copy(data: bytes, vector_type: VectorType):
 
 
 @given(
-    texts=st.lists(st.text(st.characters(blacklist_characters="\x00")), min_size=0, max_size=30),
+    texts=st.lists(
+        st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+        max_size=30,
+    ),
     vector_type=st.sampled_from(list(VectorType)),
     chunk=st.integers(1, 7),
 )
@@ -97,3 +100,17 @@ def test_vector_shape_errors(vectors, error, message) -> None:
 def test_metadata_with_escaped_backslash_is_not_mistaken_for_nul() -> None:
     batch = prepare_batch(["a"], [{"path": "C:\\u0000dir"}], None, np.ones((1, 2)), 2)
     assert "\\\\u0000" in batch.metadata_json[0]
+
+
+@pytest.mark.parametrize("field", ["text", "id", "metadata"])
+def test_lone_surrogates_are_refused(field) -> None:
+    bad = "ok\ud800"
+    kwargs = {"text": ["fine"], "id": ["x"], "metadata": [{"k": "v"}]}
+    if field == "text":
+        kwargs["text"] = [bad]
+    elif field == "id":
+        kwargs["id"] = [bad]
+    else:
+        kwargs["metadata"] = [{"k": bad}]
+    with pytest.raises(InputError, match=f"{field} of document 0 is not valid unicode"):
+        prepare_batch(kwargs["text"], kwargs["metadata"], kwargs["id"], np.ones((1, 2)), 2)

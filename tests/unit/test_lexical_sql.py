@@ -232,7 +232,7 @@ def test_fuse_snapshots():
     assert f.params == (1.0, 60, 1.0, 60, 10)
     g = lx.fuse(V, X, 10, method="weighted", fetch_k=40, vector_is_distance=False)
     assert g.as_string() == FUSE_WEIGHTED
-    assert g.params == (40, 40, 0.7, 0.3, 10)
+    assert g.params == (40, 40, 0.5, 0.5, 10)
     h = lx.fuse(V, X, 3, method="rrf", rrf_k=10, weights=(2.0, 0.5), fetch_k=7)
     assert h.params == (7, 7, 2.0, 10, 0.5, 10, 3)
 
