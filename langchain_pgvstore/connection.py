@@ -9,7 +9,9 @@ and async methods both work on every store.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +119,8 @@ class Connector:
         self._async: AsyncConnectionPool[Any] | None = None
         self._owns_sync = True
         self._owns_async = True
+        self._sync_lock = threading.Lock()
+        self._async_lock = asyncio.Lock()
         self._embedded = False
         if connection is None:
             from .server import embedded_dsn
@@ -197,6 +201,13 @@ class Connector:
             )
 
     def sync_pool(self) -> ConnectionPool[Any]:
+        if self._sync is not None:
+            return self._sync
+        # several threads may make their first call at once: one pool, not several
+        with self._sync_lock:
+            return self._open_sync_pool()
+
+    def _open_sync_pool(self) -> ConnectionPool[Any]:
         if self._sync is None:
             self._check_derivable("ConnectionPool")
             pool: ConnectionPool[Any] = ConnectionPool(
@@ -213,6 +224,12 @@ class Connector:
         return self._sync
 
     async def async_pool(self) -> AsyncConnectionPool[Any]:
+        if self._async is not None:
+            return self._async
+        async with self._async_lock:
+            return await self._open_async_pool()
+
+    async def _open_async_pool(self) -> AsyncConnectionPool[Any]:
         if self._async is None:
             self._check_derivable("AsyncConnectionPool")
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
