@@ -18,6 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from pgvector import Vector
+from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import Self, override
 
@@ -38,7 +39,7 @@ from .config import (
 from .connection import Connector, PoolOptions
 from .errors import InputError
 from .ingest import vectors_array
-from .schema import CollectionSpec, provision_plan
+from .schema import CollectionSpec, provision_plan, provisioning_denied
 
 __all__ = ["StoreCore"]
 
@@ -192,12 +193,20 @@ class StoreCore(VectorStore):
         """The provisioned spec; None when the collection does not exist yet."""
         if self._provisioned:
             return self._spec
-        return self._provisioned_spec(self._db.run(self._provision_plan(dimensions)))
+        try:
+            spec = self._db.run(self._provision_plan(dimensions))
+        except pg_errors.InsufficientPrivilege as e:
+            raise provisioning_denied(self._spec, e) from e
+        return self._provisioned_spec(spec)
 
     async def _aensure(self, dimensions: int | None = None) -> CollectionSpec | None:
         if self._provisioned:
             return self._spec
-        return self._provisioned_spec(await self._adb.run(self._provision_plan(dimensions)))
+        try:
+            spec = await self._adb.run(self._provision_plan(dimensions))
+        except pg_errors.InsufficientPrivilege as e:
+            raise provisioning_denied(self._spec, e) from e
+        return self._provisioned_spec(spec)
 
     # -- search ----------------------------------------------------------------
 

@@ -31,6 +31,10 @@ __all__ = [
 MAX_IDENTIFIER_BYTES = 63
 MAX_INDEXED_DIMENSIONS = {"vector": 2000, "halfvec": 4000}
 MAX_DIMENSIONS = 16000
+#: Full text covers this many leading characters of a document. PostgreSQL refuses
+#: a tsvector over 1 MB, and short distinct words take up to ~5.5 bytes of it per
+#: character of text: this keeps the worst case near half the limit.
+MAX_TSVECTOR_CHARS = 100_000
 
 
 def validate_identifier(value: object, what: str) -> str:
@@ -45,6 +49,10 @@ def validate_identifier(value: object, what: str) -> str:
         raise ConfigError(f"{what} must not be empty")
     if "\x00" in value:
         raise ConfigError(f"{what} must not contain NUL bytes, got {value!r}")
+    if "%" in value:
+        # psycopg reads every % of a statement with parameters as a placeholder,
+        # inside a quoted identifier too: "a%%b" would name the table "a%b"
+        raise ConfigError(f"{what} must not contain '%', got {value!r}")
     if len(value.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
         raise ConfigError(
             f"{what} {value!r} is {len(value.encode('utf-8'))} bytes long;"
@@ -243,6 +251,11 @@ class Table:
     def __post_init__(self) -> None:
         validate_identifier(self.schema, "schema")
         validate_identifier(self.name, "collection")
+        if self.schema.startswith("pg_"):
+            raise ConfigError(
+                f"schema {self.schema!r} starts with 'pg_', which PostgreSQL reserves"
+                " for system schemas"
+            )
         if self.name == REGISTRY_TABLE:
             raise ConfigError(f"collection name {self.name!r} is reserved")
 

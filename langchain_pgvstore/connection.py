@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,12 @@ __all__ = ["APPLICATION_NAME", "Connector", "PoolOptions", "describe_dsn", "norm
 
 #: `application_name` of the store's connections, to find them in pg_stat_activity.
 APPLICATION_NAME = "langchain-pgvstore"
+
+#: psycopg_pool retries a lost connection with exponential backoff (1, 2, 4 ... s, for
+#: up to 5 minutes), and callers wait for that schedule even once the server is back.
+#: Give up after this long and start over at once (`_reconnect_again`), so that an
+#: attempt is never more than about a second away.
+RECONNECT_TIMEOUT = 2.0
 
 
 def normalise_dsn(dsn: str) -> str:
@@ -54,6 +61,12 @@ def describe_dsn(dsn: str) -> str:
     return " ".join(parts)
 
 
+# libpq quotes a connection string it cannot parse whole in its error message,
+# so a password it could not parse out must be masked by its position
+_URI_PASSWORD = re.compile(r"(://[^/?#@]*?:)[^@/?#]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S*)")
+
+
 def _redact(message: str, dsn: str) -> str:
     try:
         password = _conninfo.conninfo_to_dict(dsn).get("password")
@@ -61,7 +74,13 @@ def _redact(message: str, dsn: str) -> str:
         password = None
     if password:
         message = message.replace(str(password), "***")
-    return message
+    message = _URI_PASSWORD.sub(r"\1***@", message)
+    return _KEYWORD_PASSWORD.sub(r"\1***", message)
+
+
+def _reconnect_again(pool: Any) -> Any:
+    # called by psycopg_pool when it gives up reconnecting: check() starts again now
+    return None if pool.closed else pool.check()
 
 
 def statement_timeout_setting(ms: int) -> Frag:
@@ -179,6 +198,8 @@ class Connector:
             "min_size": self._options.min_size,
             "max_size": self._options.max_size,
             "timeout": self._options.timeout,
+            "reconnect_timeout": RECONNECT_TIMEOUT,
+            "reconnect_failed": _reconnect_again,
             "kwargs": kwargs,
         }
 

@@ -26,6 +26,8 @@ __all__ = ["Batch", "encode_copy", "new_ids", "prepare_batch", "write_plan"]
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 _NUL_ESCAPE = "\\u0000"
+#: btree index entries are limited to about 2.7 kB; longer ids could not be indexed
+MAX_ID_BYTES = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,11 @@ def _check_id(index: int, value: Any) -> str:
         raise InputError(f"ids must not be empty strings (document {index})")
     if "\x00" in value:
         raise InputError(f"id of document {index} contains a NUL (\\x00) character")
+    if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "replace")) > MAX_ID_BYTES:
+        raise InputError(
+            f"id of document {index} is {len(value.encode('utf-8', 'replace'))} bytes long;"
+            f" ids are limited to {MAX_ID_BYTES} bytes"
+        )
     return _check_unicode(index, "id", value)
 
 

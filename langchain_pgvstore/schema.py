@@ -95,6 +95,18 @@ def check_pgvector(installed: str | None, available: str | None) -> bool:
     return installed is None
 
 
+def provisioning_denied(spec: CollectionSpec, error: Exception) -> SchemaError:
+    """The role may not create something the collection needs: say what, and who can."""
+    denied = getattr(getattr(error, "diag", None), "message_primary", None) or str(error)
+    if "extension" in denied:
+        return SchemaError(
+            f"pgvector is not installed in this database and this role may not install it"
+            f" ({denied}); ask a superuser to run CREATE EXTENSION vector in it"
+        )
+    name = f"{spec.table.schema}.{spec.table.name}"
+    return SchemaError(f"this role may not create collection {name}: {denied}")
+
+
 def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
     """Make sure the extension, registry, table and indexes exist; check they match.
 

@@ -112,10 +112,9 @@ class PGVStore(HybridSearch, IndexAdmin, SimilaritySearch):
     def _texts_and_ids(
         self, texts: Iterable[str], ids: Sequence[str | None] | None
     ) -> tuple[list[str], Sequence[str | None] | None]:
-        texts = list(texts)
         if isinstance(texts, str):
             raise InputError("texts must be a list of strings, not a single string")
-        return texts, ids
+        return list(texts), ids
 
     def _batch(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from ..config import (
+    MAX_TSVECTOR_CHARS,
     REGISTRY_TABLE,
     Distance,
     HNSWIndex,
@@ -149,7 +150,8 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             " {content} text NOT NULL,"
             " {metadata} jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
             " {embedding} {vtype}({dims}) NOT NULL,"
-            " {tsv} tsvector GENERATED ALWAYS AS (to_tsvector({cfg}::regconfig, {content})) STORED,"
+            " {tsv} tsvector GENERATED ALWAYS AS"
+            " (to_tsvector({cfg}::regconfig, left({content}, {tsv_chars}))) STORED,"
             " {created} timestamptz NOT NULL DEFAULT now(),"
             " {updated} timestamptz NOT NULL DEFAULT now())"
         ).format(
@@ -162,6 +164,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             dims=sql.Literal(int(dimensions)),
             tsv=table.tsv,
             cfg=sql.Literal(ts_config),
+            tsv_chars=sql.Literal(MAX_TSVECTOR_CHARS),
             created=table.created_at,
             updated=table.updated_at,
         )

@@ -39,7 +39,7 @@ from typing import Literal
 
 from psycopg import sql
 
-from ..config import Table
+from ..config import MAX_TSVECTOR_CHARS, Table
 from ..errors import InputError
 from . import Frag
 
@@ -227,13 +227,15 @@ def lexical_ddl(table: Table, ts_config: str) -> list[Frag]:
         ),
         sql.SQL(
             "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {len} integer"
-            " GENERATED ALWAYS AS ({fn}(to_tsvector({config}::regconfig, {content}))) STORED"
+            " GENERATED ALWAYS AS"
+            " ({fn}(to_tsvector({config}::regconfig, left({content}, {tsv_chars})))) STORED"
         ).format(
             table=table.qualname,
             len=LENGTH_COLUMN,
             fn=length_fn,
             config=config,
             content=table.content,
+            tsv_chars=sql.Literal(MAX_TSVECTOR_CHARS),
         ),
         # Every keyword query reads tsv for each candidate. With the default
         # EXTENDED storage a ~1.5 kB tsvector beside a 384-d embedding is moved

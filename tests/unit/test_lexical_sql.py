@@ -98,7 +98,7 @@ DDL = [
     (
         'ALTER TABLE "public"."docs" ADD COLUMN IF NOT EXISTS "tsv_len" integer GENERATED '
         'ALWAYS AS ("public"."docs_71ab8b6afb_bm25_len"(to_tsvector(\'english\'::regconfig, '
-        '"content"))) STORED'
+        'left("content", 100000)))) STORED'
     ),
     ('ALTER TABLE "public"."docs" ALTER COLUMN "tsv" SET STORAGE MAIN'),
     (

@@ -26,7 +26,8 @@ def test_create_table_snapshot() -> None:
     assert frag.as_string() == (
         'CREATE TABLE IF NOT EXISTS "public"."docs" ("id" text PRIMARY KEY, "content" text NOT NULL,'
         ' "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, "embedding" vector(384) NOT NULL,'
-        ' "tsv" tsvector GENERATED ALWAYS AS (to_tsvector(\'english\'::regconfig, "content")) STORED,'
+        ' "tsv" tsvector GENERATED ALWAYS AS'
+        " (to_tsvector('english'::regconfig, left(\"content\", 100000))) STORED,"
         ' "created_at" timestamptz NOT NULL DEFAULT now(), "updated_at" timestamptz NOT NULL DEFAULT now())'
     )
     assert frag.params == ()

@@ -1,0 +1,438 @@
+"""Faults: the server going away, statement timeouts, cancelled tasks.
+
+Tests that stop the server use their own `EmbeddedPostgres` in a temporary
+directory, never the session's. Slow statements are made honestly: another
+session holds a lock on the collection's table, so the store's statement waits
+on it, exactly as it would behind a long migration or a VACUUM FULL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from langchain_pgvstore import (
+    DatabaseUnavailableError,
+    EmbeddedPostgres,
+    PGVStore,
+    QueryTimeoutError,
+)
+from langchain_pgvstore.connection import APPLICATION_NAME
+
+DIM = 8
+LARGE = 60_000  # rows in a "large" ingest: its transaction runs for seconds
+# the tests' own sessions never wait forever either
+HELPER = {"autocommit": True, "connect_timeout": 5, "options": "-c statement_timeout=10000"}
+
+
+def in_thread(fn: Callable[..., Any], *args: Any) -> Future:
+    future: Future = Future()
+
+    def body() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed over through the future
+            future.set_exception(e)
+
+    threading.Thread(target=body, daemon=True).start()
+    return future
+
+
+def store_activity(dsn: str) -> list[tuple[str, str | None, str]]:
+    """(state, wait_event_type, query) of the store's backends."""
+    with psycopg.connect(dsn, **HELPER) as c:
+        return c.execute(
+            "SELECT state, wait_event_type, query FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (APPLICATION_NAME,),
+        ).fetchall()
+
+
+def wait_for_activity(
+    dsn: str, matches: Callable[[tuple[str, str | None, str]], bool], timeout: float = 30.0
+) -> tuple[str, str | None, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for row in store_activity(dsn):
+            if matches(row):
+                return row
+        time.sleep(0.01)
+    raise AssertionError("the store's statement never showed up in pg_stat_activity")
+
+
+def mid_ingest(row: tuple[str, str | None, str]) -> bool:
+    state, _, query = row
+    return state == "active" and query.startswith(("COPY", "INSERT", "CREATE INDEX"))
+
+
+def blocked(row: tuple[str, str | None, str]) -> bool:
+    return row[0] == "active" and row[1] == "Lock"
+
+
+def count(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn, **HELPER) as c:
+        return c.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        ).fetchone()[0]
+
+
+def large_batch(n: int = LARGE) -> tuple[list[str], np.ndarray]:
+    vectors = np.random.default_rng(3).normal(size=(n, DIM)).astype(np.float32)
+    return [f"row {i}" for i in range(n)], vectors
+
+
+# -- the server stops -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("faults") / "pgdata")
+    server.start()
+    with psycopg.connect(server.dsn, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    try:
+        yield server
+    finally:
+        server.restart()  # stop() below expects a running server
+        server.stop()
+
+
+@pytest.fixture
+def server(own_server: EmbeddedPostgres) -> Iterator[EmbeddedPostgres]:
+    """The fault server, running at the start and at the end of every test."""
+    own_server.restart()
+    yield own_server
+    own_server.restart()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_server_stops_in_the_middle_of_a_large_ingest(mode, server, collection_name) -> None:
+    """The call fails with DatabaseUnavailableError, none of its rows exist after the
+    restart, and the same store object works again once the server is back."""
+    dsn = server.dsn
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        pool_timeout=2,
+    )  # fmt: skip
+    try:
+        store.add_texts(["seed 1", "seed 2"], ids=["s1", "s2"])
+        texts, vectors = large_batch()
+        if mode == "sync":
+            ingest = asyncio.wrap_future(in_thread(store.add_embeddings, texts, vectors))
+        else:
+            ingest = asyncio.ensure_future(store.aadd_embeddings(texts, vectors))
+        phase = await asyncio.to_thread(wait_for_activity, dsn, mid_ingest)
+        stopped = time.monotonic()
+        await asyncio.to_thread(server.force_stop)
+        with pytest.raises(DatabaseUnavailableError) as info:
+            await asyncio.wait_for(ingest, 30)
+        failed_after = time.monotonic() - stopped
+        assert "cannot reach PostgreSQL at host=" in str(info.value)
+        assert failed_after < 10
+
+        restart = time.monotonic()
+        await asyncio.to_thread(server.restart)
+        restarted = time.monotonic()
+        assert count(dsn, collection_name) == 2  # no row of the failed call
+        if mode == "sync":
+            store.add_texts(["after"], ids=["after"])
+        else:
+            await store.aadd_texts(["after"], ids=["after"])
+        recovered = time.monotonic() - restarted
+        assert count(dsn, collection_name) == 3
+        print(
+            f"\n[{mode}] stopped during {phase[2][:12]!r}; call failed {failed_after:.2f} s later;"
+            f" restart took {restarted - restart:.2f} s; first call after it {recovered:.2f} s"
+        )
+    finally:
+        await store.aclose()
+
+
+async def test_restart_between_calls_is_invisible(server, collection_name) -> None:
+    """A pooled connection that went stale with a restart is replaced and the call retried."""
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=server.dsn, collection=collection_name,
+        pool_timeout=5,
+    )  # fmt: skip
+    try:
+        store.add_texts(["a"], ids=["a"])
+        assert await store.aget_by_ids(["a"])
+        await asyncio.to_thread(server.force_stop)
+        await asyncio.to_thread(server.restart)
+        assert [d.id for d in store.similarity_search("a", k=1)] == ["a"]
+        assert [d.id for d in await store.asimilarity_search("a", k=1)] == ["a"]
+    finally:
+        await store.aclose()
+
+
+async def test_pool_recovers_promptly_after_a_longer_outage(server, collection_name) -> None:
+    """After an 8.5 s outage, the first call once the server is back succeeds.
+
+    psycopg_pool keeps reconnecting a lost connection in the background with
+    exponential backoff (attempts 1, 3, 7, 15 ... s after the loss, for up to 5
+    minutes), and callers wait for that schedule even when the server is
+    already back: here the next attempt is 5 to 8 s away, so calls with
+    `pool_timeout=2` fail with a misleading QueryTimeoutError ("no pooled
+    connection became free") until it comes.
+    """
+    dsn = server.dsn
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        pool_timeout=2,
+    )  # fmt: skip
+    try:
+        store.add_texts(["a"], ids=["a"])
+        assert await store.aget_by_ids(["a"])
+        await asyncio.to_thread(server.force_stop)
+        down = time.monotonic()
+        # a call in each mode, at the same moment, meets the outage
+        sync_call = asyncio.wrap_future(in_thread(store.get_by_ids, ["a"]))
+        results = await asyncio.gather(sync_call, store.aget_by_ids(["a"]), return_exceptions=True)
+        assert all(isinstance(r, DatabaseUnavailableError) for r in results), results
+        await asyncio.sleep(max(0.0, down + 8.5 - time.monotonic()))
+        await asyncio.to_thread(server.restart)
+        back = time.monotonic()
+        outcomes = {}
+        for mode in ("sync", "async"):
+            failures = []
+            while True:
+                try:
+                    if mode == "sync":
+                        await asyncio.to_thread(store.get_by_ids, ["a"])
+                    else:
+                        await store.aget_by_ids(["a"])
+                    break
+                except QueryTimeoutError as e:
+                    failures.append(str(e))
+                    assert time.monotonic() - back < 30, "the pool never recovered"
+            outcomes[mode] = (failures, round(time.monotonic() - back, 2))
+        print(f"\noutage {back - down:.1f} s; after restart: {outcomes}")
+        assert outcomes["sync"][0] == [] and outcomes["async"][0] == [], outcomes
+    finally:
+        await store.aclose()
+
+
+# -- statement timeouts -----------------------------------------------------------------------
+
+
+class Locker:
+    """Another session that holds an exclusive lock on the collection's table."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        self.conn = psycopg.connect(dsn, connect_timeout=5)
+        self.table = table
+
+    def lock(self) -> None:
+        self.conn.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(self.table))
+        )
+
+    def release(self) -> None:
+        self.conn.rollback()
+
+
+@pytest.fixture
+def locker(dsn, collection_name) -> Iterator[Locker]:
+    locker = Locker(dsn, collection_name)
+    yield locker
+    locker.release()
+    locker.conn.close()
+
+
+def _pooled_session(pool: Any) -> tuple[str, int, Any]:
+    with pool.connection() as c:
+        timeout = c.execute("SHOW statement_timeout").fetchone()[0]
+        return (
+            timeout,
+            c.execute("SELECT pg_backend_pid()").fetchone()[0],
+            c.info.transaction_status,
+        )
+
+
+async def _apooled_session(pool: Any) -> tuple[str, int, Any]:
+    async with pool.connection() as c:
+        timeout = (await (await c.execute("SHOW statement_timeout")).fetchone())[0]
+        pid = (await (await c.execute("SELECT pg_backend_pid()")).fetchone())[0]
+        return timeout, pid, c.info.transaction_status
+
+
+async def _session(store: PGVStore, mode: str) -> tuple[str, int, Any]:
+    if mode == "sync":
+        return _pooled_session(store._connector.sync_pool())
+    return await _apooled_session(await store._connector.async_pool())
+
+
+async def _call(store: PGVStore, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    if mode == "sync":
+        return await asyncio.to_thread(getattr(store, name), *args, **kwargs)
+    return await asyncio.wait_for(getattr(store, "a" + name)(*args, **kwargs), 30)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_store_statement_timeout(mode, dsn, collection_name, locker) -> None:
+    """`PGVStore(statement_timeout=0.3)`: every kind of call that waits longer raises
+    QueryTimeoutError, writes nothing, and the pooled connection is reused as it was."""
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        pool_size=1, statement_timeout=0.3,
+    )  # fmt: skip
+    try:
+        await _call(store, mode, "add_texts", ["seed"], ids=["seed"])
+        before = await _session(store, mode)
+        assert before[0] == "300ms"
+        locker.lock()
+        calls = [
+            ("similarity_search", ("q",), {}),
+            ("add_texts", (["new"],), {"ids": ["new"]}),
+            ("get_by_ids", (["seed"],), {}),
+            ("delete", (["seed"],), {}),
+            ("max_marginal_relevance_search", ("q",), {}),
+        ]
+        took = []
+        for name, args, kwargs in calls:
+            started = time.monotonic()
+            with pytest.raises(QueryTimeoutError, match="statement timeout"):
+                await _call(store, mode, name, *args, **kwargs)
+            took.append(time.monotonic() - started)
+            assert 0.25 <= took[-1] < 5, name
+        print(f"\n[{mode}] timed out after " + ", ".join(f"{t:.2f}" for t in took) + " s")
+        assert await _session(store, mode) == before  # same backend, same setting, idle
+    finally:
+        locker.release()
+        await store.aclose()
+    assert count(dsn, collection_name) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_per_call_statement_timeout_ends_with_the_call(
+    mode, dsn, collection_name, locker
+) -> None:
+    """`similarity_search(..., statement_timeout=0.2)` raises QueryTimeoutError, and the
+    pooled connection afterwards has the server's default timeout again."""
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        pool_size=1,
+    )  # fmt: skip
+    try:
+        await _call(store, mode, "add_texts", ["seed"], ids=["seed"])
+        with psycopg.connect(dsn) as fresh:
+            default = fresh.execute("SHOW statement_timeout").fetchone()[0]
+        before = await _session(store, mode)
+        assert before[0] == default
+        locker.lock()
+        for name in ("similarity_search", "max_marginal_relevance_search"):
+            started = time.monotonic()
+            with pytest.raises(QueryTimeoutError, match="statement timeout"):
+                await _call(store, mode, name, "q", statement_timeout=0.2)
+            assert 0.15 <= time.monotonic() - started < 5
+        assert await _session(store, mode) == before
+    finally:
+        await store.aclose()
+
+
+def test_statement_timeout_on_a_pool_the_caller_owns(dsn, collection_name, locker) -> None:
+    """On a caller's pool the store's timeout is transaction-local: the caller's own
+    sessions keep their setting."""
+    with ConnectionPool(
+        dsn, min_size=1, max_size=1, kwargs={"autocommit": True}, open=True
+    ) as pool:
+        store = PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=pool, collection=collection_name,
+            statement_timeout=0.3,
+        )  # fmt: skip
+        store.add_texts(["seed"], ids=["seed"])
+        before = _pooled_session(pool)
+        locker.lock()
+        for call in (lambda: store.similarity_search("q"), lambda: store.add_texts(["x"])):
+            with pytest.raises(QueryTimeoutError):
+                call()
+        assert _pooled_session(pool) == before
+        locker.release()
+        store.close()
+    assert count(dsn, collection_name) == 1
+
+
+# -- cancellation -------------------------------------------------------------------------------
+
+
+def wait_until_idle(dsn: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(state != "idle" for state, _, _ in store_activity(dsn)):
+        assert time.monotonic() < deadline, store_activity(dsn)
+        time.sleep(0.02)
+
+
+async def _cancel_when(task: asyncio.Future, dsn: str, when: Callable[..., bool]) -> str:
+    """Cancel the task once its statement is seen; returns that statement."""
+    row = await asyncio.to_thread(wait_for_activity, dsn, when)
+    task.cancel()
+    started = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    took = time.monotonic() - started
+    assert took < 5
+    print(f"\ncancelled during {row[2][:12]!r} in {took * 1000:.1f} ms")
+    # the server stopped the statement too: nothing of it is left running or waiting
+    await asyncio.to_thread(wait_until_idle, dsn)
+    return row[2]
+
+
+async def _assert_pool_healthy(store: PGVStore) -> None:
+    started = time.monotonic()
+    assert [d.id for d in await asyncio.wait_for(store.aget_by_ids(["seed"]), 10)] == ["seed"]
+    assert time.monotonic() - started < 2
+    stats = (await store._connector.async_pool()).get_stats()
+    assert stats["requests_waiting"] == 0
+    assert stats["pool_available"] == stats["pool_size"] == 1
+
+
+@pytest.fixture
+async def one_conn_store(dsn, collection_name):
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        pool_size=1,
+    )  # fmt: skip
+    await store.aadd_texts(["seed"], ids=["seed"])
+    yield store
+    await store.aclose()
+
+
+async def test_cancelled_search_leaves_the_pool_healthy(one_conn_store, dsn, locker) -> None:
+    locker.lock()
+    task = asyncio.ensure_future(one_conn_store.asimilarity_search("q"))
+    await _cancel_when(task, dsn, blocked)  # while the lock is still held
+    locker.release()
+    await _assert_pool_healthy(one_conn_store)
+
+
+async def test_cancelled_ingest_writes_nothing(
+    one_conn_store, dsn, collection_name, locker
+) -> None:
+    """Cancelled while its merge waits for a lock: after the lock goes, none of its rows exist."""
+    locker.lock()
+    task = asyncio.ensure_future(one_conn_store.aadd_texts([f"t{i}" for i in range(200)]))
+    statement = await _cancel_when(task, dsn, blocked)
+    assert statement.startswith("INSERT")
+    locker.release()
+    await _assert_pool_healthy(one_conn_store)
+    assert count(dsn, collection_name) == 1
+
+
+async def test_cancelled_large_ingest_writes_nothing(one_conn_store, dsn, collection_name) -> None:
+    """Cancelled in the middle of a large ingest (COPY, merge or index build)."""
+    texts, vectors = large_batch()
+    task = asyncio.ensure_future(one_conn_store.aadd_embeddings(texts, vectors))
+    await _cancel_when(task, dsn, mid_ingest)
+    await _assert_pool_healthy(one_conn_store)
+    assert count(dsn, collection_name) == 1
