@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,9 @@ from langchain_core.vectorstores import VectorStore
 from pgvector import Vector
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
-from typing_extensions import Self, override
+from typing_extensions import override
 
+from ._closing import Closing
 from ._runner import AsyncRunner, Runner
 from ._sql import Frag
 from ._sql.filters import compile_filter
@@ -75,7 +75,7 @@ def _embedding_model_name(embedding: Embeddings) -> str | None:
     return None
 
 
-class StoreCore(VectorStore):
+class StoreCore(Closing, VectorStore):
     """State and plumbing shared by the store's method groups (see `PGVStore`)."""
 
     def __init__(
@@ -307,25 +307,3 @@ class StoreCore(VectorStore):
     async def aclose(self) -> None:
         """Close the pools this store opened, async ones included."""
         await self._connector.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

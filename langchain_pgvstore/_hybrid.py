@@ -13,7 +13,8 @@ from psycopg import sql
 from ._core import StoreCore, _check_k, _doc
 from ._sql import Frag
 from ._sql.filters import compile_filter
-from ._sql.lexical import fuse, keyword_search
+from ._sql.fusion import fuse
+from ._sql.lexical import keyword_search
 from .errors import InputError
 from .ingest import check_unicode
 from .schema import CollectionSpec

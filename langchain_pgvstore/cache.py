@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.stores import ByteStore
-from typing_extensions import Self, override
+from typing_extensions import override
 
+from ._closing import Closing
 from ._sidecar import Connection, SideDB, check_keys, check_text
 from ._sql import Frag, kv
 from ._sql.sidetable import SideTable
@@ -50,7 +50,7 @@ def _next_after(rows: list[tuple[Any, ...]], page_size: int) -> str | None:
     return str(rows[-1][0]) if len(rows) == page_size else None
 
 
-class PostgresByteStore(ByteStore):
+class PostgresByteStore(Closing, ByteStore):
     """A LangChain `ByteStore` (str keys, bytes values) in a PostgreSQL table.
 
     Setup:
@@ -203,28 +203,6 @@ class PostgresByteStore(ByteStore):
     async def aclose(self) -> None:
         """Close the pools this store opened, async ones included."""
         await self._db.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def embedding_namespace(embeddings: Embeddings) -> str:

@@ -1,7 +1,7 @@
 """Reference rank fusion over typed hits.
 
 These functions are the specification of hybrid search's fusion step: the SQL
-built by `langchain_pgvstore._sql.lexical.fuse` is tested to return exactly
+built by `langchain_pgvstore._sql.fusion.fuse` is tested to return exactly
 what they return. Each leg is a list of `Hit`s ordered best first, with
 unique ids and scores where higher is better (pass `-distance` for a leg
 ranked by distance).

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from langchain_core.indexing import RecordManager
-from typing_extensions import Self, override
+from typing_extensions import override
 
+from ._closing import Closing
 from ._sidecar import Connection, SideDB, check_keys, check_text
 from ._sql import Frag, records
 from ._sql.sidetable import SideTable
@@ -58,7 +58,7 @@ def _check_limit(limit: int | None) -> None:
         raise InputError(f"limit must be a positive integer, got {limit!r}")
 
 
-class PostgresRecordManager(RecordManager):
+class PostgresRecordManager(Closing, RecordManager):
     """Records of LangChain's indexing API in a PostgreSQL table.
 
     Setup:
@@ -280,25 +280,3 @@ class PostgresRecordManager(RecordManager):
     async def aclose(self) -> None:
         """Close the pools this object opened, async ones included."""
         await self._db.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

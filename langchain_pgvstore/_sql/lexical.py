@@ -1,4 +1,4 @@
-"""The lexical leg of hybrid search: BM25 in plain PostgreSQL, and SQL rank fusion.
+"""The lexical leg of hybrid search: BM25 in plain PostgreSQL (fusion is in `fusion.py`).
 
 Scoring (the Lucene variant, as in bm25s's default `method="lucene"`)::
 
@@ -47,7 +47,6 @@ __all__ = [
     "LENGTH_COLUMN",
     "compact_lexical",
     "drop_lexical",
-    "fuse",
     "keyword_search",
     "lexical_ddl",
     "or_tsquery",
@@ -483,117 +482,4 @@ def ts_rank_search(
         + Frag(sql.SQL(" AND ("))
         + where
         + Frag(sql.SQL(') ORDER BY score DESC, id COLLATE "C" LIMIT %s'), (k,))
-    )
-
-
-def _ranked_leg(leg: Frag, name: str, lower_is_better: bool, fetch_k: int | None) -> Frag:
-    # Rank from the scores themselves (ties by id) rather than trusting a
-    # subquery's ORDER BY to survive; flip distances so higher is better.
-    order = sql.SQL("ASC") if lower_is_better else sql.SQL("DESC")
-    score = sql.SQL("-l.score") if lower_is_better else sql.SQL("l.score")
-    ranked = (
-        Frag(
-            sql.SQL("{name} AS (SELECT * FROM (SELECT l.id, {score}::float8 AS score,").format(
-                name=sql.Identifier(name), score=score
-            )
-            + sql.SQL(
-                ' row_number() OVER (ORDER BY l.score {order}, l.id COLLATE "C") AS rank'
-            ).format(order=order)
-            + sql.SQL(" FROM (")
-        )
-        + leg
-    )
-    if fetch_k is None:
-        return ranked + Frag(sql.SQL(") AS l(id, score)) AS r)"))
-    return ranked + Frag(sql.SQL(") AS l(id, score)) AS r WHERE rank <= %s)"), (fetch_k,))
-
-
-def fuse(
-    vector_leg: Frag,
-    lexical_leg: Frag,
-    k: int,
-    *,
-    method: Literal["rrf", "weighted"] = "rrf",
-    rrf_k: int = 60,
-    weights: tuple[float, float] | None = None,
-    fetch_k: int | None = None,
-    vector_is_distance: bool = True,
-) -> Frag:
-    """One statement fusing two ranked legs into the top `k` rows `(id, score)`.
-
-    Each leg is a query whose first two columns are a unique text id and a
-    score. The vector leg's score is a distance (lower is better) unless
-    `vector_is_distance=False`; the lexical leg's is higher-is-better. Ranks
-    are recomputed from the scores (ties by id), and with `fetch_k` each leg is
-    cut to its best `fetch_k` rows first.
-
-    `method="rrf"`: sum of `weight / (rrf_k + rank)`, weights default (1, 1).
-    `method="weighted"`: sum of `weight * minmax(score)`, weights default
-    (0.5, 0.5); a leg whose scores are all equal normalises them to 1.
-    A document missing from a leg gets 0 from it. Results are ordered by fused
-    score, then id (`COLLATE "C"`): exactly `fusion.rrf` / `fusion.weighted`
-    applied to the legs with distances negated.
-    """
-    _check_k(k)
-    if fetch_k is not None:
-        _check_k(fetch_k, "fetch_k")
-    if method == "rrf":
-        default: tuple[float, float] = (1.0, 1.0)
-    elif method == "weighted":
-        # the middle of the plateau measured on SciFact train (0.4-0.6 within
-        # 0.007 nDCG@10; 0.7/0.3 was 0.021 lower): docs/hybrid.md
-        default = (0.5, 0.5)
-    else:
-        raise InputError(f"unknown fusion method {method!r}; expected 'rrf' or 'weighted'")
-    if weights is None:
-        weights = default
-    if len(weights) != 2:
-        raise InputError(f"expected 2 weights (vector, lexical), got {len(weights)}")
-    wv = _check_finite(weights[0], "vector weight", 0.0, math.inf)
-    wl = _check_finite(weights[1], "lexical weight", 0.0, math.inf)
-
-    legs = (
-        Frag(sql.SQL("WITH "))
-        + _ranked_leg(vector_leg, "v", vector_is_distance, fetch_k)
-        + Frag(sql.SQL(", "))
-        + _ranked_leg(lexical_leg, "x", False, fetch_k)
-    )
-    if method == "rrf":
-        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
-            raise InputError(f"rrf_k must be a non-negative integer, got {rrf_k!r}")
-        body = Frag(
-            sql.SQL(
-                ", fused AS (SELECT coalesce(v.id, x.id) AS id,"
-                " coalesce(%s::float8 / (%s::bigint + v.rank), 0)"
-                " + coalesce(%s::float8 / (%s::bigint + x.rank), 0) AS score"
-                " FROM v FULL OUTER JOIN x ON x.id = v.id)"
-            ),
-            (wv, rrf_k, wl, rrf_k),
-        )
-    else:
-        # The same arithmetic, in the same order, as fusion.weighted, so the
-        # two agree bit for bit.
-        norm = sql.SQL(
-            ", {n} AS (SELECT id,"
-            " CASE WHEN max(score) OVER () = min(score) OVER () THEN 1.0::float8"
-            " ELSE (score - min(score) OVER ()) / (max(score) OVER () - min(score) OVER ()) END"
-            " AS score FROM {leg})"
-        )
-        body = Frag(
-            norm.format(n=sql.Identifier("vn"), leg=sql.Identifier("v"))
-            + norm.format(n=sql.Identifier("xn"), leg=sql.Identifier("x"))
-            + sql.SQL(
-                ", fused AS (SELECT coalesce(vn.id, xn.id) AS id,"
-                " coalesce(%s::float8 * vn.score, 0) + coalesce(%s::float8 * xn.score, 0) AS score"
-                " FROM vn FULL OUTER JOIN xn ON xn.id = vn.id)"
-            ),
-            (wv, wl),
-        )
-    return (
-        legs
-        + body
-        + Frag(
-            sql.SQL(' SELECT id, score FROM fused ORDER BY score DESC, id COLLATE "C" LIMIT %s'),
-            (k,),
-        )
     )

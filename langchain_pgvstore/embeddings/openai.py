@@ -20,7 +20,6 @@ import binascii
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,12 +29,13 @@ import tiktoken
 from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
+from .._closing import Closing
 from ..errors import ConfigError, EmbeddingError
 from . import batching
 from .batching import DEFAULT_PRICES, EmbeddingEstimate, FloatArray, LongInputPolicy, Plan
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    pass
 
 __all__ = ["OpenAIBatchEmbeddings", "load_encoding"]
 
@@ -92,7 +92,7 @@ class _Redactor:
         return "<redactor>"
 
 
-class OpenAIBatchEmbeddings(Embeddings):
+class OpenAIBatchEmbeddings(Closing, Embeddings):
     """Embeddings from the OpenAI API, batched by tokens and safe for long inputs.
 
     Setup:
@@ -354,17 +354,6 @@ class OpenAIBatchEmbeddings(Embeddings):
         if self._owns_client and self._client is not None:
             self._client.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- async: up to max_concurrency requests at a time ----------------------------
 
     @override
@@ -404,17 +393,6 @@ class OpenAIBatchEmbeddings(Embeddings):
         if self._owns_async_client and self._async_client is not None:
             await self._async_client.close()
         self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 _C = TypeVar("_C")

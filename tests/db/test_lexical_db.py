@@ -15,6 +15,7 @@ from psycopg import sql
 
 from langchain_pgvstore import fusion
 from langchain_pgvstore._sql import Frag
+from langchain_pgvstore._sql import fusion as fz
 from langchain_pgvstore._sql import lexical as lx
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.fusion import Hit
@@ -465,7 +466,7 @@ def sql_leg(scores: dict[str, float]) -> Frag:
 def test_sql_fusion_equals_python_fusion(
     conn: psycopg.Connection, vector, lexical, method, fetch_k, weights, rrf_k, k
 ):
-    f = lx.fuse(
+    f = fz.fuse(
         sql_leg(vector),
         sql_leg(lexical),
         k,
@@ -495,7 +496,7 @@ def test_fusion_over_real_legs(conn: psycopg.Connection, table: Table, corpus: d
         )
     )
     lexical_leg = lx.keyword_search(table, "insulin receptor cells", 20, TRUE, ts_config=CFG)
-    f = lx.fuse(vector_leg, lexical_leg, 10, method="rrf", rrf_k=60)
+    f = fz.fuse(vector_leg, lexical_leg, 10, method="rrf", rrf_k=60)
     rows = conn.execute(f.sql, f.params).fetchall()
     v = conn.execute(vector_leg.sql, vector_leg.params).fetchall()
     x = conn.execute(lexical_leg.sql, lexical_leg.params).fetchall()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from langchain_pgvstore._sql import Frag
+from langchain_pgvstore._sql import fusion as fz
 from langchain_pgvstore._sql import lexical as lx
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.errors import InputError
@@ -227,20 +228,20 @@ def test_ts_rank_snapshot():
 
 
 def test_fuse_snapshots():
-    f = lx.fuse(V, X, 10)
+    f = fz.fuse(V, X, 10)
     assert f.as_string() == FUSE_RRF
     assert f.params == (1.0, 60, 1.0, 60, 10)
-    g = lx.fuse(V, X, 10, method="weighted", fetch_k=40, vector_is_distance=False)
+    g = fz.fuse(V, X, 10, method="weighted", fetch_k=40, vector_is_distance=False)
     assert g.as_string() == FUSE_WEIGHTED
     assert g.params == (40, 40, 0.5, 0.5, 10)
-    h = lx.fuse(V, X, 3, method="rrf", rrf_k=10, weights=(2.0, 0.5), fetch_k=7)
+    h = fz.fuse(V, X, 3, method="rrf", rrf_k=10, weights=(2.0, 0.5), fetch_k=7)
     assert h.params == (7, 7, 2.0, 10, 0.5, 10, 3)
 
 
 def test_fuse_keeps_leg_parameters_in_order():
     v = Frag(sql.SQL("SELECT id, embedding <=> %s FROM t LIMIT %s"), ("vec", 20))
     x = lx.keyword_search(T, "words", 20, WHERE, ts_config="english")
-    f = lx.fuse(v, x, 5)
+    f = fz.fuse(v, x, 5)
     assert f.params == ("vec", 20) + x.params + (1.0, 60, 1.0, 60, 5)
     assert f.as_string().count("%s") == len(f.params)
 
@@ -307,12 +308,12 @@ def test_query_text_is_never_in_the_sql(query):
             "k1 must",
         ),
         (lambda: lx.ts_rank_search(T, "q", 1, WHERE, "english", match="some"), "match must"),
-        (lambda: lx.fuse(V, X, 0), "k must be"),
-        (lambda: lx.fuse(V, X, 1, method="max"), "unknown fusion method"),
-        (lambda: lx.fuse(V, X, 1, weights=(1.0,)), "expected 2 weights"),
-        (lambda: lx.fuse(V, X, 1, weights=(1.0, -1.0)), "lexical weight"),
-        (lambda: lx.fuse(V, X, 1, rrf_k=-1), "rrf_k"),
-        (lambda: lx.fuse(V, X, 1, fetch_k=0), "fetch_k"),
+        (lambda: fz.fuse(V, X, 0), "k must be"),
+        (lambda: fz.fuse(V, X, 1, method="max"), "unknown fusion method"),
+        (lambda: fz.fuse(V, X, 1, weights=(1.0,)), "expected 2 weights"),
+        (lambda: fz.fuse(V, X, 1, weights=(1.0, -1.0)), "lexical weight"),
+        (lambda: fz.fuse(V, X, 1, rrf_k=-1), "rrf_k"),
+        (lambda: fz.fuse(V, X, 1, fetch_k=0), "fetch_k"),
     ],
 )
 def test_invalid_arguments(call, message):
