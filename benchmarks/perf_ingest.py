@@ -1,0 +1,414 @@
+"""Ingest until searchable: PGVStore vs raw binary COPY + index by hand, and langchain-postgres.
+
+    python benchmarks/perf_ingest.py [--rows 100000] [--dim 384] [--repeats 3]
+                                     [--upsert-rows 10000] [--incumbent-rows 10000]
+                                     [--maintenance-work-mem 1GB] [--no-incumbents]
+
+Precomputed embeddings (clustered unit vectors) and the standard synthetic
+documents. Each repeat runs every unit below once, in an order that rotates
+from repeat to repeat, each into fresh tables on the same server:
+
+- raw COPY: binary `COPY ... FROM STDIN` with psycopg `write_row`
+  (pgvector-python's loading example) into a table with the store's columns
+  and GIN indexes, no ANN index.
+- raw COPY + HNSW, then raw upsert: the same plus `CREATE INDEX ... USING
+  hnsw` (m=16, ef_construction=64) in the same transaction: the throughput
+  target's baseline. Then `--upsert-rows` of its ids are upserted by hand
+  (COPY into a temporary table + `INSERT ... ON CONFLICT DO UPDATE`) with new
+  texts and vectors.
+- the same without the ANN index (raw COPY then the upsert by hand, and
+  pgvstore with `index=None`), to show what maintaining the HNSW graph costs.
+- pgvstore, then pgvstore upsert: `add_embeddings` into a new collection
+  (provisioning, staging, merge, HNSW build, GIN cleanup and ANALYZE, one
+  transaction), then `add_embeddings` of the same `--upsert-rows` ids with new
+  texts and vectors.
+- at `--incumbent-rows` (a subset, because langchain-postgres inserts row by
+  row): raw COPY + HNSW, pgvstore, langchain-postgres v1 `PGVector.add_embeddings`
+  (no ANN index: v1 has none) and v2 `PGVectorStore.add_embeddings` followed by
+  `apply_vector_index(HNSWIndex())`.
+
+`maintenance_work_mem` is set server-wide on the embedded server (v2 has no
+per-call knob), so every index build gets the same memory.
+
+Prints medians and ratios; writes benchmarks/results/perf_ingest-<rows>x<dim>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (  # noqa: E402
+    clustered_vectors,
+    documents,
+    environment,
+    median,
+    print_table,
+    server_dsn,
+    write_report,
+)
+from _perf import INSTALL_HINT, LookupEmbedding, rotated, sqlalchemy_url, v2_ids  # noqa: E402
+
+import langchain_pgvstore  # noqa: E402
+from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
+
+Data = tuple[list[str], list[dict[str, Any]], list[str], np.ndarray]
+
+
+def _create_raw_table(conn: psycopg.Connection[Any], table: sql.Identifier, dim: int) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
+            " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
+            " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
+            " created_at timestamptz NOT NULL DEFAULT now(),"
+            " updated_at timestamptz NOT NULL DEFAULT now())"
+        ).format(table, sql.Literal(dim))
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER embedding SET STORAGE MAIN").format(table))
+    conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table))
+    conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
+
+
+def _copy_rows(conn: psycopg.Connection[Any], target: sql.Composable, data: Data) -> None:
+    texts, metas, ids, vecs = data
+    with conn.cursor().copy(
+        sql.SQL("COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)").format(
+            target
+        )
+    ) as copy:
+        copy.set_types(["text", "text", "jsonb", "vector"])
+        for i in range(len(ids)):
+            copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
+
+
+def raw_load(
+    dsn: str, data: Data, *, hnsw: bool, mwm: str, upsert: Data | None = None
+) -> dict[str, float]:
+    """Fresh table, COPY, optionally the HNSW build and then an upsert by hand."""
+    table = sql.Identifier(f"raw_{uuid.uuid4().hex[:10]}")
+    out: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        register_vector(conn)
+        try:
+            t0 = time.perf_counter()
+            with conn.transaction():
+                _create_raw_table(conn, table, data[3].shape[1])
+                _copy_rows(conn, table, data)
+                if hnsw:
+                    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (mwm,))
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)"
+                            " WITH (m = 16, ef_construction = 64)"
+                        ).format(table)
+                    )
+            out["load"] = time.perf_counter() - t0
+            if upsert is not None:
+                t0 = time.perf_counter()
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TEMPORARY TABLE stage (id text, content text, metadata jsonb,"
+                            " embedding vector({})) ON COMMIT DROP"
+                        ).format(sql.Literal(upsert[3].shape[1]))
+                    )
+                    _copy_rows(conn, sql.Identifier("stage"), upsert)
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} (id, content, metadata, embedding)"
+                            " SELECT id, content, metadata, embedding FROM stage"
+                            " ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content,"
+                            " metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding,"
+                            " updated_at = now()"
+                        ).format(table)
+                    )
+                out["upsert"] = time.perf_counter() - t0
+        finally:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    return out
+
+
+def ours_load(
+    dsn: str, data: Data, mwm: str, upsert: Data | None = None, *, ann: bool = True
+) -> dict[str, float]:
+    texts, metas, ids, vecs = data
+    store = PGVStore(
+        LookupEmbedding(vecs.shape[1]),  # type: ignore[arg-type]
+        connection=dsn,
+        collection=f"ours_{uuid.uuid4().hex[:10]}",
+        index=HNSWIndex() if ann else None,
+        maintenance_work_mem=mwm,
+    )
+    out: dict[str, float] = {}
+    try:
+        store.similarity_search_by_vector([0.0] * vecs.shape[1], k=1)  # open the pool first
+        t0 = time.perf_counter()
+        store.add_embeddings(texts, vecs, metas, ids=ids)
+        out["load"] = time.perf_counter() - t0
+        if upsert is not None:
+            t0 = time.perf_counter()
+            store.add_embeddings(upsert[0], upsert[3], upsert[1], ids=upsert[2])
+            out["upsert"] = time.perf_counter() - t0
+    finally:
+        store.delete_collection()
+        store.close()
+    return out
+
+
+def v1_load(dsn: str, data: Data, own_server: bool) -> dict[str, float]:
+    """langchain-postgres v1: `add_embeddings` into a new collection, at most 10,000 rows a
+    call (it sends one INSERT with 5 parameters a row; PostgreSQL allows 65,535).
+
+    On the benchmark's own server v1's shared tables are dropped before and after,
+    so each run starts empty; on another server only the collection is removed.
+    """
+    from langchain_postgres import PGVector
+
+    texts, metas, ids, vecs = data
+    if own_server:
+        _drop_v1_tables(dsn)
+    store = PGVector(
+        LookupEmbedding(vecs.shape[1]),
+        connection=sqlalchemy_url(dsn, "psycopg"),
+        collection_name=f"ingest_{uuid.uuid4().hex[:8]}",
+        embedding_length=vecs.shape[1],
+    )
+    lists = vecs.tolist()
+    t0 = time.perf_counter()
+    for start in range(0, len(ids), 10_000):
+        end = start + 10_000
+        store.add_embeddings(texts[start:end], lists[start:end], metas[start:end], ids[start:end])
+    out = {"load": time.perf_counter() - t0}
+    store.delete_collection()
+    store._engine.dispose()  # type: ignore[union-attr]
+    if own_server:
+        _drop_v1_tables(dsn)
+    return out
+
+
+def _drop_v1_tables(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS langchain_pg_embedding, langchain_pg_collection CASCADE")
+
+
+def v2_load(dsn: str, data: Data) -> dict[str, float]:
+    """langchain-postgres v2: `init_vectorstore_table`, `add_embeddings`, `apply_vector_index`."""
+    from langchain_postgres import PGEngine, PGVectorStore
+    from langchain_postgres.v2.indexes import HNSWIndex as V2HNSW
+
+    texts, metas, _ids, vecs = data
+    table = f"v2_{uuid.uuid4().hex[:10]}"
+    engine = PGEngine.from_connection_string(sqlalchemy_url(dsn, "asyncpg"))
+    out: dict[str, float] = {}
+    try:
+        engine.init_vectorstore_table(table, vecs.shape[1])
+        store = PGVectorStore.create_sync(
+            engine=engine, table_name=table, embedding_service=LookupEmbedding(vecs.shape[1])
+        )
+        lists = vecs.tolist()
+        t0 = time.perf_counter()
+        store.add_embeddings(texts, lists, metas, ids=v2_ids(len(texts)))
+        out["insert"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        store.apply_vector_index(V2HNSW())
+        out["index"] = time.perf_counter() - t0
+        out["load"] = out["insert"] + out["index"]
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        engine._run_as_sync(engine.close())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--upsert-rows", type=int, default=10_000)
+    parser.add_argument("--incumbent-rows", type=int, default=10_000)
+    parser.add_argument("--maintenance-work-mem", default="1GB")
+    parser.add_argument("--no-incumbents", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix for the results file")
+    args = parser.parse_args()
+    if not args.no_incumbents:
+        try:
+            import langchain_postgres  # noqa: F401
+        except ImportError:
+            raise SystemExit(INSTALL_HINT) from None
+
+    texts, metas, ids = documents(args.rows)
+    vecs = clustered_vectors(args.rows, args.dim)
+    data: Data = (texts, metas, ids, vecs)
+    n_up = min(args.upsert_rows, args.rows)
+    up_vecs = clustered_vectors(n_up, args.dim, seed=1)
+    upsert: Data = ([t + " revised" for t in texts[:n_up]], metas[:n_up], ids[:n_up], up_vecs)
+    n_sub = min(args.incumbent_rows, args.rows)
+    subset: Data = (texts[:n_sub], metas[:n_sub], ids[:n_sub], vecs[:n_sub])
+    mwm = args.maintenance_work_mem
+
+    dsn, server = server_dsn()
+    if server is not None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET maintenance_work_mem = {}").format(sql.Literal(mwm))
+            )
+            conn.execute("SELECT pg_reload_conf()")
+    else:
+        print(
+            "note: an external server; v2 builds its index with the server's maintenance_work_mem"
+        )
+
+    units: dict[str, Callable[[], dict[str, dict[str, float]]]] = {
+        "raw COPY": lambda: _split(
+            raw_load(dsn, data, hnsw=False, mwm=mwm, upsert=upsert),
+            "raw COPY",
+            "raw upsert by hand, no ANN index",
+        ),
+        "raw COPY + HNSW": lambda: _split(
+            raw_load(dsn, data, hnsw=True, mwm=mwm, upsert=upsert),
+            "raw COPY + HNSW",
+            "raw upsert by hand (COPY + INSERT ON CONFLICT)",
+        ),
+        "pgvstore index=None": lambda: _split(
+            ours_load(dsn, data, mwm, upsert, ann=False),
+            "pgvstore add_embeddings, index=None",
+            "pgvstore upsert, index=None",
+        ),
+        "pgvstore": lambda: _split(
+            ours_load(dsn, data, mwm, upsert), "pgvstore add_embeddings", "pgvstore upsert"
+        ),
+    }
+    if n_sub < args.rows:
+        units["subset raw"] = lambda: {
+            "raw COPY + HNSW (subset)": raw_load(dsn, subset, hnsw=True, mwm=mwm)
+        }
+        units["subset pgvstore"] = lambda: {
+            "pgvstore add_embeddings (subset)": ours_load(dsn, subset, mwm)
+        }
+    if not args.no_incumbents:
+        units["v1"] = lambda: {
+            "langchain-postgres v1 add_embeddings (no index)": v1_load(
+                dsn, subset, server is not None
+            )
+        }
+        units["v2"] = lambda: {"langchain-postgres v2 add_embeddings + HNSW": v2_load(dsn, subset)}
+
+    times: dict[str, dict[str, list[float]]] = {}
+    try:
+        for r in range(args.repeats):
+            for unit in rotated(list(units), r):
+                for name, parts in units[unit]().items():
+                    for part, secs in parts.items():
+                        times.setdefault(name, {}).setdefault(part, []).append(secs)
+                    print(f"  {name}: {parts['load']:.1f}s", flush=True)
+            print(f"repeat {r + 1}/{args.repeats} done", flush=True)
+        env = environment(dsn)
+    finally:
+        if server is not None:
+            server.stop()
+
+    def rows_of(name: str) -> int:
+        if "subset" in name or "langchain-postgres" in name:
+            return n_sub
+        return n_up if "upsert" in name else args.rows
+
+    med = {name: {part: median(v) for part, v in parts.items()} for name, parts in times.items()}
+    rate = {name: rows_of(name) / m["load"] for name, m in med.items()}
+    baselines = {
+        "raw COPY + HNSW": "raw COPY",
+        "pgvstore add_embeddings": "raw COPY + HNSW",
+        "pgvstore upsert": "raw COPY",
+        "raw upsert by hand (COPY + INSERT ON CONFLICT)": "raw COPY",
+        "raw upsert by hand, no ANN index": "raw COPY",
+        "pgvstore add_embeddings, index=None": "raw COPY",
+        "pgvstore upsert, index=None": "raw COPY",
+        "raw COPY + HNSW (subset)": "raw COPY + HNSW (subset)",
+        "pgvstore add_embeddings (subset)": "raw COPY + HNSW (subset)",
+        "langchain-postgres v1 add_embeddings (no index)": "raw COPY + HNSW (subset)",
+        "langchain-postgres v2 add_embeddings + HNSW": "raw COPY + HNSW (subset)",
+    }
+    if n_sub == args.rows:
+        for name, base in baselines.items():
+            if base == "raw COPY + HNSW (subset)":
+                baselines[name] = "raw COPY + HNSW"
+    results: dict[str, Any] = {}
+    table_rows: list[list[Any]] = []
+    for name, m in med.items():
+        base = baselines.get(name)
+        ratio = rate[name] / rate[base] if base in rate else None
+        results[name] = {
+            "rows": rows_of(name),
+            "seconds": times[name],
+            "median_s": m,
+            "rows_per_s": rate[name],
+            "baseline": base,
+            "throughput_ratio": ratio,
+        }
+        detail = ", ".join(f"{p} {s:.1f}s" for p, s in m.items() if p != "load")
+        table_rows.append(
+            [
+                name,
+                rows_of(name),
+                m["load"],
+                rate[name],
+                "" if ratio is None else f"{ratio:.2f}x of {base}",
+                detail,
+            ]
+        )
+    extra = {}
+    if "pgvstore upsert" in rate and "raw upsert by hand (COPY + INSERT ON CONFLICT)" in rate:
+        extra["pgvstore upsert vs raw upsert by hand"] = (
+            rate["pgvstore upsert"] / rate["raw upsert by hand (COPY + INSERT ON CONFLICT)"]
+        )
+    print(
+        f"\ningest {args.rows:,} x {args.dim}-d (precomputed embeddings), upsert {n_up:,} existing"
+        f" ids, incumbents on {n_sub:,} rows; {args.repeats} repeats, medians;"
+        f" maintenance_work_mem={mwm}"
+    )
+    print_table(["workload", "rows", "median s", "rows/s", "throughput ratio", "parts"], table_rows)
+    for k, v in extra.items():
+        print(f"{k}: {v:.2f}x")
+    path = write_report(
+        f"perf_ingest-{args.rows}x{args.dim}" + (f"-{args.tag}" if args.tag else ""),
+        {
+            "benchmark": "perf_ingest",
+            "rows": args.rows,
+            "dim": args.dim,
+            "repeats": args.repeats,
+            "upsert_rows": n_up,
+            "incumbent_rows": n_sub,
+            "maintenance_work_mem": mwm,
+            "library": langchain_pgvstore.__file__,
+            "results": results,
+            "ratios": extra,
+            "environment": env,
+        },
+    )
+    print(f"wrote {path}")
+
+
+def _split(
+    parts: dict[str, float], load_name: str, upsert_name: str
+) -> dict[str, dict[str, float]]:
+    out = {load_name: {"load": parts["load"]}}
+    if "upsert" in parts:
+        out[upsert_name] = {"load": parts["upsert"]}
+    return out
+
+
+if __name__ == "__main__":
+    main()
