@@ -257,8 +257,7 @@ def main() -> None:
                         "pgvstore_uses_index": "_hnsw" in scan_of(plan),
                         "pgvstore_ms": exec_ms(timed),
                         "langchain_postgres_scan": scan_of(lc_plan),
-                        "langchain_postgres_uses_index": "hnsw" in scan_of(lc_plan)
-                        or "langchainvectorindex" in scan_of(lc_plan),
+                        "langchain_postgres_uses_index": scan_of(lc_plan).startswith("Index"),
                         "langchain_postgres_ms": exec_ms(lc_timed),
                         "pgvstore_plan": plan,
                         "langchain_postgres_plan": lc_plan,

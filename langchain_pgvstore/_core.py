@@ -8,7 +8,7 @@ which runner waits for the database and which embedding call they make.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,12 +23,13 @@ from typing_extensions import override
 
 from ._closing import Closing
 from ._runner import AsyncRunner, Runner
-from ._sql import Frag
+from ._sql import Frag, Rendered
 from ._sql.filters import compile_filter
 from ._sql.search import Quantized, SearchSettings, filtered_knn, knn, settings_frags
 from ._steps import Plan
 from .config import (
     DEFAULT_HNSW,
+    MAX_DIMENSIONS,
     Distance,
     HNSWIndex,
     IndexSpec,
@@ -47,6 +48,20 @@ __all__ = ["StoreCore"]
 HNSW_DEFAULT_EF_SEARCH = 40
 
 Row = tuple[Any, ...]
+
+#: Search statements cached per store (see `StoreCore._search`).
+_STATEMENT_CACHE_SIZE = 256
+#: Stand for the query vector and the query text in a cached statement's parameters.
+_VECTOR_SLOT = object()
+_TEXT_SLOT = object()
+
+
+def _fill(frag: Frag, vector: Vector, text: str | None = None) -> Frag:
+    """A cached statement with this call's query vector (and text) in their slots."""
+    params = tuple(
+        vector if p is _VECTOR_SLOT else text if p is _TEXT_SLOT else p for p in frag.params
+    )
+    return Frag(frag.sql, params)
 
 
 def _doc(row: Row) -> Document:
@@ -131,6 +146,7 @@ class StoreCore(Closing, VectorStore):
         self._db = Runner(self._connector)
         self._adb = AsyncRunner(self._connector)
         self._provisioned = False
+        self._statements: dict[Hashable, tuple[Frag, list[Frag]]] = {}
         if (
             isinstance(exact_search_threshold, bool)
             or not isinstance(exact_search_threshold, int)
@@ -211,7 +227,25 @@ class StoreCore(Closing, VectorStore):
     # -- search ----------------------------------------------------------------
 
     def _query_vector(self, embedding: Sequence[float] | np.ndarray) -> np.ndarray:
-        array = vectors_array([list(embedding)], self._spec.dimensions, self._spec.vector_type)
+        # The common case, a clean 1-d vector of the right size, is checked in one
+        # conversion; anything else takes the batch path, which names what is wrong.
+        dims = self._spec.dimensions
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                flat = np.asarray(embedding, dtype=np.float32)
+                if self._spec.vector_type is VectorType.HALFVEC:
+                    flat = flat.astype(np.float16).astype(np.float32)
+        except (TypeError, ValueError):
+            flat = None
+        if (
+            flat is not None
+            and flat.ndim == 1
+            and 1 <= len(flat) <= MAX_DIMENSIONS
+            and len(flat) == (dims or len(flat))
+            and np.isfinite(flat).all()
+        ):
+            return flat
+        array = vectors_array([list(embedding)], dims, self._spec.vector_type)
         row: np.ndarray = array[0]
         return row
 
@@ -225,10 +259,49 @@ class StoreCore(Closing, VectorStore):
         *,
         with_embedding: bool = False,
     ) -> tuple[Frag, list[Frag]]:
-        """The search statement and the transaction-local settings it runs with."""
+        """The search statement and the transaction-local settings it runs with.
+
+        Building and rendering a statement costs more than a local round trip,
+        so each shape (collection, k, filter, knobs) is built once with a slot
+        for the query vector, rendered, and cached; a call only fills the slot.
+        """
+        key = ("knn", spec, k, repr(filter), tuple(sorted(kwargs.items())), with_embedding)
+        query, settings = self._statement(
+            key, lambda: self._build_search(spec, k, filter, kwargs, with_embedding)
+        )
+        return _fill(query, Vector(vector)), settings
+
+    def _statement(
+        self, key: Hashable, build: Callable[[], tuple[Frag, list[Frag]]]
+    ) -> tuple[Frag, list[Frag]]:
+        """The statement of this shape: built and rendered on first use, then cached."""
+        try:
+            cached = self._statements.get(key)
+        except TypeError:  # an unhashable knob value: build it every time
+            key, cached = None, None
+        if cached is None:
+            query, settings = build()
+            cached = (
+                Frag(Rendered(query.sql), query.params),
+                [Frag(Rendered(s.sql), s.params) for s in settings],
+            )
+            if key is not None:
+                if len(self._statements) >= _STATEMENT_CACHE_SIZE:
+                    self._statements.clear()  # atomic, unlike evicting while others read
+                self._statements[key] = cached
+        return cached
+
+    def _build_search(
+        self,
+        spec: CollectionSpec,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        with_embedding: bool,
+    ) -> tuple[Frag, list[Frag]]:
         settings = self._settings(kwargs)
         where = compile_filter(filter, spec.table)
-        args = (spec.table, spec.distance, spec.vector_type, Vector(vector), k, where)
+        args = (spec.table, spec.distance, spec.vector_type, _VECTOR_SLOT, k, where)
         exact = kwargs.get("exact", False)
         if not isinstance(exact, bool):
             raise InputError(f"exact must be True or False, got {exact!r}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from langchain_core.documents import Document
+from pgvector import Vector
 from psycopg import sql
 
-from ._core import StoreCore, _check_k, _doc
+from ._core import _TEXT_SLOT, StoreCore, _check_k, _doc, _fill
 from ._sql import Frag
 from ._sql.filters import compile_filter
 from ._sql.fusion import fuse
@@ -171,22 +172,30 @@ class HybridSearch(StoreCore):
         options: HybridOptions,
         kwargs: Mapping[str, Any],
     ) -> tuple[Frag, list[Frag]]:
-        where = compile_filter(filter, spec.table)
-        n = options.candidates
-        nearest, settings = self._search(spec, vector, n, filter, kwargs)
-        vector_leg = Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
-        lexical_leg = keyword_search(
-            spec.table, query, n, where, ts_config=spec.ts_config, k1=options.k1, b=options.b
-        )
-        fused = fuse(
-            vector_leg,
-            lexical_leg,
-            options.k,
-            method=options.fusion,
-            rrf_k=options.rrf_k,
-            weights=options.weights,
-        )
-        return _with_documents(spec, fused), settings
+        def build() -> tuple[Frag, list[Frag]]:
+            where = compile_filter(filter, spec.table)
+            n = options.candidates
+            nearest, settings = self._build_search(spec, n, filter, kwargs, False)
+            vector_leg = (
+                Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
+            )
+            text = cast(str, _TEXT_SLOT)
+            lexical_leg = keyword_search(
+                spec.table, text, n, where, ts_config=spec.ts_config, k1=options.k1, b=options.b
+            )
+            fused = fuse(
+                vector_leg,
+                lexical_leg,
+                options.k,
+                method=options.fusion,
+                rrf_k=options.rrf_k,
+                weights=options.weights,
+            )
+            return _with_documents(spec, fused), settings
+
+        key = ("hybrid", spec, options, repr(filter), tuple(sorted(kwargs.items())))
+        frag, settings = self._statement(key, build)
+        return _fill(frag, Vector(vector), query), settings
 
     def hybrid_search_with_score_by_vector(
         self,

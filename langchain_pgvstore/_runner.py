@@ -62,12 +62,13 @@ class Runner:
     ) -> list[tuple[Any, ...]]:
         """Run one query. Without settings: a single round trip, no transaction.
 
-        With settings (`set_config(..., true)` calls), they and the query run in
-        one transaction, pipelined, so the settings end with it.
+        With settings (`set_config(..., true)` calls), they and the query are
+        pipelined up to one Sync: an implicit transaction, so the settings end
+        with it, in two round trips (an explicit BEGIN/COMMIT costs three more).
         """
         settings = [*self._connector.call_settings(False), *settings]
         plan = _query_plan(frag, binary, settings)
-        return self._call(plan, transaction=bool(settings), pipeline=bool(settings))
+        return self._call(plan, transaction=False, pipeline=bool(settings))
 
     def execute(self, frag: Frag) -> int:
         """Run one statement; returns its row count."""
@@ -110,10 +111,12 @@ class Runner:
                     if conn.adapters.types.get("vector") is None:
                         _register(conn)
                     if transaction:
-                        # pipelined: statements that return nothing are sent without waiting
-                        with conn.pipeline() if pipeline else nullcontext(), conn.transaction():
+                        with conn.transaction():
                             return self._drive(conn, make_plan())
-                    return self._drive(conn, make_plan())
+                    # pipelined, the statements up to the Sync at its end form one
+                    # implicit transaction: no BEGIN/COMMIT round trips
+                    with conn.pipeline() if pipeline else nullcontext():
+                        return self._drive(conn, make_plan())
             except PoolTimeout as e:
                 cause = self._connector.probe()
                 if cause is not None:
@@ -208,7 +211,7 @@ class AsyncRunner:
         """Async `Runner.fetch`."""
         settings = [*self._connector.call_settings(True), *settings]
         plan = _query_plan(frag, binary, settings)
-        return await self._call(plan, transaction=bool(settings), pipeline=bool(settings))
+        return await self._call(plan, transaction=False, pipeline=bool(settings))
 
     async def execute(self, frag: Frag) -> int:
         """Async `Runner.execute`."""
@@ -248,12 +251,10 @@ class AsyncRunner:
                     if conn.adapters.types.get("vector") is None:
                         await _aregister(conn)
                     if transaction:
-                        async with (
-                            conn.pipeline() if pipeline else nullcontext() as _,
-                            conn.transaction(),
-                        ):
+                        async with conn.transaction():
                             return await self._drive(conn, make_plan())
-                    return await self._drive(conn, make_plan())
+                    async with conn.pipeline() if pipeline else nullcontext():
+                        return await self._drive(conn, make_plan())
             except PoolTimeout as e:
                 cause = await self._connector.aprobe()
                 if cause is not None:

@@ -21,7 +21,15 @@ from ._steps import Copy, Execute, Plan
 from .config import MAX_DIMENSIONS, VectorType
 from .errors import DimensionError, InputError
 
-__all__ = ["Batch", "encode_copy", "new_ids", "prepare_batch", "write_plan"]
+__all__ = [
+    "Batch",
+    "direct_write_plan",
+    "encode_copy",
+    "last_wins",
+    "new_ids",
+    "prepare_batch",
+    "write_plan",
+]
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
@@ -191,13 +199,13 @@ def prepare_batch(
 
 
 def encode_copy(
-    batch: Batch, vector_type: VectorType, rows_per_chunk: int = 2000
+    batch: Batch, vector_type: VectorType, rows_per_chunk: int = 2000, *, with_ord: bool = True
 ) -> Iterator[bytes]:
     """The batch in PostgreSQL's binary COPY format, in chunks of whole rows.
 
-    Columns: ord int4, id text, content text, metadata jsonb, embedding.
-    Vectors are converted to big-endian once for the whole batch; per row only
-    the byte strings are joined.
+    Columns: ord int4 (unless `with_ord=False`), id text, content text, metadata
+    jsonb, embedding. Vectors are converted to big-endian once for the whole
+    batch; per row only the byte strings are joined.
     """
     n, d = batch.vectors.shape if len(batch) else (0, 0)
     if vector_type is VectorType.HALFVEC:
@@ -209,12 +217,13 @@ def encode_copy(
     vec_header = struct.pack(">iHH", 4 + item * d, d, 0)
     pack_len = struct.Struct(">i").pack
     ord_prefix = struct.Struct(">hii").pack  # field count, ord length, ord value
+    four_fields = struct.pack(">h", 4)
     parts: list[bytes] = [_COPY_HEADER]
     for i in range(n):
         id_b = batch.ids[i].encode("utf-8")
         text_b = batch.texts[i].encode("utf-8")
         meta_b = batch.metadata_json[i].encode("utf-8")
-        parts.append(ord_prefix(5, 4, i))
+        parts.append(ord_prefix(5, 4, i) if with_ord else four_fields)
         parts.append(pack_len(len(id_b)))
         parts.append(id_b)
         parts.append(pack_len(len(text_b)))
@@ -241,3 +250,28 @@ def write_plan(
     yield Execute(dml.create_staging(vector_type, dimensions))
     yield Copy(dml.copy_into_staging(), encode_copy(batch, vector_type))
     yield Execute(dml.merge_staging(table))
+
+
+def last_wins(batch: Batch) -> Batch:
+    """The batch without rows whose id occurs again later: the later row wins."""
+    last = {id_: i for i, id_ in enumerate(batch.ids)}
+    if len(last) == len(batch.ids):
+        return batch
+    keep = [i for i, id_ in enumerate(batch.ids) if last[id_] == i]
+    return Batch(
+        [batch.ids[i] for i in keep],
+        [batch.texts[i] for i in keep],
+        [batch.metadata_json[i] for i in keep],
+        batch.vectors[keep],
+    )
+
+
+def direct_write_plan(table: Any, batch: Batch, vector_type: VectorType) -> Plan[None]:
+    """COPY the batch straight into an empty table the transaction has locked.
+
+    Nothing can conflict, so the staging table, its sort and the upsert's
+    conflict checks are skipped; duplicate ids were resolved in Python the way
+    the merge resolves them (the later row wins).
+    """
+    chunks = encode_copy(last_wins(batch), vector_type, with_ord=False)
+    yield Copy(dml.copy_into_table(table), chunks)

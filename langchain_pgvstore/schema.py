@@ -35,7 +35,7 @@ from .config import (
     VectorType,
 )
 from .errors import ConfigError, SchemaError
-from .ingest import Batch, write_plan
+from .ingest import Batch, direct_write_plan, write_plan
 
 __all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
 
@@ -298,7 +298,18 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
                         yield Execute(frag)
                     present = False
             build = not present
-    yield from write_plan(table, batch, spec.vector_type, spec.dimensions)
+    direct = False
+    if len(batch) >= spec.bulk_rebuild_rows:
+        # A large load into an empty table (the first load, or a rebuild after
+        # everything was deleted) goes straight in: nothing can conflict once
+        # other writers are locked out, so staging and merging are wasted work.
+        if (yield Fetch(dml.is_empty(table)))[0][0]:
+            yield Execute(dml.lock_for_load(table))
+            direct = (yield Fetch(dml.is_empty(table)))[0][0]
+    if direct:
+        yield from direct_write_plan(table, batch, spec.vector_type)
+    else:
+        yield from write_plan(table, batch, spec.vector_type, spec.dimensions)
     if build:
         yield from build_index_plan(spec)
     if len(batch) >= spec.bulk_rebuild_rows:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-__all__ = ["Frag", "join"]
+__all__ = ["Frag", "Rendered", "join"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +38,16 @@ def join(separator: sql.SQL, parts: Iterable[Frag]) -> Frag:
         separator.join(p.sql for p in parts),
         tuple(param for p in parts for param in p.params),
     )
+
+
+class Rendered(sql.SQL):
+    """A statement's SQL rendered once (identifiers quoted, `%s` kept), reused as text.
+
+    psycopg renders a `Composed` tree on every execute; a search statement
+    built from fragments takes longer to build and render than a local round
+    trip to the server. The store caches these per statement shape.
+    """
+
+    def __init__(self, source: sql.Composable) -> None:
+        # the text comes from typed pieces (SQL, Identifier, Literal), never from input
+        super().__init__(source.as_string(None))

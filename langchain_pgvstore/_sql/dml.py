@@ -12,6 +12,7 @@ from . import Frag
 __all__ = [
     "STAGING",
     "copy_into_staging",
+    "copy_into_table",
     "count_rows",
     "create_staging",
     "delete_ids",
@@ -19,6 +20,8 @@ __all__ = [
     "get_by_ids",
     "get_where",
     "has_more_rows_than",
+    "is_empty",
+    "lock_for_load",
     "merge_staging",
 ]
 
@@ -69,6 +72,24 @@ def merge_staging(table: Table) -> Frag:
             stage=STAGING,
         )
     )
+
+
+def copy_into_table(table: Table) -> Frag:
+    """Binary COPY straight into the collection table (it must be empty and locked)."""
+    return Frag(
+        sql.SQL("COPY {} ({}, {}, {}, {}) FROM STDIN (FORMAT BINARY)").format(
+            table.qualname, table.id, table.content, table.metadata, table.embedding
+        )
+    )
+
+
+def lock_for_load(table: Table) -> Frag:
+    """Keep other writers out until commit; readers are not blocked."""
+    return Frag(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.qualname))
+
+
+def is_empty(table: Table) -> Frag:
+    return Frag(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table.qualname))
 
 
 def has_more_rows_than(table: Table, n: int) -> Frag:

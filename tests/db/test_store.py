@@ -678,3 +678,38 @@ def test_unindexable_dimensions_are_refused_before_anything_is_created(
         s.add_texts(["x", "y"], ids=["1", "2"])
         assert s.similarity_search("x", k=1)[0].id == "1"
         assert any(i.kind == "hnsw" for i in s.index_status())
+
+
+def test_large_first_load_goes_straight_in_and_last_duplicate_wins(
+    dsn, conn, collection_name
+) -> None:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        bulk_rebuild_rows=5,
+    ) as s:
+        texts = [f"t{i}" for i in range(10)]
+        ids = ["a", "b", "c", "d", "a", "e", "f", "g", "b", "h"]
+        assert s.add_texts(texts, [{"i": i} for i in range(10)], ids=ids) == ids
+        assert count(conn, collection_name) == 8
+        got = {d.id: d.metadata["i"] for d in s.get_by_ids(["a", "b", "h"])}
+        assert got == {"a": 4, "b": 8, "h": 9}
+        # BM25 statistics saw the direct load too
+        assert [d.id for d in s.keyword_search("t9", k=1)] == ["h"]
+
+
+def test_cached_statements_take_each_calls_vector_and_filter(dsn, collection_name) -> None:
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
+    ) as s:
+        s.add_texts(["alpha", "beta", "gamma"], [{"g": 1}, {"g": 2}, {"g": 1}], ids=["1", "2", "3"])
+        for _ in range(3):  # the same shape, again and again
+            assert s.similarity_search("alpha", k=1)[0].id == "1"
+            assert s.similarity_search("beta", k=1)[0].id == "2"
+            assert [d.id for d in s.similarity_search("beta", k=3, filter={"g": 1})] != []
+            assert all(
+                d.metadata["g"] == 2 for d in s.similarity_search("alpha", k=3, filter={"g": 2})
+            )
+            assert s.hybrid_search("gamma", k=1)[0].id == "3"
+            assert s.hybrid_search("alpha", k=1)[0].id == "1"
