@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import override
 
 from ._closing import Closing
+from ._documents import document
 from ._runner import AsyncRunner, Runner
 from ._sql import Frag, Rendered
 from ._sql.filters import compile_filter
@@ -65,7 +66,7 @@ def _fill(frag: Frag, vector: Vector, text: str | None = None) -> Frag:
 
 
 def _doc(row: Row) -> Document:
-    return Document(id=row[0], page_content=row[1], metadata=row[2])
+    return document(row[0], row[1], row[2])
 
 
 def _as_array(value: Any) -> np.ndarray:
@@ -201,6 +202,9 @@ class StoreCore(Closing, VectorStore):
         return lambda: provision_plan(spec)
 
     def _provisioned_spec(self, spec: CollectionSpec) -> CollectionSpec | None:
+        if spec != self._spec:
+            # cached statements are keyed by shape only: they belong to one spec
+            self._statements.clear()
         self._spec = spec
         self._provisioned = spec.dimensions is not None
         return spec if self._provisioned else None
@@ -262,10 +266,11 @@ class StoreCore(Closing, VectorStore):
         """The search statement and the transaction-local settings it runs with.
 
         Building and rendering a statement costs more than a local round trip,
-        so each shape (collection, k, filter, knobs) is built once with a slot
-        for the query vector, rendered, and cached; a call only fills the slot.
+        so each shape (k, filter, knobs) is built once with a slot for the
+        query vector, rendered, and cached; a call only fills the slot. The
+        cache holds statements of the current spec only (see `_provisioned_spec`).
         """
-        key = ("knn", spec, k, repr(filter), tuple(sorted(kwargs.items())), with_embedding)
+        key = ("knn", k, repr(filter), tuple(sorted(kwargs.items())), with_embedding)
         query, settings = self._statement(
             key, lambda: self._build_search(spec, k, filter, kwargs, with_embedding)
         )

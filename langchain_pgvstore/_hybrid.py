@@ -193,7 +193,7 @@ class HybridSearch(StoreCore):
             )
             return _with_documents(spec, fused), settings
 
-        key = ("hybrid", spec, options, repr(filter), tuple(sorted(kwargs.items())))
+        key = ("hybrid", options, repr(filter), tuple(sorted(kwargs.items())))
         frag, settings = self._statement(key, build)
         return _fill(frag, Vector(vector), query), settings
 

@@ -52,7 +52,10 @@ def merge_staging(table: Table) -> Frag:
     """Upsert the staged rows; for an id staged twice the later one wins.
 
     Rows are merged in id order so concurrent upserts lock rows in the same
-    order and cannot deadlock each other.
+    order and cannot deadlock each other. A row whose content, metadata and
+    embedding are all unchanged is left alone: rewriting it would leave a dead
+    row version and insert the same vector into the ANN graph again, which is
+    most of an upsert's cost.
     """
     return Frag(
         sql.SQL(
@@ -62,6 +65,8 @@ def merge_staging(table: Table) -> Frag:
             " ON CONFLICT ({id}) DO UPDATE SET {content} = EXCLUDED.{content},"
             " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
             " {updated} = now()"
+            " WHERE (t.{content}, t.{metadata}, t.{embedding})"
+            " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding})"
         ).format(
             tbl=table.qualname,
             id=table.id,

@@ -65,17 +65,20 @@ def run(conn: psycopg.Connection, frags: Sequence[Frag]) -> None:
 def upsert(
     conn: psycopg.Connection, table: Table, rows: Sequence[tuple[str, str, dict[str, object]]]
 ) -> None:
-    """One `INSERT ... SELECT ... ON CONFLICT DO UPDATE`, ids in sorted order, as the store does."""
+    """One `INSERT ... SELECT ... ON CONFLICT DO UPDATE`, ids in sorted order, unchanged rows
+    left alone, as the store does."""
     ids = [r[0] for r in rows]
     contents = [r[1] for r in rows]
     metas = [psycopg.types.json.Jsonb(r[2]) for r in rows]
     conn.execute(
         sql.SQL(
-            "INSERT INTO {t} (id, content, metadata, embedding)"
+            "INSERT INTO {t} AS t (id, content, metadata, embedding)"
             " SELECT i, c, m, array_fill(0.5::real, ARRAY[{dim}])::vector"
             " FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS x(i, c, m) ORDER BY i"
             " ON CONFLICT (id) DO UPDATE SET content = excluded.content,"
             " metadata = excluded.metadata, embedding = excluded.embedding, updated_at = now()"
+            " WHERE (t.content, t.metadata, t.embedding)"
+            " IS DISTINCT FROM (excluded.content, excluded.metadata, excluded.embedding)"
         ).format(t=table.qualname, dim=sql.Literal(DIM)),
         (ids, contents, metas),
     )

@@ -101,6 +101,37 @@ async def test_upsert_replaces_content_metadata_and_vector(
     assert updated >= created
 
 
+async def test_readding_unchanged_rows_writes_nothing(call, conn, collection_name) -> None:
+    """Identical rows are not rewritten (no dead versions, no ANN inserts); changed ones are."""
+    texts = ["alpha", "beta", "gamma"]
+    metas = [{"n": 1}, {"n": 2, "tags": ["x", "y"]}, {"n": 3}]
+    ids = ["a", "b", "c"]
+    versions = sql.SQL("SELECT id, xmin::text, updated_at FROM {} ORDER BY id").format(
+        sql.Identifier(collection_name)
+    )
+    await call("add_texts", texts, metas, ids=ids)
+    before = conn.execute(versions).fetchall()
+    # the same rows again, metadata keys in another order (jsonb equality ignores it)
+    await call("add_texts", texts, [dict(reversed(m.items())) for m in metas], ids=ids)
+    assert conn.execute(versions).fetchall() == before
+    # one row changes its metadata, one its text (and so its vector): only those are rewritten
+    await call("add_texts", ["alpha", "delta", "gamma"], [{"n": 1}, metas[1], {"n": 4}], ids=ids)
+    after = conn.execute(versions).fetchall()
+    assert after[0] == before[0]
+    assert after[1][1] != before[1][1] and after[1][2] > before[1][2]
+    assert after[2][1] != before[2][1] and after[2][2] > before[2][2]
+    got = await call("get_by_ids", ids)
+    assert [(d.page_content, d.metadata) for d in got] == [
+        ("alpha", {"n": 1}),
+        ("delta", metas[1]),
+        ("gamma", {"n": 4}),
+    ]
+    # keyword statistics follow only the rows that changed
+    assert await call("keyword_search", "beta", k=3) == []
+    hits = await call("keyword_search", "delta gamma", k=3)
+    assert sorted(d.id for d in hits) == ["b", "c"]
+
+
 async def test_duplicate_ids_in_one_call_last_wins(call, conn, collection_name) -> None:
     ids = await call(
         "add_texts",
