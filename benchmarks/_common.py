@@ -15,8 +15,55 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 RESULTS = Path(__file__).parent / "results"
+
+HNSW_BY_HAND = sql.SQL(
+    "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+)
+
+
+def create_raw_table(
+    conn: psycopg.Connection[Any], table: sql.Identifier, dim: int, *, secondary: bool = True
+) -> None:
+    """The raw baselines' table: the store's columns (vectors stored inline, as the store
+    does) and, with `secondary`, its GIN indexes on metadata and the tsvector."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
+            " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
+            " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
+            " created_at timestamptz NOT NULL DEFAULT now(),"
+            " updated_at timestamptz NOT NULL DEFAULT now())"
+        ).format(table, sql.Literal(dim))
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER embedding SET STORAGE MAIN").format(table))
+    if secondary:
+        conn.execute(
+            sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table)
+        )
+        conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any],
+    target: sql.Composable,
+    texts: list[str],
+    metas: list[dict[str, Any]],
+    ids: list[str],
+    vecs: np.ndarray,
+) -> None:
+    """pgvector-python's loading example: binary COPY with `write_row`."""
+    with conn.cursor().copy(
+        sql.SQL("COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)").format(
+            target
+        )
+    ) as copy:
+        copy.set_types(["text", "text", "jsonb", "vector"])
+        for i in range(len(ids)):
+            copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
 
 
 def server_dsn() -> tuple[str, Any]:

@@ -27,11 +27,13 @@ from typing import Any
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
+    HNSW_BY_HAND,
     clustered_vectors,
+    copy_rows,
+    create_raw_table,
     documents,
     environment,
     median,
@@ -52,35 +54,11 @@ def raw_copy(dsn: str, texts, metas, ids, vecs, build_index: bool, mwm: str) -> 
         register_vector(conn)
         try:
             with conn.transaction():
-                conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
-                        " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
-                        " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
-                        " created_at timestamptz NOT NULL DEFAULT now(),"
-                        " updated_at timestamptz NOT NULL DEFAULT now())"
-                    ).format(table, sql.Literal(dim))
-                )
-                conn.execute(
-                    sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table)
-                )
-                conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
-                with conn.cursor().copy(
-                    sql.SQL(
-                        "COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
-                    ).format(table)
-                ) as copy:
-                    copy.set_types(["text", "text", "jsonb", "vector"])
-                    for i in range(len(ids)):
-                        copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
+                create_raw_table(conn, table, dim)
+                copy_rows(conn, table, texts, metas, ids, vecs)
                 if build_index:
                     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (mwm,))
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)"
-                            " WITH (m = 16, ef_construction = 64)"
-                        ).format(table)
-                    )
+                    conn.execute(HNSW_BY_HAND.format(table))
         finally:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
 

@@ -15,13 +15,16 @@ from repeat to repeat, each into fresh tables on the same server:
   hnsw` (m=16, ef_construction=64) in the same transaction: the throughput
   target's baseline. Then `--upsert-rows` of its ids are upserted by hand
   (COPY into a temporary table + `INSERT ... ON CONFLICT DO UPDATE`) with new
-  texts and vectors.
+  texts and vectors, and `--upsert-rows` rows with new ids are COPYed straight
+  into the indexed table: the floor for any write that keeps the HNSW graph
+  current.
 - the same without the ANN index (raw COPY then the upsert by hand, and
   pgvstore with `index=None`), to show what maintaining the HNSW graph costs.
 - pgvstore, then pgvstore upsert: `add_embeddings` into a new collection
   (provisioning, staging, merge, HNSW build, GIN cleanup and ANALYZE, one
   transaction), then `add_embeddings` of the same `--upsert-rows` ids with new
-  texts and vectors.
+  texts and vectors, then the same call again (unchanged rows, as a re-run of
+  an ingest job sends them).
 - at `--incumbent-rows` (a subset, because langchain-postgres inserts row by
   row): raw COPY + HNSW, pgvstore, langchain-postgres v1 `PGVector.add_embeddings`
   (no ANN index: v1 has none) and v2 `PGVectorStore.add_embeddings` followed by
@@ -47,11 +50,13 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
+    HNSW_BY_HAND,
     clustered_vectors,
+    copy_rows,
+    create_raw_table,
     documents,
     environment,
     median,
@@ -66,38 +71,27 @@ from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
 
 Data = tuple[list[str], list[dict[str, Any]], list[str], np.ndarray]
 
-
-def _create_raw_table(conn: psycopg.Connection[Any], table: sql.Identifier, dim: int) -> None:
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
-            " metadata jsonb NOT NULL DEFAULT '{{}}', embedding vector({}) NOT NULL,"
-            " tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,"
-            " created_at timestamptz NOT NULL DEFAULT now(),"
-            " updated_at timestamptz NOT NULL DEFAULT now())"
-        ).format(table, sql.Literal(dim))
-    )
-    conn.execute(sql.SQL("ALTER TABLE {} ALTER embedding SET STORAGE MAIN").format(table))
-    conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table))
-    conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (tsv)").format(table))
+#: Writing rows into a table whose HNSW index is current, with nothing else to do:
+#: the floor for any upsert that keeps the index current.
+APPEND = "raw COPY of new rows into the HNSW table"
 
 
 def _copy_rows(conn: psycopg.Connection[Any], target: sql.Composable, data: Data) -> None:
     texts, metas, ids, vecs = data
-    with conn.cursor().copy(
-        sql.SQL("COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)").format(
-            target
-        )
-    ) as copy:
-        copy.set_types(["text", "text", "jsonb", "vector"])
-        for i in range(len(ids)):
-            copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
+    copy_rows(conn, target, texts, metas, ids, vecs)
 
 
 def raw_load(
-    dsn: str, data: Data, *, hnsw: bool, mwm: str, upsert: Data | None = None
+    dsn: str,
+    data: Data,
+    *,
+    hnsw: bool,
+    mwm: str,
+    upsert: Data | None = None,
+    new_rows: Data | None = None,
 ) -> dict[str, float]:
-    """Fresh table, COPY, optionally the HNSW build and then an upsert by hand."""
+    """Fresh table, COPY, optionally the HNSW build, an upsert by hand, and then a plain
+    COPY of `new_rows` (ids not in the table) into the same table, indexes and all."""
     table = sql.Identifier(f"raw_{uuid.uuid4().hex[:10]}")
     out: dict[str, float] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -105,16 +99,11 @@ def raw_load(
         try:
             t0 = time.perf_counter()
             with conn.transaction():
-                _create_raw_table(conn, table, data[3].shape[1])
+                create_raw_table(conn, table, data[3].shape[1])
                 _copy_rows(conn, table, data)
                 if hnsw:
                     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (mwm,))
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)"
-                            " WITH (m = 16, ef_construction = 64)"
-                        ).format(table)
-                    )
+                    conn.execute(HNSW_BY_HAND.format(table))
             out["load"] = time.perf_counter() - t0
             if upsert is not None:
                 t0 = time.perf_counter()
@@ -136,6 +125,11 @@ def raw_load(
                         ).format(table)
                     )
                 out["upsert"] = time.perf_counter() - t0
+            if new_rows is not None:
+                t0 = time.perf_counter()
+                with conn.transaction():
+                    _copy_rows(conn, table, new_rows)
+                out["append"] = time.perf_counter() - t0
         finally:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
     return out
@@ -162,6 +156,10 @@ def ours_load(
             t0 = time.perf_counter()
             store.add_embeddings(upsert[0], upsert[3], upsert[1], ids=upsert[2])
             out["upsert"] = time.perf_counter() - t0
+            # the same rows again, as a re-run of an ingest job sends them
+            t0 = time.perf_counter()
+            store.add_embeddings(upsert[0], upsert[3], upsert[1], ids=upsert[2])
+            out["unchanged"] = time.perf_counter() - t0
     finally:
         store.delete_collection()
         store.close()
@@ -256,6 +254,13 @@ def main() -> None:
     n_up = min(args.upsert_rows, args.rows)
     up_vecs = clustered_vectors(n_up, args.dim, seed=1)
     upsert: Data = ([t + " revised" for t in texts[:n_up]], metas[:n_up], ids[:n_up], up_vecs)
+    new_ids = [f"new-{i}" for i in range(n_up)]
+    appended: Data = (
+        texts[:n_up],
+        metas[:n_up],
+        new_ids,
+        clustered_vectors(n_up, args.dim, seed=2),
+    )
     n_sub = min(args.incumbent_rows, args.rows)
     subset: Data = (texts[:n_sub], metas[:n_sub], ids[:n_sub], vecs[:n_sub])
     mwm = args.maintenance_work_mem
@@ -275,21 +280,26 @@ def main() -> None:
     units: dict[str, Callable[[], dict[str, dict[str, float]]]] = {
         "raw COPY": lambda: _split(
             raw_load(dsn, data, hnsw=False, mwm=mwm, upsert=upsert),
-            "raw COPY",
-            "raw upsert by hand, no ANN index",
+            load="raw COPY",
+            upsert="raw upsert by hand, no ANN index",
         ),
         "raw COPY + HNSW": lambda: _split(
-            raw_load(dsn, data, hnsw=True, mwm=mwm, upsert=upsert),
-            "raw COPY + HNSW",
-            "raw upsert by hand (COPY + INSERT ON CONFLICT)",
+            raw_load(dsn, data, hnsw=True, mwm=mwm, upsert=upsert, new_rows=appended),
+            load="raw COPY + HNSW",
+            upsert="raw upsert by hand (COPY + INSERT ON CONFLICT)",
+            append=APPEND,
         ),
         "pgvstore index=None": lambda: _split(
             ours_load(dsn, data, mwm, upsert, ann=False),
-            "pgvstore add_embeddings, index=None",
-            "pgvstore upsert, index=None",
+            load="pgvstore add_embeddings, index=None",
+            upsert="pgvstore upsert, index=None",
+            unchanged="pgvstore upsert of unchanged rows, index=None",
         ),
         "pgvstore": lambda: _split(
-            ours_load(dsn, data, mwm, upsert), "pgvstore add_embeddings", "pgvstore upsert"
+            ours_load(dsn, data, mwm, upsert),
+            load="pgvstore add_embeddings",
+            upsert="pgvstore upsert",
+            unchanged="pgvstore upsert of unchanged rows",
         ),
     }
     if n_sub < args.rows:
@@ -324,7 +334,7 @@ def main() -> None:
     def rows_of(name: str) -> int:
         if "subset" in name or "langchain-postgres" in name:
             return n_sub
-        return n_up if "upsert" in name else args.rows
+        return n_up if "upsert" in name or name == APPEND else args.rows
 
     med = {name: {part: median(v) for part, v in parts.items()} for name, parts in times.items()}
     rate = {name: rows_of(name) / m["load"] for name, m in med.items()}
@@ -336,6 +346,9 @@ def main() -> None:
         "raw upsert by hand, no ANN index": "raw COPY",
         "pgvstore add_embeddings, index=None": "raw COPY",
         "pgvstore upsert, index=None": "raw COPY",
+        "pgvstore upsert of unchanged rows": "raw COPY",
+        "pgvstore upsert of unchanged rows, index=None": "raw COPY",
+        APPEND: "raw COPY",
         "raw COPY + HNSW (subset)": "raw COPY + HNSW (subset)",
         "pgvstore add_embeddings (subset)": "raw COPY + HNSW (subset)",
         "langchain-postgres v1 add_embeddings (no index)": "raw COPY + HNSW (subset)",
@@ -374,6 +387,10 @@ def main() -> None:
         extra["pgvstore upsert vs raw upsert by hand"] = (
             rate["pgvstore upsert"] / rate["raw upsert by hand (COPY + INSERT ON CONFLICT)"]
         )
+    if "pgvstore upsert" in rate and APPEND in rate:
+        extra["pgvstore upsert vs raw COPY of new rows into the HNSW table"] = (
+            rate["pgvstore upsert"] / rate[APPEND]
+        )
     print(
         f"\ningest {args.rows:,} x {args.dim}-d (precomputed embeddings), upsert {n_up:,} existing"
         f" ids, incumbents on {n_sub:,} rows; {args.repeats} repeats, medians;"
@@ -401,13 +418,9 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def _split(
-    parts: dict[str, float], load_name: str, upsert_name: str
-) -> dict[str, dict[str, float]]:
-    out = {load_name: {"load": parts["load"]}}
-    if "upsert" in parts:
-        out[upsert_name] = {"load": parts["upsert"]}
-    return out
+def _split(parts: dict[str, float], **names: str) -> dict[str, dict[str, float]]:
+    """One raw_load/ours_load run's timings, each part under its workload's name."""
+    return {names[part]: {"load": secs} for part, secs in parts.items() if part in names}
 
 
 if __name__ == "__main__":

@@ -41,12 +41,14 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
+    HNSW_BY_HAND,
     RESULTS,
     clustered_vectors,
+    copy_rows,
+    create_raw_table,
     documents,
     environment,
     print_table,
@@ -393,24 +395,11 @@ def ingest(args: argparse.Namespace) -> None:
         table = sql.Identifier(f"prof_raw_{uuid.uuid4().hex[:6]}")
         with psycopg.connect(dsn, autocommit=True) as conn:
             register_vector(conn)
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (id text PRIMARY KEY, content text NOT NULL,"
-                    " metadata jsonb NOT NULL, embedding vector({}) NOT NULL)"
-                ).format(table, sql.Literal(args.dim))
-            )
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER embedding SET STORAGE MAIN").format(table))
+            create_raw_table(conn, table, args.dim, secondary=False)
             with conn.transaction():
                 t0 = time.perf_counter()
-                with conn.cursor().copy(
-                    sql.SQL(
-                        "COPY {} (id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
-                    ).format(table)
-                ) as copy:
-                    copy.set_types(["text", "text", "jsonb", "vector"])
-                    for i in range(len(ids)):
-                        copy.write_row((ids[i], texts[i], Jsonb(metas[i]), vecs[i]))
-                manual["raw binary COPY (write_row), no secondary indexes"] = (
+                copy_rows(conn, table, texts, metas, ids, vecs)
+                manual["raw binary COPY (write_row), the store's columns, no GIN indexes"] = (
                     time.perf_counter() - t0
                 )
                 conn.execute(
@@ -418,11 +407,7 @@ def ingest(args: argparse.Namespace) -> None:
                     (args.maintenance_work_mem,),
                 )
                 t0 = time.perf_counter()
-                conn.execute(
-                    sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)").format(
-                        table
-                    )
-                )
+                conn.execute(HNSW_BY_HAND.format(table))
                 manual["CREATE INDEX ... USING hnsw (by hand)"] = time.perf_counter() - t0
             conn.execute(sql.SQL("DROP TABLE {}").format(table))
         env = environment(dsn)
