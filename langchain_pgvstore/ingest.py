@@ -28,7 +28,8 @@ __all__ = [
     "last_wins",
     "new_ids",
     "prepare_batch",
-    "write_plan",
+    "merge_plan",
+    "stage_plan",
 ]
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -240,16 +241,16 @@ def encode_copy(
     yield b"".join(parts)
 
 
-def write_plan(
-    table: Any,
-    batch: Batch,
-    vector_type: VectorType,
-    dimensions: int,
-) -> Plan[None]:
-    """Stage the batch with binary COPY, then upsert it with one statement."""
+def stage_plan(batch: Batch, vector_type: VectorType, dimensions: int) -> Plan[None]:
+    """Binary COPY of the batch into the transaction's staging table."""
     yield Execute(dml.create_staging(vector_type, dimensions))
     yield Copy(dml.copy_into_staging(), encode_copy(batch, vector_type))
-    yield Execute(dml.merge_staging(table))
+
+
+def merge_plan(table: Any) -> Plan[int]:
+    """Upsert the staged rows with one statement; returns how many rows it wrote."""
+    written: int = yield Execute(dml.merge_staging(table))
+    return written
 
 
 def last_wins(batch: Batch) -> Batch:

@@ -7,11 +7,12 @@ collection's table and indexes under a per-collection one.
 Index policy. Maintaining an HNSW graph row by row is several times slower
 than building it once over data already in the table, so the ANN index is
 built at the end of the first load that leaves the table non-empty, inside
-that load's transaction. A later load that brings at least
+that load's transaction. A later load that changes at least
 `bulk_rebuild_rows` rows and at least as many rows as the table already holds
 drops the index, loads, and builds it again in the same transaction (readers
 wait for that transaction; the table is never visible without its index).
-Smaller loads insert into the existing index.
+Smaller loads insert into the existing index. Rows a load would not change
+(same content, metadata and vector) are not counted: they are not written.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .config import (
     VectorType,
 )
 from .errors import ConfigError, SchemaError
-from .ingest import Batch, direct_write_plan, write_plan
+from .ingest import Batch, direct_write_plan, merge_plan, stage_plan
 
 __all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
 
@@ -284,22 +285,17 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
     """Write a validated batch and keep the ANN index per the policy above."""
     assert spec.dimensions is not None
     table = spec.table
-    build = False
+    large = len(batch) >= spec.bulk_rebuild_rows
+    present = build = False
     if spec.index is not None:
         present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
-        if not present or len(batch) >= spec.bulk_rebuild_rows:
+        if not present or large:
             # index DDL must not race another loader's index DDL
             yield Execute(ddl.advisory_xact_lock(table.lock_key()))
             present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
-            if present and len(batch) >= spec.bulk_rebuild_rows:
-                larger = (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]
-                if not larger:
-                    for frag in ddl.drop_ann_indexes(table):
-                        yield Execute(frag)
-                    present = False
-            build = not present
+        build = not present
     direct = False
-    if len(batch) >= spec.bulk_rebuild_rows:
+    if large:
         # A large load into an empty table (the first load, or a rebuild after
         # everything was deleted) goes straight in: nothing can conflict once
         # other writers are locked out, so staging and merging are wasted work.
@@ -307,12 +303,29 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
             yield Execute(dml.lock_for_load(table))
             direct = (yield Fetch(dml.is_empty(table)))[0][0]
     if direct:
+        if present:  # emptied by deletes: build the graph over the new rows at the end
+            for frag in ddl.drop_ann_indexes(table):
+                yield Execute(frag)
+            build = True
         yield from direct_write_plan(table, batch, spec.vector_type)
+        written = len(batch)
     else:
-        yield from write_plan(table, batch, spec.vector_type, spec.dimensions)
+        yield from stage_plan(batch, spec.vector_type, spec.dimensions)
+        if present and large:
+            # rebuild only for what the merge will really write: re-sending rows
+            # that are already stored must not cost a graph rebuild
+            changed = (yield Fetch(dml.count_staged_changes(table)))[0][0]
+            if (
+                changed >= spec.bulk_rebuild_rows
+                and not (yield Fetch(dml.has_more_rows_than(table, changed)))[0][0]
+            ):
+                for frag in ddl.drop_ann_indexes(table):
+                    yield Execute(frag)
+                build = True
+        written = yield from merge_plan(table)
     if build:
         yield from build_index_plan(spec)
-    if len(batch) >= spec.bulk_rebuild_rows:
+    if written >= spec.bulk_rebuild_rows:
         # A large load leaves its GIN entries in the pending list, which makes the
         # planner shun the metadata index until VACUUM; merge them and refresh
         # statistics now so filtered searches use the index right away.

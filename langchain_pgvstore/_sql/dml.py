@@ -14,6 +14,7 @@ __all__ = [
     "copy_into_staging",
     "copy_into_table",
     "count_rows",
+    "count_staged_changes",
     "create_staging",
     "delete_ids",
     "delete_where",
@@ -75,6 +76,26 @@ def merge_staging(table: Table) -> Frag:
             embedding=table.embedding,
             updated=table.updated_at,
             stage=STAGING,
+        )
+    )
+
+
+def count_staged_changes(table: Table) -> Frag:
+    """How many staged rows the merge would write: new ids, and ids whose content,
+    metadata or embedding differ from the stored row (the merge's own test)."""
+    return Frag(
+        sql.SQL(
+            "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding"
+            " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id"
+            " WHERE (t.{content}, t.{metadata}, t.{embedding})"
+            " IS DISTINCT FROM (s.content, s.metadata, s.embedding)"
+        ).format(
+            stage=STAGING,
+            tbl=table.qualname,
+            id=table.id,
+            content=table.content,
+            metadata=table.metadata,
+            embedding=table.embedding,
         )
     )
 

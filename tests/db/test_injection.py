@@ -205,6 +205,7 @@ BUILDERS: dict[str, Callable[[Table], Frag | list[Frag]]] = {
     "registry_row": ddl.registry_row,
     "clean_gin_pending": ddl.clean_gin_pending,
     "merge_staging": dml.merge_staging,
+    "count_staged_changes": dml.count_staged_changes,
     "delete_ids": lambda t: dml.delete_ids(t, ["x"]),
     "get_by_ids": lambda t: dml.get_by_ids(t, ["x"]),
     "get_where": lambda t: dml.get_where(t, compile_filter({"k": "v"}, t), 10, 5),

@@ -524,6 +524,66 @@ def test_bulk_load_rebuilds_index(dsn, conn, collection_name) -> None:
         assert valid
 
 
+def _index_oid(conn, store: PGVStore) -> int:
+    return conn.execute(
+        "SELECT %s::regclass::oid", (store._spec.table.index_name("hnsw"),)
+    ).fetchone()[0]
+
+
+def test_bulk_reload_of_unchanged_rows_keeps_the_index(dsn, conn, collection_name) -> None:
+    """The rebuild policy counts rows that change: re-sending stored rows rebuilds nothing
+    and writes nothing; changing them all still rebuilds."""
+    texts = [f"doc {i}" for i in range(60)]
+    ids = [f"id{i}" for i in range(60)]
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        bulk_rebuild_rows=50,
+        index=HNSWIndex(m=8, ef_construction=32),
+    ) as s:
+        s.add_texts(texts, ids=ids)
+        first = _index_oid(conn, s)
+        xmins = conn.execute(
+            sql.SQL("SELECT array_agg(xmin::text ORDER BY id) FROM {}").format(
+                sql.Identifier(collection_name)
+            )
+        ).fetchone()[0]
+        s.add_texts(texts, ids=ids)  # as large as the table, but nothing changes
+        assert _index_oid(conn, s) == first
+        assert (
+            conn.execute(
+                sql.SQL("SELECT array_agg(xmin::text ORDER BY id) FROM {}").format(
+                    sql.Identifier(collection_name)
+                )
+            ).fetchone()[0]
+            == xmins
+        )
+        s.add_texts([t + " changed" for t in texts], ids=ids)  # every row changes
+        assert _index_oid(conn, s) != first
+        assert [d.page_content for d in s.get_by_ids(["id7"])] == ["doc 7 changed"]
+
+
+def test_large_load_into_an_emptied_table_rebuilds_the_index(dsn, conn, collection_name) -> None:
+    """Everything deleted, then a large load: it goes straight in and the graph is rebuilt
+    over it, not filled row by row."""
+    with PGVStore(
+        DeterministicFakeEmbedding(size=DIM),
+        connection=dsn,
+        collection=collection_name,
+        bulk_rebuild_rows=50,
+        index=HNSWIndex(m=8, ef_construction=32),
+    ) as s:
+        s.add_texts([f"a{i}" for i in range(60)], ids=[f"a{i}" for i in range(60)])
+        first = _index_oid(conn, s)
+        s.delete([f"a{i}" for i in range(60)])
+        s.add_texts([f"b{i}" for i in range(60)])
+        assert _index_oid(conn, s) != first
+        assert count(conn, collection_name) == 60
+        [hit] = s.similarity_search("b7", k=1)
+        assert hit.page_content == "b7"
+
+
 def test_custom_schema_and_text_search_config(dsn, conn) -> None:
     schema = f"s_{uuid.uuid4().hex[:8]}"
     try:
