@@ -311,7 +311,8 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
         written = len(batch)
     else:
         yield from stage_plan(batch, spec.vector_type, spec.dimensions)
-        if present and large:
+        # a rebuild needs a load as large as the table: that cheap bound comes first
+        if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:
             # rebuild only for what the merge will really write: re-sending rows
             # that are already stored must not cost a graph rebuild
             changed = (yield Fetch(dml.count_staged_changes(table)))[0][0]
