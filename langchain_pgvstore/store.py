@@ -91,8 +91,9 @@ class PGVStore(HybridSearch, IndexAdmin, SimilaritySearch):
         text_search_config: the PostgreSQL text-search configuration for full text.
         index: `HNSWIndex(...)`, `IVFFlatIndex(...)` or None for exact search only.
         embedding_batch_size: texts per call to the embedding model.
-        bulk_rebuild_rows: loads at least this large (and at least as large as the
-            table) rebuild the ANN index after loading instead of inserting into it.
+        bulk_rebuild_rows: loads that change at least this many rows (and at least as
+            many as the table holds) rebuild the ANN index after loading instead of
+            inserting into it; unchanged rows are not written and do not count.
         maintenance_work_mem: memory for index builds (e.g. `"1GB"`), applied to the
             build's transaction only.
         pool_size: maximum connections in each pool the store creates.

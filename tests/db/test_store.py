@@ -495,27 +495,39 @@ def test_ivfflat_and_exact_indexes(dsn, conn, collection_name) -> None:
             s.delete_collection()
 
 
-def test_bulk_load_rebuilds_index(dsn, conn, collection_name) -> None:
-    """A load at least as large as the table (and the threshold) rebuilds the HNSW index."""
-    with PGVStore(
+def _index_oid(conn, store: PGVStore) -> int:
+    return conn.execute(
+        "SELECT %s::regclass::oid", (store._spec.table.index_name("hnsw"),)
+    ).fetchone()[0]
+
+
+def _row_versions(conn, collection_name: str) -> list[str]:
+    return conn.execute(
+        sql.SQL("SELECT array_agg(xmin::text ORDER BY id) FROM {}").format(
+            sql.Identifier(collection_name)
+        )
+    ).fetchone()[0]
+
+
+def _small_graph_store(dsn: str, collection_name: str) -> PGVStore:
+    return PGVStore(
         DeterministicFakeEmbedding(size=DIM),
         connection=dsn,
         collection=collection_name,
         bulk_rebuild_rows=50,
         index=HNSWIndex(m=8, ef_construction=32),
-    ) as s:
+    )
+
+
+def test_bulk_load_rebuilds_index(dsn, conn, collection_name) -> None:
+    """A load at least as large as the table (and the threshold) rebuilds the HNSW index."""
+    with _small_graph_store(dsn, collection_name) as s:
         s.add_texts([f"a{i}" for i in range(10)])
-        oid1 = conn.execute(
-            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
-        ).fetchone()[0]
+        oid1 = _index_oid(conn, s)
         s.add_texts([f"b{i}" for i in range(5)])  # small: inserted into the index
-        oid2 = conn.execute(
-            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
-        ).fetchone()[0]
+        oid2 = _index_oid(conn, s)
         s.add_texts([f"c{i}" for i in range(60)])  # large: dropped and rebuilt
-        oid3 = conn.execute(
-            "SELECT %s::regclass::oid", (s._spec.table.index_name("hnsw"),)
-        ).fetchone()[0]
+        oid3 = _index_oid(conn, s)
         assert oid1 == oid2 != oid3
         assert count(conn, collection_name) == 75
         valid = conn.execute(
@@ -524,41 +536,18 @@ def test_bulk_load_rebuilds_index(dsn, conn, collection_name) -> None:
         assert valid
 
 
-def _index_oid(conn, store: PGVStore) -> int:
-    return conn.execute(
-        "SELECT %s::regclass::oid", (store._spec.table.index_name("hnsw"),)
-    ).fetchone()[0]
-
-
 def test_bulk_reload_of_unchanged_rows_keeps_the_index(dsn, conn, collection_name) -> None:
     """The rebuild policy counts rows that change: re-sending stored rows rebuilds nothing
     and writes nothing; changing them all still rebuilds."""
     texts = [f"doc {i}" for i in range(60)]
     ids = [f"id{i}" for i in range(60)]
-    with PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        bulk_rebuild_rows=50,
-        index=HNSWIndex(m=8, ef_construction=32),
-    ) as s:
+    with _small_graph_store(dsn, collection_name) as s:
         s.add_texts(texts, ids=ids)
         first = _index_oid(conn, s)
-        xmins = conn.execute(
-            sql.SQL("SELECT array_agg(xmin::text ORDER BY id) FROM {}").format(
-                sql.Identifier(collection_name)
-            )
-        ).fetchone()[0]
+        xmins = _row_versions(conn, collection_name)
         s.add_texts(texts, ids=ids)  # as large as the table, but nothing changes
         assert _index_oid(conn, s) == first
-        assert (
-            conn.execute(
-                sql.SQL("SELECT array_agg(xmin::text ORDER BY id) FROM {}").format(
-                    sql.Identifier(collection_name)
-                )
-            ).fetchone()[0]
-            == xmins
-        )
+        assert _row_versions(conn, collection_name) == xmins
         s.add_texts([t + " changed" for t in texts], ids=ids)  # every row changes
         assert _index_oid(conn, s) != first
         assert [d.page_content for d in s.get_by_ids(["id7"])] == ["doc 7 changed"]
@@ -567,13 +556,7 @@ def test_bulk_reload_of_unchanged_rows_keeps_the_index(dsn, conn, collection_nam
 def test_large_load_into_an_emptied_table_rebuilds_the_index(dsn, conn, collection_name) -> None:
     """Everything deleted, then a large load: it goes straight in and the graph is rebuilt
     over it, not filled row by row."""
-    with PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        bulk_rebuild_rows=50,
-        index=HNSWIndex(m=8, ef_construction=32),
-    ) as s:
+    with _small_graph_store(dsn, collection_name) as s:
         s.add_texts([f"a{i}" for i in range(60)], ids=[f"a{i}" for i in range(60)])
         first = _index_oid(conn, s)
         s.delete([f"a{i}" for i in range(60)])
