@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 from ._sql import Frag
 
@@ -42,5 +42,5 @@ class Copy:
     chunks: Iterable[bytes]
 
 
-Step = Union[Fetch, Execute, Copy]  # noqa: UP007 (a runtime alias on Python 3.10)
+Step = Fetch | Execute | Copy
 Plan = Generator[Step, Any, T]

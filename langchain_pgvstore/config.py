@@ -10,7 +10,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar, Literal
 
 from psycopg import sql
@@ -61,7 +61,7 @@ def validate_identifier(value: object, what: str) -> str:
     return value
 
 
-class Distance(str, Enum):
+class Distance(StrEnum):
     """How closeness between two vectors is measured."""
 
     COSINE = "cosine"
@@ -143,7 +143,7 @@ _RELEVANCE: dict[Distance, Callable[[float], float]] = {
 }
 
 
-class VectorType(str, Enum):
+class VectorType(StrEnum):
     """How embeddings are stored: `vector` (float32) or `halfvec` (float16, half the bytes)."""
 
     VECTOR = "vector"

@@ -8,13 +8,13 @@ which runner waits for the database and which embedding call they make.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from psycopg import sql
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from ._admin import IndexAdmin
 from ._core import _check_k, _doc
