@@ -30,9 +30,9 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import environment, print_table, server_dsn, write_report  # noqa: E402
 from _perf import dataset_name, index_sizes, load_ours, relation_sizes  # noqa: E402
+from langchain_pgvstore._sql.lexical import stats_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
-from langchain_pgvstore._sql.lexical import stats_table  # noqa: E402
 from langchain_pgvstore.config import Table  # noqa: E402
 
 

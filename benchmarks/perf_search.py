@@ -65,10 +65,10 @@ from _perf import (  # noqa: E402
     shuffled,
     summary_ms,
 )
+from langchain_pgvstore._hybrid import HybridOptions  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
-from langchain_pgvstore._hybrid import HybridOptions  # noqa: E402
 from langchain_pgvstore.mmr import mmr_select  # noqa: E402
 
 FILTER = {"source": "s3"}

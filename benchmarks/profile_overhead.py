@@ -62,7 +62,7 @@ import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
 from langchain_pgvstore import _runner as runner_module  # noqa: E402
 from langchain_pgvstore._core import _as_array  # noqa: E402
-from langchain_pgvstore.ingest import encode_copy, prepare_batch  # noqa: E402
+from langchain_pgvstore._ingest import encode_copy, prepare_batch  # noqa: E402
 from langchain_pgvstore.mmr import mmr_select  # noqa: E402
 
 FILTER = {"source": "s3"}

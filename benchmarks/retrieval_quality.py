@@ -63,10 +63,10 @@ from _common import (  # noqa: E402
     write_report,
 )
 from langchain_core.embeddings import Embeddings  # noqa: E402
+from langchain_pgvstore._sql.lexical import ts_rank_search  # noqa: E402
 
 from langchain_pgvstore import PGVStore  # noqa: E402
 from langchain_pgvstore._sql import Frag  # noqa: E402
-from langchain_pgvstore._sql.lexical import ts_rank_search  # noqa: E402
 from langchain_pgvstore.config import Table  # noqa: E402
 
 SCIFACT = Path("/work/shared/datasets/scifact-train")

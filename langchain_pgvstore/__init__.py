@@ -1,8 +1,11 @@
 """PostgreSQL + pgvector as a LangChain vector store."""
 
+from typing import TYPE_CHECKING, Any
+
+from ._indexes import IndexInfo, IndexProgress
 from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
-from .embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
+from .embeddings import EmbeddingEstimate, MiniLMEmbeddings
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -21,6 +24,9 @@ from .self_query import PGVStoreTranslator
 from .server import EmbeddedPostgres, embedded_dsn
 from .store import PGVStore
 
+if TYPE_CHECKING:
+    from .embeddings.openai import OpenAIBatchEmbeddings
+
 __all__ = [
     "ConfigError",
     "DatabaseUnavailableError",
@@ -29,9 +35,12 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "EmbeddingError",
+    "EmbeddingEstimate",
     "FilterError",
     "HNSWIndex",
     "IVFFlatIndex",
+    "IndexInfo",
+    "IndexProgress",
     "InputError",
     "MiniLMEmbeddings",
     "OpenAIBatchEmbeddings",
@@ -47,3 +56,12 @@ __all__ = [
     "cached_embeddings",
     "embedded_dsn",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the OpenAI client is an extra, and slow to import: load it when first named
+    if name == "OpenAIBatchEmbeddings":
+        from . import embeddings
+
+        return embeddings.OpenAIBatchEmbeddings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

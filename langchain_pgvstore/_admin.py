@@ -8,24 +8,26 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from ._core import StoreCore, _check_k
-from ._sql import Frag
-from .config import HNSWIndex, IVFFlatIndex
-from .errors import InputError, SchemaError
-from .indexes import (
+from . import _validate as check
+from ._core import StoreCore
+from ._flow import Flow, Query, known_flow, read_flow
+from ._indexes import (
     BuildSettings,
     IndexInfo,
     IndexProgress,
     create_index_plan,
     drop_index_plan,
     index_infos,
-    index_status,
-    progress_query,
     reindex_plan,
 )
-from .schema import CollectionSpec, check_quantization
+from ._options import parse_options
+from ._schema import CollectionSpec, check_quantization
+from ._similarity import query_text
+from ._sql import catalog
+from ._sql.search import explain
+from .config import HNSWIndex, IVFFlatIndex
+from .errors import InputError, SchemaError
 
 __all__ = ["IndexAdmin"]
 
@@ -46,14 +48,14 @@ class IndexAdmin(StoreCore):
 
     def _require(self, spec: CollectionSpec | None) -> CollectionSpec:
         if spec is None:
+            table = self._configured.table
             raise SchemaError(
-                f"collection {self._spec.table.schema}.{self._spec.table.name} does not exist yet;"
-                " add documents first"
+                f"collection {table.schema}.{table.name} does not exist yet; add documents first"
             )
         return spec
 
     def _index_to_build(self, index: HNSWIndex | IVFFlatIndex | None) -> HNSWIndex | IVFFlatIndex:
-        chosen = index if index is not None else self._spec.index
+        chosen = index if index is not None else self._configured.index
         if not isinstance(chosen, (HNSWIndex, IVFFlatIndex)):
             raise InputError(
                 "no index to build: pass index=HNSWIndex(...) or IVFFlatIndex(...), or configure"
@@ -61,7 +63,7 @@ class IndexAdmin(StoreCore):
             )
         if isinstance(chosen, HNSWIndex):
             # refuse an index this store's own searches would not use
-            check_quantization(self._spec, chosen.quantization)
+            check_quantization(self._configured, chosen.quantization)
         return chosen
 
     def create_index(
@@ -84,7 +86,7 @@ class IndexAdmin(StoreCore):
         An index left invalid by a failed concurrent build is rebuilt; a
         build that ends invalid raises `SchemaError`.
         """
-        spec = self._require(self._ensure())
+        spec = self._require(self._drive(known_flow()))
         chosen = self._index_to_build(index)
         settings = BuildSettings(maintenance_work_mem, max_parallel_maintenance_workers)
 
@@ -110,7 +112,7 @@ class IndexAdmin(StoreCore):
         progress_interval: float = 0.5,
     ) -> None:
         """Async `create_index`."""
-        spec = self._require(await self._aensure())
+        spec = self._require(await self._adrive(known_flow()))
         chosen = self._index_to_build(index)
         settings = BuildSettings(maintenance_work_mem, max_parallel_maintenance_workers)
         build = self._adb.run_dedicated(
@@ -123,14 +125,14 @@ class IndexAdmin(StoreCore):
 
     def drop_index(self, *, concurrently: bool = False) -> None:
         """Drop the ANN index; searches are then exact (sequential scans)."""
-        spec = self._require(self._ensure())
+        spec = self._require(self._drive(known_flow()))
         self._db.run_dedicated(
             lambda: drop_index_plan(spec, concurrently=concurrently), transaction=not concurrently
         )
 
     async def adrop_index(self, *, concurrently: bool = False) -> None:
         """Async `drop_index`."""
-        spec = self._require(await self._aensure())
+        spec = self._require(await self._adrive(known_flow()))
         await self._adb.run_dedicated(
             lambda: drop_index_plan(spec, concurrently=concurrently), transaction=not concurrently
         )
@@ -145,7 +147,7 @@ class IndexAdmin(StoreCore):
         progress_interval: float = 0.5,
     ) -> None:
         """Rebuild the ANN index in place (after heavy updates or deletes)."""
-        spec = self._require(self._ensure())
+        spec = self._require(self._drive(known_flow()))
         settings = BuildSettings(maintenance_work_mem, max_parallel_maintenance_workers)
 
         def build() -> None:
@@ -166,7 +168,7 @@ class IndexAdmin(StoreCore):
         progress_interval: float = 0.5,
     ) -> None:
         """Async `reindex`."""
-        spec = self._require(await self._aensure())
+        spec = self._require(await self._adrive(known_flow()))
         settings = BuildSettings(maintenance_work_mem, max_parallel_maintenance_workers)
         build = self._adb.run_dedicated(
             lambda: reindex_plan(spec, concurrently=concurrently, settings=settings),
@@ -174,15 +176,16 @@ class IndexAdmin(StoreCore):
         )
         await self._awith_progress(spec, build, progress, progress_interval)
 
+    def _index_status(self) -> Flow[list[IndexInfo]]:
+        return read_flow(lambda spec: Query(catalog.index_status(spec.table)), index_infos, [])
+
     def index_status(self) -> list[IndexInfo]:
         """Every index of the collection: name, method, validity, size, definition."""
-        spec = self._ensure()
-        return [] if spec is None else index_infos(self._db.fetch(index_status(spec.table)))
+        return self._drive(self._index_status())
 
     async def aindex_status(self) -> list[IndexInfo]:
         """Async `index_status`."""
-        spec = await self._aensure()
-        return [] if spec is None else index_infos(await self._adb.fetch(index_status(spec.table)))
+        return await self._adrive(self._index_status())
 
     # -- build progress -----------------------------------------------------------
 
@@ -197,7 +200,7 @@ class IndexAdmin(StoreCore):
             build()
             return
         done = threading.Event()
-        query = progress_query(spec.table)
+        query = catalog.progress(spec.table)
 
         # The build blocks this thread inside the server; a second connection
         # reads the progress view meanwhile.
@@ -225,7 +228,7 @@ class IndexAdmin(StoreCore):
         if progress is None:
             await build
             return
-        query = progress_query(spec.table)
+        query = catalog.progress(spec.table)
 
         async def poll() -> None:
             while True:
@@ -246,18 +249,25 @@ class IndexAdmin(StoreCore):
 
     # -- query plans ----------------------------------------------------------------
 
-    def _explain_frag(
-        self,
-        spec: CollectionSpec,
-        vector: np.ndarray,
-        k: int,
-        filter: Mapping[str, Any] | None,
-        analyze: bool,
-        kwargs: Mapping[str, Any],
-    ) -> tuple[Frag, list[Frag]]:
-        query, settings = self._search(spec, vector, k, filter, kwargs)
-        options = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
-        return Frag(options) + query, settings
+    def _explain(
+        self, vector: np.ndarray, k: int, where: Any, options: Any, analyze: bool, from_model: bool
+    ) -> Flow[str | None]:
+        def build(spec: CollectionSpec) -> Query:
+            query = self._search(spec, vector, k, where, options, from_model=from_model)
+            return Query(explain(query.frag, analyze=analyze), query.settings)
+
+        return read_flow(build, lambda rows: "\n".join(str(r[0]) for r in rows), None)
+
+    def _explain_args(
+        self, k: int, filter: Mapping[str, Any] | None, analyze: bool, kwargs: Mapping[str, Any]
+    ) -> tuple[int, Any, Any, bool]:
+        k = check.positive_int(k, "k")
+        return (
+            k,
+            self._compile(filter),
+            parse_options("explain", k, kwargs),
+            check.boolean(analyze, "analyze"),
+        )
 
     def explain(
         self,
@@ -273,13 +283,15 @@ class IndexAdmin(StoreCore):
         `query` is a text (embedded first) or a vector. With `analyze=True` the
         search runs and the plan carries timings and buffer counts.
         """
-        _check_k(k)
-        vector = self._query_vector(
-            self._embedding.embed_query(query) if isinstance(query, str) else query
+        k, where, options, analyze = self._explain_args(k, filter, analyze, kwargs)
+        if isinstance(query, str):
+            vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
+        else:
+            vector = self._query_vector(query)
+        plan = self._drive(
+            self._explain(vector, k, where, options, analyze, isinstance(query, str))
         )
-        spec = self._require(self._ensure(len(vector)))
-        frag, settings = self._explain_frag(spec, vector, k, filter, analyze, kwargs)
-        return "\n".join(str(r[0]) for r in self._db.fetch(frag, settings=settings))
+        return self._require_plan(plan)
 
     async def aexplain(
         self,
@@ -291,11 +303,19 @@ class IndexAdmin(StoreCore):
         **kwargs: Any,
     ) -> str:
         """Async `explain`."""
-        _check_k(k)
-        vector = self._query_vector(
-            await self._embedding.aembed_query(query) if isinstance(query, str) else query
+        k, where, options, analyze = self._explain_args(k, filter, analyze, kwargs)
+        if isinstance(query, str):
+            text = query_text(query)
+            vector = self._query_vector(await self._aembed_query(text), from_model=True)
+        else:
+            vector = self._query_vector(query)
+        plan = await self._adrive(
+            self._explain(vector, k, where, options, analyze, isinstance(query, str))
         )
-        spec = self._require(await self._aensure(len(vector)))
-        frag, settings = self._explain_frag(spec, vector, k, filter, analyze, kwargs)
-        rows = await self._adb.fetch(frag, settings=settings)
-        return "\n".join(str(r[0]) for r in rows)
+        return self._require_plan(plan)
+
+    def _require_plan(self, plan: str | None) -> str:
+        if plan is None:
+            self._require(None)
+        assert plan is not None
+        return plan

@@ -1,18 +1,20 @@
-"""The shared core of `PGVStore`: configuration, runners, provisioning, the search statement.
+"""The shared core of `PGVStore`: configuration, the flow drivers, the search statement.
 
-Each public method is a pair: the sync one and its `a`-prefixed twin share a
-private builder (SQL fragments, plans, result mapping) and differ only in
-which runner waits for the database and which embedding call they make.
+Every public method of the store is a pair: the sync one and its `a`-prefixed
+twin check their arguments and build a flow (`_flow.py`) the same way, and
+differ only in which driver runs it (`_drive` or `_adrive`) and which
+embedding call they make.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import psycopg
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
@@ -21,48 +23,44 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import override
 
+from . import _validate as check
 from ._closing import Closing
+from ._connection import Connector, PoolOptions
 from ._documents import document
+from ._flow import FORGET, LOOKUP, Flow, Need, Provision, Query, Write
+from ._ingest import query_array
+from ._nearest import nearest_statement
+from ._options import SearchOptions
 from ._runner import AsyncRunner, Runner
-from ._sql import Frag, Rendered
-from ._sql.filters import compile_filter
-from ._sql.search import Quantized, SearchSettings, filtered_knn, knn, settings_frags
-from ._steps import Plan
+from ._schema import (
+    CollectionSpec,
+    check_indexable,
+    lookup_plan,
+    provision_plan,
+    provisioning_denied,
+)
+from ._sql import Frag
+from ._sql.filters import TRUE, compile_filter
+from ._sql.settings import Settings
+from ._statements import StatementCache, Template, slotted
 from .config import (
     DEFAULT_HNSW,
     MAX_DIMENSIONS,
     Distance,
     HNSWIndex,
     IndexSpec,
+    IVFFlatIndex,
     Table,
     VectorType,
+    memory_size,
     validate_identifier,
 )
-from .connection import Connector, PoolOptions
-from .errors import InputError
-from .ingest import vectors_array
-from .schema import CollectionSpec, provision_plan, provisioning_denied
+from .errors import ConfigError, DimensionError, EmbeddingError, SchemaError
 
 __all__ = ["StoreCore"]
 
-#: pgvector's default `hnsw.ef_search`: an HNSW scan returns at most this many rows.
-HNSW_DEFAULT_EF_SEARCH = 40
-
+R = TypeVar("R")
 Row = tuple[Any, ...]
-
-#: Search statements cached per store (see `StoreCore._search`).
-_STATEMENT_CACHE_SIZE = 256
-#: Stand for the query vector and the query text in a cached statement's parameters.
-_VECTOR_SLOT = object()
-_TEXT_SLOT = object()
-
-
-def _fill(frag: Frag, vector: Vector, text: str | None = None) -> Frag:
-    """A cached statement with this call's query vector (and text) in their slots."""
-    params = tuple(
-        vector if p is _VECTOR_SLOT else text if p is _TEXT_SLOT else p for p in frag.params
-    )
-    return Frag(frag.sql, params)
 
 
 def _doc(row: Row) -> Document:
@@ -75,12 +73,6 @@ def _as_array(value: Any) -> np.ndarray:
     return array
 
 
-def _check_k(k: object, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"{name} must be a positive integer, got {k!r}")
-    return k
-
-
 def _embedding_model_name(embedding: Embeddings) -> str | None:
     # a cache wrapper (CacheBackedEmbeddings) names the model it wraps
     embedding = getattr(embedding, "underlying_embeddings", embedding)
@@ -89,6 +81,11 @@ def _embedding_model_name(embedding: Embeddings) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def model_failed(error: Exception) -> EmbeddingError:
+    """The typed error for an embedding model that raised (the original is the cause)."""
+    return EmbeddingError(f"the embedding model failed: {type(error).__name__}: {error}")
 
 
 class StoreCore(Closing, VectorStore):
@@ -106,7 +103,7 @@ class StoreCore(Closing, VectorStore):
         vector_type: str | VectorType = VectorType.VECTOR,
         text_search_config: str = "english",
         index: IndexSpec = DEFAULT_HNSW,
-        embedding_batch_size: int = 512,
+        batch_size: int = 512,
         bulk_rebuild_rows: int = 10_000,
         maintenance_work_mem: str | None = None,
         pool_size: int = 10,
@@ -115,16 +112,19 @@ class StoreCore(Closing, VectorStore):
         exact_search_threshold: int = 2_000,
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if dimensions is not None and (
-            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-        ):
-            raise InputError(f"dimensions must be a positive integer, got {dimensions!r}")
-        if not isinstance(embedding_batch_size, int) or embedding_batch_size < 1:
-            raise InputError(
-                f"embedding_batch_size must be a positive integer, got {embedding_batch_size!r}"
+        # Every argument is checked here, before anything is sent to a server.
+        if not callable(getattr(embedding, "embed_query", None)):
+            raise ConfigError(
+                f"embedding must be a LangChain Embeddings, got {type(embedding).__name__}"
+            )
+        if dimensions is not None:
+            check.int_in(dimensions, "dimensions", 1, MAX_DIMENSIONS, ConfigError)
+        if index is not None and not isinstance(index, (HNSWIndex, IVFFlatIndex)):
+            raise ConfigError(
+                f"index must be HNSWIndex(...), IVFFlatIndex(...) or None, got {index!r}"
             )
         validate_identifier(text_search_config, "text_search_config")
-        self._spec = CollectionSpec(
+        spec = CollectionSpec(
             table=Table(schema, collection),
             distance=Distance.parse(distance),
             vector_type=VectorType.parse(vector_type),
@@ -132,32 +132,32 @@ class StoreCore(Closing, VectorStore):
             index=index,
             dimensions=dimensions,
             embedding_model=_embedding_model_name(embedding),
-            bulk_rebuild_rows=bulk_rebuild_rows,
-            maintenance_work_mem=maintenance_work_mem,
-        )
-        self._embedding = embedding
-        self._batch_size = embedding_batch_size
-        self._connector = Connector(
-            connection,
-            PoolOptions(
-                max_size=pool_size, timeout=pool_timeout, statement_timeout=statement_timeout
+            bulk_rebuild_rows=check.positive_int(
+                bulk_rebuild_rows, "bulk_rebuild_rows", ConfigError, maximum=check.INT8_MAX
             ),
-            data_dir,
+            maintenance_work_mem=(
+                None
+                if maintenance_work_mem is None
+                else memory_size(maintenance_work_mem, "maintenance_work_mem")
+            ),
         )
+        check_indexable(spec)
+        self._batch_size = check.positive_int(batch_size, "batch_size", ConfigError)
+        self._exact_below = check.non_negative_int(
+            exact_search_threshold, "exact_search_threshold", ConfigError
+        )
+        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+            raise ConfigError(f"data_dir must be a path, got {type(data_dir).__name__}")
+        options = PoolOptions(
+            max_size=pool_size, timeout=pool_timeout, statement_timeout=statement_timeout
+        )
+        self._configured = spec
+        self._known: CollectionSpec | None = None
+        self._embedding = embedding
+        self._connector = Connector(connection, options, data_dir)
         self._db = Runner(self._connector)
         self._adb = AsyncRunner(self._connector)
-        self._provisioned = False
-        self._statements: dict[Hashable, tuple[Frag, list[Frag]]] = {}
-        if (
-            isinstance(exact_search_threshold, bool)
-            or not isinstance(exact_search_threshold, int)
-            or exact_search_threshold < 0
-        ):
-            raise InputError(
-                "exact_search_threshold must be a non-negative integer,"
-                f" got {exact_search_threshold!r}"
-            )
-        self._exact_below = exact_search_threshold
+        self._statements = StatementCache()
 
     # -- properties ---------------------------------------------------------
 
@@ -168,14 +168,19 @@ class StoreCore(Closing, VectorStore):
         return self._embedding
 
     @property
+    def _spec(self) -> CollectionSpec:
+        """What the store knows of its collection: the database's record, else its own."""
+        return self._known or self._configured
+
+    @property
     def collection(self) -> str:
         """The collection (table) name."""
-        return self._spec.table.name
+        return self._configured.table.name
 
     @property
     def distance(self) -> Distance:
         """The distance this collection is searched by."""
-        return self._spec.distance
+        return self._configured.distance
 
     @property
     def dimensions(self) -> int | None:
@@ -189,192 +194,193 @@ class StoreCore(Closing, VectorStore):
 
     def __repr__(self) -> str:
         return (
-            f"PGVStore(collection={self.collection!r}, schema={self._spec.table.schema!r},"
+            f"PGVStore(collection={self.collection!r}, schema={self._configured.table.schema!r},"
             f" distance={self.distance.value!r}, {self._connector.description})"
         )
 
-    # -- provisioning ---------------------------------------------------------
+    # -- running flows --------------------------------------------------------
 
-    def _provision_plan(self, dimensions: int | None) -> Callable[[], Plan[CollectionSpec]]:
-        spec = self._spec
+    def _known_spec(self, spec: CollectionSpec | None) -> CollectionSpec | None:
+        if spec != self._known:
+            # cached statements are keyed by shape only: they belong to one spec
+            self._statements.clear()
+        self._known = spec if spec is not None and spec.dimensions is not None else None
+        return self._known
+
+    def _perform(self, need: Need) -> Any:
+        if need is LOOKUP:
+            if self._known is not None:
+                return self._known
+            return self._known_spec(
+                self._db.run(lambda: lookup_plan(self._configured), transaction=False)
+            )
+        if need is FORGET:
+            return self._known_spec(None)
+        if isinstance(need, Provision):
+            if self._known is not None:
+                return self._known
+            plan = self._provision(need.dimensions)
+            try:
+                return self._known_spec(self._db.run(plan))
+            except pg_errors.InsufficientPrivilege as e:
+                raise provisioning_denied(self._configured, e) from e
+        if isinstance(need, Query):
+            return self._db.fetch(need.frag, binary=need.binary, settings=need.settings)
+        assert isinstance(need, Write)
+        return self._db.run(need.make_plan)
+
+    async def _aperform(self, need: Need) -> Any:
+        if need is LOOKUP:
+            if self._known is not None:
+                return self._known
+            return self._known_spec(
+                await self._adb.run(lambda: lookup_plan(self._configured), transaction=False)
+            )
+        if need is FORGET:
+            return self._known_spec(None)
+        if isinstance(need, Provision):
+            if self._known is not None:
+                return self._known
+            plan = self._provision(need.dimensions)
+            try:
+                return self._known_spec(await self._adb.run(plan))
+            except pg_errors.InsufficientPrivilege as e:
+                raise provisioning_denied(self._configured, e) from e
+        if isinstance(need, Query):
+            return await self._adb.fetch(need.frag, binary=need.binary, settings=need.settings)
+        assert isinstance(need, Write)
+        return await self._adb.run(need.make_plan)
+
+    def _provision(self, dimensions: int | None) -> Callable[[], Any]:
+        spec = self._configured
         if spec.dimensions is None and dimensions is not None:
             spec = replace(spec, dimensions=dimensions)
         return lambda: provision_plan(spec)
 
-    def _provisioned_spec(self, spec: CollectionSpec) -> CollectionSpec | None:
-        if spec != self._spec:
-            # cached statements are keyed by shape only: they belong to one spec
-            self._statements.clear()
-        self._spec = spec
-        self._provisioned = spec.dimensions is not None
-        return spec if self._provisioned else None
+    def _drive(self, flow: Flow[R]) -> R:
+        """Run a flow to its end; database errors go back into it."""
+        value: Any = None
+        error: psycopg.Error | None = None
+        while True:
+            try:
+                need = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: R = stop.value
+                return result
+            value, error = None, None
+            try:
+                value = self._perform(need)
+            except psycopg.Error as e:
+                error = e
 
-    def _ensure(self, dimensions: int | None = None) -> CollectionSpec | None:
-        """The provisioned spec; None when the collection does not exist yet."""
-        if self._provisioned:
-            return self._spec
+    async def _adrive(self, flow: Flow[R]) -> R:
+        """Async `_drive`."""
+        value: Any = None
+        error: psycopg.Error | None = None
+        while True:
+            try:
+                need = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: R = stop.value
+                return result
+            value, error = None, None
+            try:
+                value = await self._aperform(need)
+            except psycopg.Error as e:
+                error = e
+
+    # -- embeddings -----------------------------------------------------------
+
+    def _embed_query(self, text: str) -> list[float]:
         try:
-            spec = self._db.run(self._provision_plan(dimensions))
-        except pg_errors.InsufficientPrivilege as e:
-            raise provisioning_denied(self._spec, e) from e
-        return self._provisioned_spec(spec)
+            vector = self._embedding.embed_query(text)
+        except (EmbeddingError, DimensionError):
+            raise
+        except Exception as e:
+            raise model_failed(e) from e
+        return vector
 
-    async def _aensure(self, dimensions: int | None = None) -> CollectionSpec | None:
-        if self._provisioned:
-            return self._spec
+    async def _aembed_query(self, text: str) -> list[float]:
         try:
-            spec = await self._adb.run(self._provision_plan(dimensions))
-        except pg_errors.InsufficientPrivilege as e:
-            raise provisioning_denied(self._spec, e) from e
-        return self._provisioned_spec(spec)
+            vector = await self._embedding.aembed_query(text)
+        except (EmbeddingError, DimensionError):
+            raise
+        except Exception as e:
+            raise model_failed(e) from e
+        return vector
 
-    # -- search ----------------------------------------------------------------
-
-    def _query_vector(self, embedding: Sequence[float] | np.ndarray) -> np.ndarray:
-        # The common case, a clean 1-d vector of the right size, is checked in one
-        # conversion; anything else takes the batch path, which names what is wrong.
-        dims = self._spec.dimensions
+    def _query_vector(self, embedding: Any, *, from_model: bool = False) -> np.ndarray:
+        """A checked query vector (its size is checked against the collection later)."""
+        spec = self._spec
         try:
-            with np.errstate(over="ignore", invalid="ignore"):
-                flat = np.asarray(embedding, dtype=np.float32)
-                if self._spec.vector_type is VectorType.HALFVEC:
-                    flat = flat.astype(np.float16).astype(np.float32)
-        except (TypeError, ValueError):
-            flat = None
-        if (
-            flat is not None
-            and flat.ndim == 1
-            and 1 <= len(flat) <= MAX_DIMENSIONS
-            and len(flat) == (dims or len(flat))
-            and np.isfinite(flat).all()
-        ):
-            return flat
-        array = vectors_array([list(embedding)], dims, self._spec.vector_type)
-        row: np.ndarray = array[0]
-        return row
+            return query_array(embedding, spec.dimensions, spec.vector_type, spec.distance)
+        except DimensionError:
+            raise
+        except ConfigError:
+            raise
+        except ValueError as e:
+            if from_model:
+                raise EmbeddingError(f"the embedding model returned a bad vector: {e}") from None
+            raise
+
+    @staticmethod
+    def _fits(spec: CollectionSpec, vector: np.ndarray, from_model: bool) -> np.ndarray:
+        if len(vector) == spec.dimensions:
+            return vector
+        if from_model:
+            # the store's model and the collection disagree: a configuration problem
+            table = spec.table
+            raise SchemaError(
+                f"collection {table.schema}.{table.name} was created with {spec.dimensions}"
+                f" dimensions, but this store uses {len(vector)} (its embedding model's size)"
+            )
+        raise DimensionError(
+            f"expected {spec.dimensions} dimensions, got {len(vector)} in the query vector"
+        )
+
+    # -- the search statement ---------------------------------------------------
 
     def _search(
         self,
         spec: CollectionSpec,
         vector: np.ndarray,
         k: int,
-        filter: Mapping[str, Any] | None,
-        kwargs: Mapping[str, Any],
+        where: Frag,
+        options: SearchOptions,
         *,
         with_embedding: bool = False,
-    ) -> tuple[Frag, list[Frag]]:
-        """The search statement and the transaction-local settings it runs with.
-
-        Building and rendering a statement costs more than a local round trip,
-        so each shape (k, filter, knobs) is built once with a slot for the
-        query vector, rendered, and cached; a call only fills the slot. The
-        cache holds statements of the current spec only (see `_provisioned_spec`).
-        """
-        key = ("knn", k, repr(filter), tuple(sorted(kwargs.items())), with_embedding)
-        query, settings = self._statement(
-            key, lambda: self._build_search(spec, k, filter, kwargs, with_embedding)
+        from_model: bool = False,
+    ) -> Query:
+        """The nearest-neighbour query for one call, from the cached template of its shape."""
+        filter_key, slotted_where = (None, where) if where is TRUE else slotted(where)
+        key = ("knn", k, options, filter_key, with_embedding)
+        template = self._statements.get(
+            key, lambda: self._build_search(spec, k, slotted_where, options, with_embedding)
         )
-        return _fill(query, Vector(vector)), settings
-
-    def _statement(
-        self, key: Hashable, build: Callable[[], tuple[Frag, list[Frag]]]
-    ) -> tuple[Frag, list[Frag]]:
-        """The statement of this shape: built and rendered on first use, then cached."""
-        try:
-            cached = self._statements.get(key)
-        except TypeError:  # an unhashable knob value: build it every time
-            key, cached = None, None
-        if cached is None:
-            query, settings = build()
-            cached = (
-                Frag(Rendered(query.sql), query.params),
-                [Frag(Rendered(s.sql), s.params) for s in settings],
-            )
-            if key is not None:
-                if len(self._statements) >= _STATEMENT_CACHE_SIZE:
-                    self._statements.clear()  # atomic, unlike evicting while others read
-                self._statements[key] = cached
-        return cached
+        frag = template.fill(Vector(self._fits(spec, vector, from_model)), None, where.params)
+        return Query(frag, template.settings, with_embedding)
 
     def _build_search(
         self,
         spec: CollectionSpec,
         k: int,
-        filter: Mapping[str, Any] | None,
-        kwargs: Mapping[str, Any],
+        where: Frag,
+        options: SearchOptions,
         with_embedding: bool,
-    ) -> tuple[Frag, list[Frag]]:
-        settings = self._settings(kwargs)
-        where = compile_filter(filter, spec.table)
-        args = (spec.table, spec.distance, spec.vector_type, _VECTOR_SLOT, k, where)
-        exact = kwargs.get("exact", False)
-        if not isinstance(exact, bool):
-            raise InputError(f"exact must be True or False, got {exact!r}")
-        quantized = None if exact else self._quantized(spec, k, kwargs)
-        if quantized is not None:
-            # the graph must hand over the whole candidate pool, not ef_search rows
-            ef = min(1000, max(settings.ef_search or 40, quantized.pool))
-            settings = replace(settings, ef_search=ef)
-        if (
-            isinstance(spec.index, HNSWIndex)
-            and quantized is None
-            and not exact
-            and (k > HNSW_DEFAULT_EF_SEARCH or (settings.ef_search or k) < k)
-        ):
-            settings = replace(settings, min_ef_search=min(1000, k))
-            if k > 1000 and settings.iterative_scan is None:
-                # past ef_search's ceiling only an iterative scan yields more rows
-                settings = replace(settings, iterative_scan="strict_order")
-        if exact or spec.index is None or not filter:
-            query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
-            if spec.index is not None and not exact and not settings.empty:
-                # a caller who tunes the index wants the index, not a sequential scan
-                settings = replace(settings, index_scan=True)
-        else:
-            threshold = kwargs.get("exact_search_threshold", self._exact_below)
-            if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-                raise InputError(
-                    f"exact_search_threshold must be a non-negative integer, got {threshold!r}"
-                )
-            query = filtered_knn(
-                *args, threshold, with_embedding=with_embedding, quantized=quantized
-            )
-            # when the filter matches many rows the graph walk continues until k
-            # of them are found, instead of returning what the first pass saw
-            iterative = settings.iterative_scan or "relaxed_order"
-            settings = replace(settings, iterative_scan=iterative, custom_plan=True)
-        return query, settings_frags(settings)
-
-    def _nothing(self, filter: Mapping[str, Any] | None) -> list[Any]:
-        """The result of a search before the collection exists, after checking the filter."""
-        compile_filter(filter, self._spec.table)
-        return []
-
-    @staticmethod
-    def _quantized(spec: CollectionSpec, k: int, kwargs: Mapping[str, Any]) -> Quantized | None:
-        index = spec.index
-        if not isinstance(index, HNSWIndex) or index.quantization != "binary":
-            return None
-        assert spec.dimensions is not None
-        pool = kwargs.get("rerank_pool") or index.rerank_pool or max(40, 4 * k)
-        if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= 1000:
-            raise InputError(f"rerank_pool must be an integer in [1, 1000], got {pool!r}")
-        return Quantized(spec.dimensions, max(pool, k))
-
-    @staticmethod
-    def _settings(kwargs: Mapping[str, Any]) -> SearchSettings:
-        return SearchSettings(
-            ef_search=kwargs.get("ef_search"),
-            probes=kwargs.get("probes"),
-            iterative_scan=kwargs.get("iterative_scan"),
-            max_scan_tuples=kwargs.get("max_scan_tuples"),
-            statement_timeout=kwargs.get("statement_timeout"),
-        )
+    ) -> tuple[Frag, Settings]:
+        return nearest_statement(spec, k, where, options, with_embedding, self._exact_below)
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Distance → relevance in [0, 1] for this store's distance (see `Distance.relevance`)."""
-        return self._spec.distance.relevance()
+        return self._configured.distance.relevance()
+
+    def _template(self, key: Any, build: Callable[[], tuple[Frag, Settings]]) -> Template:
+        return self._statements.get(key, build)
+
+    def _compile(self, filter: Mapping[str, Any] | None) -> Frag:
+        """The filter as SQL over the collection; `FilterError` before anything is sent."""
+        return compile_filter(filter, self._configured.table)
 
     # -- lifecycle ----------------------------------------------------------------
 

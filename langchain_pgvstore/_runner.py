@@ -1,49 +1,43 @@
 """The two thin runners that execute fragments and plans: the only sync/async twin.
 
 Each runner borrows a pooled connection, makes sure pgvector's types are
-registered on it, runs a query or drives a plan inside one transaction, and
-turns connection-level failures into typed errors. A call that fails because
-a pooled connection went stale (the server restarted) is retried once on a
-fresh connection: every statement the store sends is idempotent (upserts,
-deletes by key, reads), and a failed transaction wrote nothing.
+registered on it, runs a query or drives a plan, and turns connection-level
+failures into typed errors (`_failures`). A call that fails because a pooled
+connection went stale (the server restarted) is retried once on a fresh
+connection: every statement the store sends is idempotent (upserts, deletes by
+key, reads), and a failed transaction wrote nothing.
+
+A connection of the store's own pool is closed instead of reused when a call
+was interrupted (a cancelled task) or left it outside a clean idle state: its
+session settings are then unknown. How settings reach the server, and why
+that never leaves a statement half-prepared, is in `_session.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
-from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
+from ._connection import Connector
+from ._failures import connection_lost, timeout_error
+from ._plan import Copy, Execute, Fetch, Plan, Step
+from ._session import SessionState, local_plan, session_plan
 from ._sql import Frag
-from ._steps import Copy, Execute, Fetch, Plan, Step
-from .connection import Connector
-from .errors import QueryTimeoutError
+from ._sql.settings import Settings
 
 __all__ = ["AsyncRunner", "Runner"]
 
 T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
 logger = logging.getLogger("langchain_pgvstore")
 
-
-def _connection_lost(error: BaseException, conn: psycopg.BaseConnection[Any] | None) -> bool:
-    if isinstance(error, pg_errors.QueryCanceled):
-        return False
-    if conn is not None and conn.broken:
-        return True
-    sqlstate = getattr(error, "sqlstate", None) or ""
-    return isinstance(error, psycopg.OperationalError) and (
-        sqlstate.startswith(("08", "57P")) or not sqlstate
-    )
-
-
-def _timeout(error: BaseException) -> QueryTimeoutError:
-    return QueryTimeoutError(f"statement timed out: {str(error).strip()}")
+_NO_SETTINGS = Settings()
 
 
 def _log(frag: Frag) -> None:
@@ -51,30 +45,100 @@ def _log(frag: Frag) -> None:
         logger.debug("sql: %s", frag.as_string())
 
 
-class Runner:
-    """Runs fragments and plans on a sync `ConnectionPool`."""
+def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
+    def plan() -> Plan[int]:
+        count: int = yield Execute(frag)
+        return count
+
+    return plan
+
+
+def _with_settings(settings: Settings, make_plan: Callable[[], Plan[T]]) -> Callable[[], Plan[T]]:
+    def plan() -> Plan[T]:
+        for frag in settings.local_frags():
+            yield Execute(frag)
+        return (yield from make_plan())
+
+    return plan
+
+
+class _Base:
+    """What both runners share: the connector and each own connection's settings."""
+
+    _asynchronous = False
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
+        self._sessions: weakref.WeakKeyDictionary[Any, SessionState] = weakref.WeakKeyDictionary()
 
-    def fetch(
-        self, frag: Frag, *, binary: bool = False, settings: Sequence[Frag] = ()
-    ) -> list[tuple[Any, ...]]:
-        """Run one query. Without settings: a single round trip, no transaction.
+    def _query_plan(
+        self, conn: Any, query: Fetch, settings: Settings
+    ) -> tuple[Plan[Rows] | None, bool]:
+        """The plan for a query with settings on `conn` (None when the query can go
+        alone), and whether it runs in a pipeline, where nothing is prepared."""
+        if not self._connector.owns(self._asynchronous):
+            settings = self._connector.call_settings(self._asynchronous).merged(settings)
+            if not settings:
+                return None, False
+            return local_plan(settings, query), True
+        state = self._sessions.get(conn)
+        if state is None:
+            if not settings:
+                return None, False
+            state = self._sessions[conn] = SessionState()
+        if state.idle(settings):
+            return None, False
+        return session_plan(state, settings, query), False
 
-        With settings (`set_config(..., true)` calls), they and the query are
-        pipelined up to one Sync: an implicit transaction, so the settings end
-        with it, in two round trips (an explicit BEGIN/COMMIT costs three more).
-        """
-        settings = [*self._connector.call_settings(False), *settings]
-        if not settings:  # the common search: one statement, no plan to drive
-            step = Fetch(frag, binary)
-            rows: list[tuple[Any, ...]] = self._call(
-                lambda conn: _perform(conn, step), transaction=False
-            )
-            return rows
-        plan = _query_plan(frag, binary, settings)
-        return self._call(lambda conn: self._drive(conn, plan()), transaction=False, pipeline=True)
+    def _restore_plan(self, conn: Any) -> Plan[Rows] | None:
+        """Put back the session settings an earlier search changed, before other work."""
+        state = self._sessions.get(conn)
+        if state is None or not state.changed():
+            return None
+        return session_plan(state, _NO_SETTINGS, None)
+
+    def _failed(self, error: psycopg.Error, conn: Any, attempt: int) -> BaseException | None:
+        """The error to raise for a failed call, or None to retry it."""
+        timeout = timeout_error(error)
+        if timeout is not None:
+            return timeout
+        if not connection_lost(error, conn):
+            return error
+        if attempt == 2 or conn is None:
+            return self._connector.unavailable(error)
+        return None
+
+    def _discard(self, conn: Any, error: BaseException) -> bool:
+        """Whether a connection of the store's own pool on which a call failed must be
+        closed rather than reused (a lent pool checks its connections itself)."""
+        if not self._connector.owns(self._asynchronous):
+            return False
+        if not isinstance(error, Exception) or conn.broken:
+            self._sessions.pop(conn, None)
+            return True
+        return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+
+
+class Runner(_Base):
+    """Runs fragments and plans on a sync `ConnectionPool`."""
+
+    def fetch(self, frag: Frag, *, binary: bool = False, settings: Settings = _NO_SETTINGS) -> Rows:
+        """Run one query with `settings`: a single statement when the connection
+        already has them, else one pipeline (settings, then the query)."""
+        query = Fetch(frag, binary)
+
+        def work(conn: psycopg.Connection[Any]) -> Rows:
+            plan, pipelined = self._query_plan(conn, query, settings)
+            if plan is None:
+                rows: Rows = _perform(conn, query)
+                return rows
+            if not pipelined:
+                return self._drive(conn, plan)
+            with conn.pipeline():
+                return self._drive(conn, plan, prepare=False)
+
+        # the query's own plan restores what it does not set
+        return self._call(work, transaction=False, restore_session=False)
 
     def execute(self, frag: Frag) -> int:
         """Run one statement; returns its row count."""
@@ -99,24 +163,20 @@ class Runner:
                     with conn.transaction():
                         return self._drive(conn, make_plan())
                 return self._drive(conn, make_plan())
-        except pg_errors.QueryCanceled as e:
-            raise _timeout(e) from e
-        except psycopg.OperationalError as e:
-            if _connection_lost(e, None):
-                raise self._connector.unavailable(e) from e
-            raise
+        except psycopg.Error as e:
+            error = self._failed(e, None, 2)
+            if error is None or error is e:
+                raise
+            raise error from e
 
     def _call(
         self,
         work: Callable[[psycopg.Connection[Any]], T],
         *,
         transaction: bool,
-        pipeline: bool = False,
+        restore_session: bool = True,
     ) -> T:
-        """Run `work` on a pooled connection, retried once if the connection was stale.
-
-        `work` drives a freshly built plan on each attempt.
-        """
+        """Run `work` on a pooled connection, retried once if the connection was stale."""
         for attempt in (1, 2):
             pool = self._connector.sync_pool()
             conn: psycopg.Connection[Any] | None = None
@@ -128,73 +188,44 @@ class Runner:
                 try:
                     if conn.adapters.types.get("vector") is None:
                         _register(conn)
+                    restore = self._restore_plan(conn) if restore_session else None
+                    if restore is not None:
+                        self._drive(conn, restore)
                     if transaction:
                         with conn.transaction():
                             return work(conn)
-                    # pipelined, the statements up to the Sync at its end form one
-                    # implicit transaction: no BEGIN/COMMIT round trips
-                    with conn.pipeline() if pipeline else nullcontext():
-                        return work(conn)
+                    return work(conn)
+                except BaseException as exc:
+                    if self._discard(conn, exc):
+                        conn.close()
+                    raise
                 finally:
                     pool.putconn(conn)
             except PoolTimeout as e:
                 cause = self._connector.probe()
-                if cause is not None:
-                    raise self._connector.unavailable(cause) from e
-                raise QueryTimeoutError(
-                    f"no pooled connection became free within {pool.timeout:g} s"
-                    f" (pool max_size={pool.max_size})"
+                raise (
+                    self._connector.unavailable(cause)
+                    if cause
+                    else self._connector.no_connection(pool)
                 ) from e
-            except pg_errors.QueryCanceled as e:
-                raise _timeout(e) from e
             except psycopg.Error as e:
-                if not _connection_lost(e, conn):
+                error = self._failed(e, conn, attempt)
+                if error is e:
                     raise
-                if attempt == 2 or conn is None:
-                    raise self._connector.unavailable(e) from e
+                if error is not None:
+                    raise error from e
                 pool.check()
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _drive(conn: psycopg.Connection[Any], plan: Plan[T]) -> T:
+    def _drive(conn: psycopg.Connection[Any], plan: Plan[T], prepare: bool = True) -> T:
         try:
             step: Step = next(plan)
             while True:
-                step = plan.send(_perform(conn, step))
+                step = plan.send(_perform(conn, step, prepare))
         except StopIteration as stop:
             result: T = stop.value
             return result
-
-
-def _query_plan(
-    frag: Frag, binary: bool, settings: Sequence[Frag]
-) -> Callable[[], Plan[list[tuple[Any, ...]]]]:
-    def plan() -> Plan[list[tuple[Any, ...]]]:
-        for setting in settings:
-            yield Execute(setting)
-        rows: list[tuple[Any, ...]] = yield Fetch(frag, binary)
-        return rows
-
-    return plan
-
-
-def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
-    def plan() -> Plan[int]:
-        count: int = yield Execute(frag)
-        return count
-
-    return plan
-
-
-def _with_settings(
-    settings: Sequence[Frag], make_plan: Callable[[], Plan[T]]
-) -> Callable[[], Plan[T]]:
-    def plan() -> Plan[T]:
-        for setting in settings:
-            yield Execute(setting)
-        return (yield from make_plan())
-
-    return plan
 
 
 def _register(conn: psycopg.Connection[Any]) -> None:
@@ -205,7 +236,7 @@ def _register(conn: psycopg.Connection[Any]) -> None:
         pass
 
 
-def _perform(conn: psycopg.Connection[Any], step: Step) -> Any:
+def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) -> Any:
     _log(step.frag)
     with conn.cursor(binary=getattr(step, "binary", False)) as cur:
         if isinstance(step, Copy):
@@ -213,33 +244,34 @@ def _perform(conn: psycopg.Connection[Any], step: Step) -> Any:
                 for chunk in step.chunks:
                     copy.write(chunk)
             return None
-        cur.execute(step.frag.sql, step.frag.params or None)
+        cur.execute(step.frag.sql, step.frag.params or None, prepare=None if prepare else False)
         if isinstance(step, Fetch):
             return cur.fetchall()
         return cur.rowcount
 
 
-class AsyncRunner:
+class AsyncRunner(_Base):
     """Runs fragments and plans on an `AsyncConnectionPool`; mirrors `Runner`."""
 
-    def __init__(self, connector: Connector) -> None:
-        self._connector = connector
+    _asynchronous = True
 
     async def fetch(
-        self, frag: Frag, *, binary: bool = False, settings: Sequence[Frag] = ()
-    ) -> list[tuple[Any, ...]]:
+        self, frag: Frag, *, binary: bool = False, settings: Settings = _NO_SETTINGS
+    ) -> Rows:
         """Async `Runner.fetch`."""
-        settings = [*self._connector.call_settings(True), *settings]
-        if not settings:
-            step = Fetch(frag, binary)
-            rows: list[tuple[Any, ...]] = await self._call(
-                lambda conn: _aperform(conn, step), transaction=False
-            )
-            return rows
-        plan = _query_plan(frag, binary, settings)
-        return await self._call(
-            lambda conn: self._drive(conn, plan()), transaction=False, pipeline=True
-        )
+        query = Fetch(frag, binary)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Rows:
+            plan, pipelined = self._query_plan(conn, query, settings)
+            if plan is None:
+                rows: Rows = await _aperform(conn, query)
+                return rows
+            if not pipelined:
+                return await self._drive(conn, plan)
+            async with conn.pipeline():
+                return await self._drive(conn, plan, prepare=False)
+
+        return await self._call(work, transaction=False, restore_session=False)
 
     async def execute(self, frag: Frag) -> int:
         """Async `Runner.execute`."""
@@ -263,19 +295,18 @@ class AsyncRunner:
                     async with conn.transaction():
                         return await self._drive(conn, make_plan())
                 return await self._drive(conn, make_plan())
-        except pg_errors.QueryCanceled as e:
-            raise _timeout(e) from e
-        except psycopg.OperationalError as e:
-            if _connection_lost(e, None):
-                raise self._connector.unavailable(e) from e
-            raise
+        except psycopg.Error as e:
+            error = self._failed(e, None, 2)
+            if error is None or error is e:
+                raise
+            raise error from e
 
     async def _call(
         self,
         work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
         *,
         transaction: bool,
-        pipeline: bool = False,
+        restore_session: bool = True,
     ) -> T:
         """Async `Runner._call`."""
         for attempt in (1, 2):
@@ -286,37 +317,41 @@ class AsyncRunner:
                 try:
                     if conn.adapters.types.get("vector") is None:
                         await _aregister(conn)
+                    restore = self._restore_plan(conn) if restore_session else None
+                    if restore is not None:
+                        await self._drive(conn, restore)
                     if transaction:
                         async with conn.transaction():
                             return await work(conn)
-                    async with conn.pipeline() if pipeline else nullcontext():
-                        return await work(conn)
+                    return await work(conn)
+                except BaseException as exc:
+                    if self._discard(conn, exc):
+                        await conn.close()
+                    raise
                 finally:
                     await pool.putconn(conn)
             except PoolTimeout as e:
                 cause = await self._connector.aprobe()
-                if cause is not None:
-                    raise self._connector.unavailable(cause) from e
-                raise QueryTimeoutError(
-                    f"no pooled connection became free within {pool.timeout:g} s"
-                    f" (pool max_size={pool.max_size})"
+                raise (
+                    self._connector.unavailable(cause)
+                    if cause
+                    else self._connector.no_connection(pool)
                 ) from e
-            except pg_errors.QueryCanceled as e:
-                raise _timeout(e) from e
             except psycopg.Error as e:
-                if not _connection_lost(e, conn):
+                error = self._failed(e, conn, attempt)
+                if error is e:
                     raise
-                if attempt == 2 or conn is None:
-                    raise self._connector.unavailable(e) from e
+                if error is not None:
+                    raise error from e
                 await pool.check()
         raise AssertionError("unreachable")
 
     @staticmethod
-    async def _drive(conn: psycopg.AsyncConnection[Any], plan: Plan[T]) -> T:
+    async def _drive(conn: psycopg.AsyncConnection[Any], plan: Plan[T], prepare: bool = True) -> T:
         try:
             step: Step = next(plan)
             while True:
-                step = plan.send(await _aperform(conn, step))
+                step = plan.send(await _aperform(conn, step, prepare))
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -329,7 +364,7 @@ async def _aregister(conn: psycopg.AsyncConnection[Any]) -> None:
         pass
 
 
-async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step) -> Any:
+async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:
     _log(step.frag)
     async with conn.cursor(binary=getattr(step, "binary", False)) as cur:
         if isinstance(step, Copy):
@@ -337,7 +372,9 @@ async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step) -> Any:
                 for chunk in step.chunks:
                     await copy.write(chunk)
             return None
-        await cur.execute(step.frag.sql, step.frag.params or None)
+        await cur.execute(
+            step.frag.sql, step.frag.params or None, prepare=None if prepare else False
+        )
         if isinstance(step, Fetch):
             return await cur.fetchall()
         return cur.rowcount

@@ -9,17 +9,54 @@ import numpy as np
 from langchain_core.documents import Document
 from typing_extensions import override
 
-from ._core import StoreCore, _as_array, _check_k, _doc
+from . import _validate as check
+from ._core import StoreCore, _as_array, _doc
+from ._flow import Flow, read_flow
+from ._options import SearchKind, SearchOptions, parse_options
+from ._sql import Frag
 from .errors import InputError
 from .mmr import mmr_select
 
 __all__ = ["SimilaritySearch"]
 
 Row = tuple[Any, ...]
+Scored = list[tuple[Document, float]]
+
+
+def _scored(rows: list[Row]) -> Scored:
+    return [(_doc(r), float(r[3])) for r in rows]
+
+
+def query_text(query: object) -> str:
+    """A query text to embed; `InputError` for anything else."""
+    if not isinstance(query, str):
+        raise InputError(f"query must be a string, got {type(query).__name__}")
+    return query
 
 
 class SimilaritySearch(StoreCore):
     """Nearest-neighbour and MMR search over the collection."""
+
+    def _args(
+        self, kind: SearchKind, k: int, filter: Mapping[str, Any] | None, kwargs: Mapping[str, Any]
+    ) -> tuple[int, Frag, SearchOptions]:
+        """Everything a search checks before it embeds or sends anything."""
+        k = check.positive_int(k, "k")
+        return k, self._compile(filter), parse_options(kind, k, kwargs)
+
+    def _nearest(
+        self,
+        vector: np.ndarray,
+        k: int,
+        where: Frag,
+        options: SearchOptions,
+        from_model: bool = False,
+    ) -> Flow[Scored]:
+        return read_flow(
+            lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
+            _scored,
+            [],
+        )
 
     def similarity_search_with_score_by_vector(
         self,
@@ -29,14 +66,8 @@ class SimilaritySearch(StoreCore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """The `k` nearest documents to a vector with their distances (lower is closer)."""
-        k = _check_k(k)
-        vector = self._query_vector(embedding)
-        spec = self._ensure(len(vector))
-        if spec is None:
-            return self._nothing(filter)
-        query, pre = self._search(spec, vector, k, filter, kwargs)
-        rows = self._db.fetch(query, settings=pre)
-        return [(_doc(r), float(r[3])) for r in rows]
+        k, where, options = self._args("similarity", k, filter, kwargs)
+        return self._drive(self._nearest(self._query_vector(embedding), k, where, options))
 
     async def asimilarity_search_with_score_by_vector(
         self,
@@ -46,14 +77,26 @@ class SimilaritySearch(StoreCore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async `similarity_search_with_score_by_vector`."""
-        k = _check_k(k)
-        vector = self._query_vector(embedding)
-        spec = await self._aensure(len(vector))
-        if spec is None:
-            return self._nothing(filter)
-        query, pre = self._search(spec, vector, k, filter, kwargs)
-        rows = await self._adb.fetch(query, settings=pre)
-        return [(_doc(r), float(r[3])) for r in rows]
+        k, where, options = self._args("similarity", k, filter, kwargs)
+        return await self._adrive(self._nearest(self._query_vector(embedding), k, where, options))
+
+    @override
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents nearest to the query text, with the distance (lower is closer)."""
+        k, where, options = self._args("similarity", k, filter, kwargs)
+        vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
+        return self._drive(self._nearest(vector, k, where, options, from_model=True))
+
+    @override
+    async def asimilarity_search_with_score(
+        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async `similarity_search_with_score`."""
+        k, where, options = self._args("similarity", k, filter, kwargs)
+        vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
+        return await self._adrive(self._nearest(vector, k, where, options, from_model=True))
 
     @override
     def similarity_search(
@@ -69,24 +112,6 @@ class SimilaritySearch(StoreCore):
         """Async `similarity_search`."""
         pairs = await self.asimilarity_search_with_score(query, k, filter, **kwargs)
         return [d for d, _ in pairs]
-
-    @override
-    def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Documents nearest to the query text, with the distance (lower is closer)."""
-        _check_k(k)
-        vector = self._embedding.embed_query(query)
-        return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
-
-    @override
-    async def asimilarity_search_with_score(
-        self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Async `similarity_search_with_score`."""
-        _check_k(k)
-        vector = await self._embedding.aembed_query(query)
-        return await self.asimilarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     @override
     def similarity_search_by_vector(
@@ -114,28 +139,47 @@ class SimilaritySearch(StoreCore):
 
     # -- maximal marginal relevance ------------------------------------------------
 
-    @staticmethod
-    def _check_mmr(k: int, fetch_k: int, lambda_mult: float) -> None:
-        _check_k(k)
-        _check_k(fetch_k, "fetch_k")
+    def _mmr_args(
+        self,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        filter: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[int, int, float, Frag, SearchOptions]:
+        k, where, options = self._args("mmr", k, filter, kwargs)
+        fetch_k = check.positive_int(fetch_k, "fetch_k")
         if fetch_k < k:
             raise InputError(f"fetch_k must be at least k, got fetch_k={fetch_k} and k={k}")
-        if (
-            isinstance(lambda_mult, bool)
-            or not isinstance(lambda_mult, (int, float))
-            or not 0.0 <= lambda_mult <= 1.0
-        ):
-            raise InputError(f"lambda_mult must be a number in [0, 1], got {lambda_mult!r}")
+        lambda_mult = check.number_in(lambda_mult, "lambda_mult", 0.0, 1.0)
+        return k, fetch_k, lambda_mult, where, options
 
-    @staticmethod
-    def _mmr_pick(
-        vector: np.ndarray, rows: list[Row], k: int, lambda_mult: float
-    ) -> list[tuple[Document, float]]:
-        if not rows:
-            return []
-        candidates = np.stack([_as_array(r[4]) for r in rows])
-        chosen = mmr_select(vector, candidates, k, lambda_mult)
-        return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
+    def _mmr(
+        self,
+        vector: np.ndarray,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        where: Frag,
+        options: SearchOptions,
+        from_model: bool = False,
+    ) -> Flow[Scored]:
+        """The `fetch_k` nearest rows with their vectors (one query, binary), then MMR."""
+
+        def pick(rows: list[Row]) -> Scored:
+            if not rows:
+                return []
+            candidates = np.stack([_as_array(r[4]) for r in rows])
+            chosen = mmr_select(vector, candidates, k, lambda_mult)
+            return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
+
+        return read_flow(
+            lambda spec: self._search(
+                spec, vector, fetch_k, where, options, with_embedding=True, from_model=from_model
+            ),
+            pick,
+            [],
+        )
 
     def max_marginal_relevance_search_with_score_by_vector(
         self,
@@ -148,18 +192,11 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """MMR over the `fetch_k` nearest rows, in selection order, with their distances.
 
-        Candidates and their vectors come back in one query, in binary; the
-        selection runs in numpy. `lambda_mult=1` is plain similarity order,
-        `0` maximal diversity after the nearest document.
+        `lambda_mult=1` is plain similarity order, `0` maximal diversity after
+        the nearest document.
         """
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._query_vector(embedding)
-        spec = self._ensure(len(vector))
-        if spec is None:
-            return self._nothing(filter)
-        query, pre = self._search(spec, vector, fetch_k, filter, kwargs, with_embedding=True)
-        rows = self._db.fetch(query, binary=True, settings=pre)
-        return self._mmr_pick(vector, rows, k, lambda_mult)
+        args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
+        return self._drive(self._mmr(self._query_vector(embedding), *args))
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -171,14 +208,8 @@ class SimilaritySearch(StoreCore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async `max_marginal_relevance_search_with_score_by_vector`."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._query_vector(embedding)
-        spec = await self._aensure(len(vector))
-        if spec is None:
-            return self._nothing(filter)
-        query, pre = self._search(spec, vector, fetch_k, filter, kwargs, with_embedding=True)
-        rows = await self._adb.fetch(query, binary=True, settings=pre)
-        return self._mmr_pick(vector, rows, k, lambda_mult)
+        args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
+        return await self._adrive(self._mmr(self._query_vector(embedding), *args))
 
     def max_marginal_relevance_search_with_score(
         self,
@@ -190,11 +221,9 @@ class SimilaritySearch(StoreCore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """MMR for a query text, in selection order, with distances."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = self._embedding.embed_query(query)
-        return self.max_marginal_relevance_search_with_score_by_vector(
-            vector, k, fetch_k, lambda_mult, filter, **kwargs
-        )
+        args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
+        vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
+        return self._drive(self._mmr(vector, *args, from_model=True))
 
     async def amax_marginal_relevance_search_with_score(
         self,
@@ -206,11 +235,9 @@ class SimilaritySearch(StoreCore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async `max_marginal_relevance_search_with_score`."""
-        self._check_mmr(k, fetch_k, lambda_mult)
-        vector = await self._embedding.aembed_query(query)
-        return await self.amax_marginal_relevance_search_with_score_by_vector(
-            vector, k, fetch_k, lambda_mult, filter, **kwargs
-        )
+        args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
+        vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
+        return await self._adrive(self._mmr(vector, *args, from_model=True))
 
     @override
     def max_marginal_relevance_search(

@@ -20,10 +20,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.stores import ByteStore
 from typing_extensions import override
 
+from . import _validate as check
 from ._closing import Closing
-from ._sidecar import Connection, SideDB, check_keys, check_text
+from ._side_tables import Connection, SideTableDB, check_keys, check_text
 from ._sql import Frag, kv
-from ._sql.sidetable import SideTable
+from ._sql.side_tables import SideTable
 from .errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -97,15 +98,11 @@ class PostgresByteStore(Closing, ByteStore):
         data_dir: str | os.PathLike[str] | None = None,
         page_size: int = 1000,
     ) -> None:
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ConfigError(f"page_size must be a positive integer, got {page_size!r}")
-        try:
-            self.namespace = check_text(namespace, "namespace")
-        except InputError as e:
-            raise ConfigError(str(e)) from None
+        page_size = check.positive_int(page_size, "page_size", ConfigError)
+        self.namespace = check.pg_text(namespace, "namespace", ConfigError)
         side = SideTable(schema, table, "kv")
         self._page_size = page_size
-        self._db = SideDB(
+        self._db = SideTableDB(
             side,
             [kv.create_table(side)],
             connection,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +16,7 @@ from typing import ClassVar, Literal
 
 from psycopg import sql
 
+from . import _validate as check
 from .errors import ConfigError
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "IndexSpec",
     "Table",
     "VectorType",
+    "memory_size",
     "validate_identifier",
 ]
 
@@ -43,12 +46,9 @@ def validate_identifier(value: object, what: str) -> str:
     PostgreSQL silently truncates names over 63 bytes, which would let two
     different collections share one table, so longer names are refused.
     """
-    if not isinstance(value, str):
-        raise ConfigError(f"{what} must be a string, got {value!r}")
+    value = check.pg_text(value, what, ConfigError)
     if not value:
         raise ConfigError(f"{what} must not be empty")
-    if "\x00" in value:
-        raise ConfigError(f"{what} must not contain NUL bytes, got {value!r}")
     if "%" in value:
         # psycopg reads every % of a statement with parameters as a placeholder,
         # inside a quoted identifier too: "a%%b" would name the table "a%b"
@@ -59,49 +59,6 @@ def validate_identifier(value: object, what: str) -> str:
             f" PostgreSQL identifiers are limited to {MAX_IDENTIFIER_BYTES} bytes"
         )
     return value
-
-
-class Distance(StrEnum):
-    """How closeness between two vectors is measured."""
-
-    COSINE = "cosine"
-    L2 = "l2"
-    INNER_PRODUCT = "inner_product"
-    L1 = "l1"
-
-    @classmethod
-    def parse(cls, value: str | Distance) -> Distance:
-        """Accept a `Distance` or its name (a few common aliases included)."""
-        if isinstance(value, Distance):
-            return value
-        key = str(value).strip().lower().replace("-", "_").replace(" ", "_")
-        aliases = {
-            "euclidean": "l2",
-            "ip": "inner_product",
-            "dot": "inner_product",
-            "max_inner_product": "inner_product",
-            "manhattan": "l1",
-            "taxicab": "l1",
-        }
-        key = aliases.get(key, key)
-        try:
-            return cls(key)
-        except ValueError:
-            names = ", ".join(d.value for d in cls)
-            raise ConfigError(f"unknown distance {value!r}; expected one of {names}") from None
-
-    @property
-    def operator(self) -> sql.SQL:
-        """The pgvector operator that orders rows nearest first."""
-        return _OPERATORS[self]
-
-    def opclass(self, vector_type: VectorType) -> sql.Identifier:
-        """The index operator class the store's own queries can use."""
-        return sql.Identifier(f"{vector_type.value}_{_OPCLASS_SUFFIX[self]}")
-
-    def relevance(self) -> Callable[[float], float]:
-        """Map the operator's distance to a relevance score in [0, 1], higher is closer."""
-        return _RELEVANCE[self]
 
 
 def _cosine_relevance(distance: float) -> float:
@@ -123,24 +80,91 @@ def _reciprocal_relevance(distance: float) -> float:
     return 1.0 / (1.0 + max(0.0, distance))
 
 
-_OPERATORS = {
-    Distance.COSINE: sql.SQL("<=>"),
-    Distance.L2: sql.SQL("<->"),
-    Distance.INNER_PRODUCT: sql.SQL("<#>"),
-    Distance.L1: sql.SQL("<+>"),
-}
-_OPCLASS_SUFFIX = {
-    Distance.COSINE: "cosine_ops",
-    Distance.L2: "l2_ops",
-    Distance.INNER_PRODUCT: "ip_ops",
-    Distance.L1: "l1_ops",
-}
-_RELEVANCE: dict[Distance, Callable[[float], float]] = {
-    Distance.COSINE: _cosine_relevance,
-    Distance.L2: _reciprocal_relevance,
-    Distance.INNER_PRODUCT: _inner_product_relevance,
-    Distance.L1: _reciprocal_relevance,
-}
+class Distance(StrEnum):
+    """How closeness between two vectors is measured.
+
+    Each member is one row: its name, pgvector's operator, the operator-class
+    suffix of its indexes, whether IVFFlat supports it, the distance-to-relevance
+    map, and the aliases `parse` accepts.
+    """
+
+    _operator: str
+    _opclass: str
+    _ivfflat: bool
+    _relevance: Callable[[float], float]
+    _aliases: tuple[str, ...]
+
+    def __new__(
+        cls,
+        value: str,
+        operator: str,
+        opclass: str,
+        ivfflat: bool,
+        relevance: Callable[[float], float],
+        aliases: tuple[str, ...],
+    ) -> Distance:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member._operator = operator
+        member._opclass = opclass
+        member._ivfflat = ivfflat
+        member._relevance = relevance
+        member._aliases = aliases
+        return member
+
+    #        name            operator opclass      ivfflat relevance                aliases
+    COSINE = ("cosine", "<=>", "cosine_ops", True, _cosine_relevance, ())
+    L2 = ("l2", "<->", "l2_ops", True, _reciprocal_relevance, ("euclidean",))
+    INNER_PRODUCT = (
+        "inner_product", "<#>", "ip_ops", True, _inner_product_relevance,
+        ("ip", "dot", "max_inner_product"),
+    )  # fmt: skip
+    L1 = ("l1", "<+>", "l1_ops", False, _reciprocal_relevance, ("manhattan", "taxicab"))
+
+    @classmethod
+    def parse(cls, value: str | Distance) -> Distance:
+        """Accept a `Distance` or its name (a few common aliases included)."""
+        if isinstance(value, Distance):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"distance must be a string or a Distance, got {value!r}")
+        key = value.strip().lower().replace("-", "_").replace(" ", "_")
+        for member in cls:
+            if key == member.value or key in member._aliases:
+                return member
+        names = ", ".join(d.value for d in cls)
+        raise ConfigError(f"unknown distance {value!r}; expected one of {names}")
+
+    @property
+    def operator(self) -> str:
+        """The pgvector operator that orders rows nearest first (`<=>`, `<->`, ...)."""
+        return self._operator
+
+    @property
+    def ivfflat(self) -> bool:
+        """Whether pgvector's IVFFlat has an operator class for this distance."""
+        return self._ivfflat
+
+    def opclass(self, vector_type: VectorType) -> str:
+        """The index operator class the store's own queries can use."""
+        return f"{vector_type.value}_{self._opclass}"
+
+    def relevance(self) -> Callable[[float], float]:
+        """Map the operator's distance to a relevance score in [0, 1], higher is closer."""
+        return self._relevance
+
+
+_MEMORY = re.compile(r"\s*[0-9]{1,12}\s*(?:[kMGT]B|B)?\s*")
+
+
+def memory_size(value: object, name: str, error: check.ErrorClass = ConfigError) -> str:
+    """`value` if it is a PostgreSQL memory size such as `'512MB'` or `'2GB'`."""
+    if not isinstance(value, str) or not _MEMORY.fullmatch(value):
+        raise error(
+            f"{name} must be a memory size such as '512MB' or '2GB' (units B, kB, MB, GB, TB),"
+            f" got {value!r}"
+        )
+    return value.strip()
 
 
 class VectorType(StrEnum):
@@ -161,11 +185,6 @@ class VectorType(StrEnum):
                 f"unknown vector type {value!r}; expected one of vector, halfvec"
             ) from None
 
-    @property
-    def sql_type(self) -> sql.SQL:
-        """The SQL type name, for casts."""
-        return sql.SQL(self.value)
-
 
 @dataclass(frozen=True, slots=True)
 class HNSWIndex:
@@ -182,25 +201,15 @@ class HNSWIndex:
     rerank_pool: int | None = None
 
     def __post_init__(self) -> None:
-        if self.quantization not in (None, "binary"):
+        if self.quantization is not None:
+            check.choice(self.quantization, "hnsw quantization", ("binary",), ConfigError)
+        if self.rerank_pool is not None:
+            check.int_in(self.rerank_pool, "rerank_pool", 1, 1000, ConfigError)
+        check.int_in(self.m, "hnsw m", 2, 100, ConfigError)
+        check.int_in(self.ef_construction, "hnsw ef_construction", 4, 1000, ConfigError)
+        if self.ef_construction < 2 * self.m:
             raise ConfigError(
-                f"hnsw quantization must be None or 'binary', got {self.quantization!r}"
-            )
-        if self.rerank_pool is not None and (
-            isinstance(self.rerank_pool, bool)
-            or not isinstance(self.rerank_pool, int)
-            or not 1 <= self.rerank_pool <= 1000
-        ):
-            raise ConfigError(
-                f"rerank_pool must be an integer in [1, 1000], got {self.rerank_pool!r}"
-            )
-        if not isinstance(self.m, int) or not 2 <= self.m <= 100:
-            raise ConfigError(f"hnsw m must be an integer in [2, 100], got {self.m!r}")
-        if not isinstance(self.ef_construction, int) or not (
-            4 <= self.ef_construction <= 1000 and self.ef_construction >= 2 * self.m
-        ):
-            raise ConfigError(
-                "hnsw ef_construction must be an integer in [4, 1000] and at least 2 * m,"
+                "hnsw ef_construction must be at least 2 * m,"
                 f" got {self.ef_construction!r} with m={self.m}"
             )
 
@@ -212,10 +221,8 @@ class IVFFlatIndex:
     lists: int | None = None
 
     def __post_init__(self) -> None:
-        if self.lists is not None and (
-            not isinstance(self.lists, int) or not 1 <= self.lists <= 32768
-        ):
-            raise ConfigError(f"ivfflat lists must be an integer in [1, 32768], got {self.lists!r}")
+        if self.lists is not None:
+            check.int_in(self.lists, "ivfflat lists", 1, 32768, ConfigError)
 
     def lists_for(self, rows: int) -> int:
         """pgvector's guidance: rows / 1000 up to 1M rows, sqrt(rows) above."""
@@ -256,8 +263,12 @@ class Table:
                 f"schema {self.schema!r} starts with 'pg_', which PostgreSQL reserves"
                 " for system schemas"
             )
-        if self.name == REGISTRY_TABLE:
-            raise ConfigError(f"collection name {self.name!r} is reserved")
+        if self.name.startswith(RESERVED_PREFIX) or _DERIVED_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"collection name {self.name!r} is reserved: names starting with"
+                f" {RESERVED_PREFIX!r}, or ending in '_' + 10 hex digits + '_' + a word, are"
+                " those of the store's own tables, indexes and functions"
+            )
 
     @property
     def qualname(self) -> sql.Identifier:
@@ -289,6 +300,10 @@ class Table:
 
 
 REGISTRY_TABLE = "pgvstore_collections"
+#: Collection names the store's own objects use: its registry and side tables
+#: (`pgvstore_...`) and each collection's derived objects (`<name>_<hash>_<kind>`).
+RESERVED_PREFIX = "pgvstore_"
+_DERIVED_NAME = re.compile(r".*_[0-9a-f]{10}_[a-z][a-z0-9_]*")
 SCHEMA_VERSION = 1
 #: Serialises `CREATE EXTENSION` and registry creation across processes.
 GLOBAL_LOCK_KEY = int.from_bytes(hashlib.sha1(b"pgvstore:global").digest()[:8], "big", signed=True)

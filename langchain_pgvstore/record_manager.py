@@ -17,10 +17,11 @@ from typing import Any
 from langchain_core.indexing import RecordManager
 from typing_extensions import override
 
+from . import _validate as check
 from ._closing import Closing
-from ._sidecar import Connection, SideDB, check_keys, check_text
+from ._side_tables import Connection, SideTableDB, check_keys, check_text
 from ._sql import Frag, records
-from ._sql.sidetable import SideTable
+from ._sql.side_tables import SideTable
 from .errors import ConfigError, InputError
 
 __all__ = ["PostgresRecordManager"]
@@ -54,8 +55,8 @@ def _check_written(row: tuple[Any, ...], time_at_least: float | None) -> None:
 
 
 def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be a positive integer, got {limit!r}")
+    if limit is not None:
+        check.positive_int(limit, "limit", maximum=check.INT8_MAX)
 
 
 class PostgresRecordManager(Closing, RecordManager):
@@ -108,13 +109,10 @@ class PostgresRecordManager(Closing, RecordManager):
         statement_timeout: float | None = None,
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        try:
-            check_text(namespace, "namespace")
-        except InputError as e:
-            raise ConfigError(str(e)) from None
+        check.pg_text(namespace, "namespace", ConfigError)
         super().__init__(namespace)
         side = SideTable(schema, table, "records")
-        self._db = SideDB(
+        self._db = SideTableDB(
             side,
             [records.create_table(side), *records.create_indexes(side)],
             connection,

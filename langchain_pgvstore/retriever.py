@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.callbacks import (
@@ -18,22 +19,37 @@ if TYPE_CHECKING:
 __all__ = ["PGVStoreRetriever"]
 
 
-class PGVStoreRetriever(VectorStoreRetriever):
-    """A `VectorStoreRetriever` for `PGVStore` with a `hybrid` search type.
+def _relevance_docs(pairs: list[tuple[Document, float]]) -> list[Document]:
+    return [d for d, _ in pairs]
 
-    `search_type` is one of `similarity`, `similarity_score_threshold`, `mmr`
-    and `hybrid`; `search_kwargs` go to the matching store method (`k`,
-    `filter`, `fetch_k`, `lambda_mult`, `score_threshold`, and the query knobs
-    `ef_search`, `probes`, `iterative_scan`, `statement_timeout`). `k` may also be
-    given directly, and per call: `retriever.invoke(query, k=3)`.
+
+#: search type -> (sync method, async method, result mapping). A new search mode
+#: is one row here.
+_SEARCHES: dict[str, tuple[str, str, Callable[[Any], list[Document]] | None]] = {
+    "similarity": ("similarity_search", "asimilarity_search", None),
+    "similarity_score_threshold": (
+        "similarity_search_with_relevance_scores",
+        "asimilarity_search_with_relevance_scores",
+        _relevance_docs,
+    ),
+    "mmr": ("max_marginal_relevance_search", "amax_marginal_relevance_search", None),
+    "keyword": ("keyword_search", "akeyword_search", None),
+    "hybrid": ("hybrid_search", "ahybrid_search", None),
+}
+
+
+class PGVStoreRetriever(VectorStoreRetriever):
+    """A `VectorStoreRetriever` for `PGVStore` with `keyword` and `hybrid` search types.
+
+    `search_type` is one of `similarity`, `similarity_score_threshold`, `mmr`,
+    `keyword` and `hybrid`; `search_kwargs` go to the matching store method
+    (`k`, `filter`, `fetch_k`, `lambda_mult`, `score_threshold`, and the search
+    options of docs/api.md, e.g. `ef_search`); an unknown one raises
+    `InputError`. `k` may also be given directly, and per call:
+    `retriever.invoke(query, k=3)`.
     """
 
-    allowed_search_types: ClassVar[tuple[str, ...]] = (
-        "similarity",
-        "similarity_score_threshold",
-        "mmr",
-        "hybrid",
-    )
+    allowed_search_types: ClassVar[tuple[str, ...]] = tuple(_SEARCHES)
     k: int | None = None
     """Number of documents to return; overrides `search_kwargs["k"]`."""
 
@@ -56,27 +72,14 @@ class PGVStoreRetriever(VectorStoreRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        kw = self._kwargs(kwargs)
-        store = self._store
-        if self.search_type == "hybrid":
-            return store.hybrid_search(query, **kw)
-        if self.search_type == "mmr":
-            return store.max_marginal_relevance_search(query, **kw)
-        if self.search_type == "similarity_score_threshold":
-            return [d for d, _ in store.similarity_search_with_relevance_scores(query, **kw)]
-        return store.similarity_search(query, **kw)
+        method, _, mapping = _SEARCHES[self.search_type]
+        result = getattr(self._store, method)(query, **self._kwargs(kwargs))
+        return mapping(result) if mapping else list(result)
 
     @override
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        kw = self._kwargs(kwargs)
-        store = self._store
-        if self.search_type == "hybrid":
-            return await store.ahybrid_search(query, **kw)
-        if self.search_type == "mmr":
-            return await store.amax_marginal_relevance_search(query, **kw)
-        if self.search_type == "similarity_score_threshold":
-            pairs = await store.asimilarity_search_with_relevance_scores(query, **kw)
-            return [d for d, _ in pairs]
-        return await store.asimilarity_search(query, **kw)
+        _, method, mapping = _SEARCHES[self.search_type]
+        result = await getattr(self._store, method)(query, **self._kwargs(kwargs))
+        return mapping(result) if mapping else list(result)

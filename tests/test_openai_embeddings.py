@@ -15,7 +15,7 @@ import tiktoken
 import tiktoken.registry
 
 from langchain_pgvstore.embeddings import OpenAIBatchEmbeddings, load_encoding
-from langchain_pgvstore.embeddings.openai import _read_vectors
+from langchain_pgvstore.embeddings._openai_wire import read_vectors as _read_vectors
 from langchain_pgvstore.errors import ConfigError, EmbeddingError
 from tests.fix_openai import (  # noqa: F401
     FakeOpenAIServer,

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-__all__ = ["Frag", "Rendered", "join"]
+from ..config import Distance, VectorType
+
+__all__ = ["Frag", "Rendered", "join", "operator", "type_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,13 @@ class Rendered(sql.SQL):
     def __init__(self, source: sql.Composable) -> None:
         # the text comes from typed pieces (SQL, Identifier, Literal), never from input
         super().__init__(source.as_string(None))
+
+
+def operator(distance: Distance) -> sql.SQL:
+    """The pgvector operator of a distance (from a closed enum, never from input)."""
+    return sql.SQL(distance.operator)
+
+
+def type_name(vector_type: VectorType) -> sql.SQL:
+    """The SQL type of a vector column (from a closed enum, never from input)."""
+    return sql.SQL(vector_type.value)

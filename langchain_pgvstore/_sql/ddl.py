@@ -14,11 +14,14 @@ from ..config import (
     VectorType,
 )
 from ..errors import ConfigError
-from . import Frag
+from . import Frag, type_name
 
 __all__ = [
+    "ANN_KINDS",
     "advisory_xact_lock",
+    "analyze",
     "ann_index_kind",
+    "clean_gin_pending",
     "create_ann_index",
     "create_extension",
     "create_registry",
@@ -27,24 +30,13 @@ __all__ = [
     "create_table",
     "delete_registry_row",
     "drop_ann_indexes",
+    "drop_index",
     "drop_table",
-    "existing_indexes",
-    "extension_version",
     "insert_registry_row",
     "registry_row",
-    "table_exists",
-    "ts_config_exists",
+    "reindex",
+    "set_embedding_storage_main",
 ]
-
-
-def extension_version() -> Frag:
-    """Installed and available pgvector versions (either may be NULL)."""
-    return Frag(
-        sql.SQL(
-            "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
-            " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')"
-        )
-    )
 
 
 def create_extension() -> Frag:
@@ -57,13 +49,9 @@ def advisory_xact_lock(key: int) -> Frag:
     return Frag(sql.SQL("SELECT pg_advisory_xact_lock(%s)"), (key,))
 
 
-def create_schema(table: Table) -> Frag:
-    return Frag(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
-
-
-def ts_config_exists(config: str) -> Frag:
-    """Whether a text-search configuration of this name is visible."""
-    return Frag(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = %s)"), (config,))
+def create_schema(schema: str) -> Frag:
+    """Create a schema if it is missing."""
+    return Frag(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 def create_registry(table: Table) -> Frag:
@@ -127,16 +115,6 @@ def delete_registry_row(table: Table) -> Frag:
     )
 
 
-def table_exists(table: Table) -> Frag:
-    return Frag(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p'))"
-        ),
-        (table.schema, table.name),
-    )
-
-
 def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_config: str) -> Frag:
     """The collection table.
 
@@ -160,7 +138,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             content=table.content,
             metadata=table.metadata,
             embedding=table.embedding,
-            vtype=vector_type.sql_type,
+            vtype=type_name(vector_type),
             dims=sql.Literal(int(dimensions)),
             tsv=table.tsv,
             cfg=sql.Literal(ts_config),
@@ -201,6 +179,10 @@ def create_secondary_indexes(table: Table) -> list[Frag]:
     ]
 
 
+#: The kinds of ANN index a collection may have (its index names end in these).
+ANN_KINDS = ("hnsw", "ivfflat")
+
+
 def ann_index_kind(index: HNSWIndex | IVFFlatIndex) -> str:
     return "hnsw" if isinstance(index, HNSWIndex) else "ivfflat"
 
@@ -222,7 +204,7 @@ def create_ann_index(
     """
     kind = ann_index_kind(index)
     column: sql.Composable = table.embedding
-    ops = distance.opclass(vector_type)
+    ops = sql.Identifier(distance.opclass(vector_type))
     if isinstance(index, HNSWIndex) and index.quantization == "binary":
         if dimensions is None:
             raise ConfigError("a binary-quantized index needs the collection's dimensions")
@@ -253,32 +235,26 @@ def create_ann_index(
     )
 
 
-def drop_ann_indexes(table: Table) -> list[Frag]:
-    return [
-        Frag(sql.SQL("DROP INDEX IF EXISTS {}").format(table.index(kind)))
-        for kind in ("hnsw", "ivfflat")
-    ]
-
-
-def existing_indexes(table: Table) -> Frag:
-    """Names and validity of the collection's indexes."""
+def drop_index(table: Table, kind: str, *, concurrently: bool = False) -> Frag:
+    """Drop one of the collection's indexes if it exists."""
     return Frag(
-        sql.SQL(
-            "SELECT ic.relname, i.indisvalid FROM pg_index i"
-            " JOIN pg_class ic ON ic.oid = i.indexrelid"
-            " JOIN pg_class tc ON tc.oid = i.indrelid"
-            " JOIN pg_namespace n ON n.oid = tc.relnamespace"
-            " WHERE n.nspname = %s AND tc.relname = %s ORDER BY ic.relname"
-        ),
-        (table.schema, table.name),
+        sql.SQL("DROP INDEX {}IF EXISTS {}").format(
+            sql.SQL("CONCURRENTLY " if concurrently else ""), table.index(kind)
+        )
     )
 
 
-def index_definition(table: Table, kind: str) -> Frag:
-    """`pg_get_indexdef` of one of the collection's indexes (no row when it does not exist)."""
+def drop_ann_indexes(table: Table, *, concurrently: bool = False) -> list[Frag]:
+    """Drop whichever ANN index the collection has."""
+    return [drop_index(table, kind, concurrently=concurrently) for kind in ANN_KINDS]
+
+
+def reindex(table: Table, kind: str, *, concurrently: bool = False) -> Frag:
+    """Rebuild one of the collection's indexes in place."""
     return Frag(
-        sql.SQL("SELECT pg_get_indexdef(to_regclass(%s)) WHERE to_regclass(%s) IS NOT NULL"),
-        (table.index(kind).as_string(), table.index(kind).as_string()),
+        sql.SQL("REINDEX INDEX {}{}").format(
+            sql.SQL("CONCURRENTLY " if concurrently else ""), table.index(kind)
+        )
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from ..config import Table, VectorType
-from . import Frag
+from . import Frag, type_name
 
 __all__ = [
     "STAGING",
@@ -37,7 +37,7 @@ def create_staging(vector_type: VectorType, dimensions: int) -> Frag:
             "CREATE TEMPORARY TABLE {} (ord integer NOT NULL, id text NOT NULL,"
             " content text NOT NULL, metadata jsonb NOT NULL, embedding {}({}) NOT NULL)"
             " ON COMMIT DROP"
-        ).format(STAGING, vector_type.sql_type, sql.Literal(int(dimensions)))
+        ).format(STAGING, type_name(vector_type), sql.Literal(int(dimensions)))
     )
 
 
@@ -126,8 +126,12 @@ def has_more_rows_than(table: Table, n: int) -> Frag:
     )
 
 
-def count_rows(table: Table, where: Frag) -> Frag:
-    return Frag(sql.SQL("SELECT count(*) FROM {} WHERE ").format(table.qualname)) + where
+def count_rows(table: Table, where: Frag | None = None) -> Frag:
+    """The number of rows (matching `where`)."""
+    frag = Frag(sql.SQL("SELECT count(*) FROM {}").format(table.qualname))
+    if where is None:
+        return frag
+    return frag + Frag(sql.SQL(" WHERE ")) + where
 
 
 def _locked_in_id_order(table: Table, where: Frag) -> Frag:
@@ -147,8 +151,12 @@ def _locked_in_id_order(table: Table, where: Frag) -> Frag:
     )
 
 
-def delete_ids(table: Table, ids: Sequence[str]) -> Frag:
-    return _locked_in_id_order(table, Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),)))
+def delete_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
+    """Delete the rows with these ids (that also match `where`)."""
+    match = Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),))
+    if where is not None:
+        match += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
+    return _locked_in_id_order(table, match)
 
 
 def delete_where(table: Table, where: Frag) -> Frag:

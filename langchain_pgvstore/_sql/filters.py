@@ -20,10 +20,7 @@ match.
 
 from __future__ import annotations
 
-import datetime
-import math
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,21 +30,24 @@ from psycopg.types.json import Jsonb
 from ..config import Table
 from ..errors import FilterError
 from . import Frag, join
+from .filter_values import (
+    MAX_DEPTH,
+    Scalar,
+    check_text,
+    orderable,
+    parse_key,
+    scalar,
+    scalars,
+    show,
+)
 
-__all__ = ["MAX_DEPTH", "compile_filter"]
+__all__ = ["MAX_DEPTH", "TRUE", "compile_filter"]
 
-#: How deeply `$and`/`$or`/`$not` may nest, and how many segments a dotted key may have.
-MAX_DEPTH = 32
-_MAX_INT_DIGITS = 1000
-# Python refuses to print ints over ~4300 digits, so psycopg could not send them.
-_INT_LIMIT = 10**_MAX_INT_DIGITS
 
-Scalar = str | int | float | bool | None
-
-_TRUE = Frag(sql.SQL("TRUE"))
+TRUE = Frag(sql.SQL("TRUE"))
+_TRUE = TRUE
 _FALSE = Frag(sql.SQL("FALSE"))
 
-_SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 _ORDER = {
     "$lt": sql.SQL("<"),
@@ -82,15 +82,6 @@ _READ: dict[type, sql.SQL] = {
 # so such segments get a containment guard. The pattern is looser than
 # PostgreSQL's parser on purpose: an extra guard is harmless, a missing one is not.
 _INDEX_LIKE = re.compile(r"\s*[+-]?[0-9]+\s*")
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = 80
-_REPR.maxother = 80
-_REPR.maxlevel = 3
-
-
-def _show(value: object) -> str:
-    return _REPR.repr(value)
 
 
 def compile_filter(filter: Mapping[str, Any] | None, table: Table) -> Frag:
@@ -132,18 +123,17 @@ class _Compiler:
                 f"filter is nested too deeply at {where}; the limit is {MAX_DEPTH} levels", where
             )
         if not isinstance(node, Mapping):
-            raise FilterError(f"expected a dict at {where}, got {_show(node)}", where)
+            raise FilterError(f"expected a dict at {where}, got {show(node)}", where)
         parts: list[Frag] = []
         for key, value in node.items():
             if not isinstance(key, str):
-                raise FilterError(
-                    f"field names must be strings at {where}, got {_show(key)}", where
-                )
+                raise FilterError(f"field names must be strings at {where}, got {show(key)}", where)
+            key = str.__str__(key)  # a str subclass's own methods are not consulted
             if key.startswith("$"):
                 logical = _LOGICAL.get(key)
                 if logical is None:
                     raise FilterError(
-                        f"unknown operator {_show(key)} at {where};"
+                        f"unknown operator {show(key)} at {where};"
                         " expected one of $and, $not, $or or a field name",
                         where,
                     )
@@ -164,19 +154,19 @@ class _Compiler:
         if isinstance(value, (list, tuple)):
             return _all(_negate(self.node(f, w, depth + 1)) for f, w in self._filters(value, where))
         raise FilterError(
-            f"expected a dict or a list of filters at {where}, got {_show(value)}", where
+            f"expected a dict or a list of filters at {where}, got {show(value)}", where
         )
 
     @staticmethod
     def _filters(value: object, where: str) -> list[tuple[object, str]]:
         if not isinstance(value, (list, tuple)):
-            raise FilterError(f"expected a list of filters at {where}, got {_show(value)}", where)
+            raise FilterError(f"expected a list of filters at {where}, got {show(value)}", where)
         return [(f, f"{where}[{i}]") for i, f in enumerate(value)]
 
     # -- fields --------------------------------------------------------------
 
     def field(self, key: str, value: object, parent: str) -> Frag:
-        keys = _parse_key(key, parent)
+        keys = parse_key(key, parent)
         where = f"{parent}.{key}"
         if not isinstance(value, Mapping):
             return self.eq(keys, "$eq", value, where)
@@ -190,7 +180,7 @@ class _Compiler:
                 if isinstance(op, str) and not op.startswith("$"):
                     hint = f"; for a nested key write a dotted name such as '{key}.{op}'"
                 raise FilterError(
-                    f"unknown operator {_show(op)} at {where}; expected one of {_FIELD_OP_NAMES}"
+                    f"unknown operator {show(op)} at {where}; expected one of {_FIELD_OP_NAMES}"
                     + hint,
                     where,
                 )
@@ -198,14 +188,14 @@ class _Compiler:
         return _all(parts)
 
     def eq(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
-        scalar = _scalar(value, where, equality=True)
-        return self._contains(_nest(keys, scalar))
+        operand = scalar(value, where, equality=True)
+        return self._contains(_nest(keys, operand))
 
     def ne(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         return _negate(self.eq(keys, op, value, where))
 
     def in_(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
-        values = _scalars(value, where)
+        values = scalars(value, where)
         return self._contains_any([_nest(keys, v) for v in values])
 
     def nin(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
@@ -213,29 +203,29 @@ class _Compiler:
 
     def contains(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         if isinstance(value, (list, tuple)):
-            values = _scalars(value, where)
+            values = scalars(value, where)
         else:
-            values = [_scalar(value, where, equality=True)]
+            values = [scalar(value, where, equality=True)]
         return self._contains(_nest(keys, values))
 
     def contains_any(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
-        values = _scalars(value, where)
+        values = scalars(value, where)
         return self._contains_any([_nest(keys, [v]) for v in values])
 
     def order(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
-        operand = _orderable(value, where)
+        operand = orderable(value, where)
         body = sql.SQL("{} {} %s").format(_READ[type(operand)].format(m=self.m), _ORDER[op])
         return self._typed(keys, type(operand), body, (list(keys), _param(operand)))
 
     def between(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise FilterError(f"expected [low, high] at {where}, got {_show(value)}", where)
-        low = _orderable(value[0], f"{where}[0]")
-        high = _orderable(value[1], f"{where}[1]")
+            raise FilterError(f"expected [low, high] at {where}, got {show(value)}", where)
+        low = orderable(value[0], f"{where}[0]")
+        high = orderable(value[1], f"{where}[1]")
         if _JSON_TYPE[type(low)] is not _JSON_TYPE[type(high)]:
             raise FilterError(
                 f"expected [low, high] of one type (two numbers, two strings or two booleans)"
-                f" at {where}, got {_show(value)}",
+                f" at {where}, got {show(value)}",
                 where,
             )
         body = sql.SQL("{} BETWEEN %s AND %s").format(_READ[type(low)].format(m=self.m))
@@ -243,14 +233,14 @@ class _Compiler:
 
     def like(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         if type(value) is not str:
-            raise FilterError(f"expected a string pattern at {where}, got {_show(value)}", where)
-        _check_text(value, where)
+            raise FilterError(f"expected a string pattern at {where}, got {show(value)}", where)
+        check_text(value, where)
         # PostgreSQL rejects such a pattern only when matching reaches its end,
         # so the query would fail on some rows and not on others.
         trailing = len(value) - len(value.rstrip("\\"))
         if trailing % 2:
             raise FilterError(
-                f"pattern ends with an unescaped backslash at {where}, got {_show(value)};"
+                f"pattern ends with an unescaped backslash at {where}, got {show(value)};"
                 " write two backslashes to match one",
                 where,
             )
@@ -260,7 +250,7 @@ class _Compiler:
 
     def exists(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         if type(value) is not bool:
-            raise FilterError(f"expected true or false at {where}, got {_show(value)}", where)
+            raise FilterError(f"expected true or false at {where}, got {show(value)}", where)
         present = self._guard(
             keys, Frag(sql.SQL("({} #> %s::text[]) IS NOT NULL").format(self.m), (list(keys),))
         )
@@ -368,77 +358,3 @@ def _nest(keys: tuple[str, ...], leaf: object) -> dict[str, Any]:
 
 def _param(value: Scalar) -> object:
     return value if type(value) is str else Jsonb(value)
-
-
-def _parse_key(key: str, where: str) -> tuple[str, ...]:
-    if not key:
-        raise FilterError(f"empty field name at {where}", where)
-    _check_text(key, f"{where}.{key}")
-    keys = tuple(key.split("."))
-    if "" in keys:
-        raise FilterError(
-            f"field name {_show(key)} has an empty segment at {where};"
-            " separate nested keys with single dots, as in 'specs.screen'",
-            where,
-        )
-    if len(keys) > MAX_DEPTH:
-        raise FilterError(
-            f"field name {_show(key)} has {len(keys)} segments at {where};"
-            f" the limit is {MAX_DEPTH}",
-            where,
-        )
-    return keys
-
-
-def _check_text(value: str, where: str) -> None:
-    if "\x00" in value:
-        raise FilterError(
-            f"NUL character at {where}, got {_show(value)}; PostgreSQL text cannot hold NUL", where
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise FilterError(
-            f"string is not valid unicode at {where}, got {_show(value)}", where
-        ) from None
-
-
-def _scalar(value: object, where: str, *, equality: bool = False) -> Scalar:
-    if type(value) not in _SCALAR_TYPES:
-        hint = _date_hint(value)
-        if equality and isinstance(value, (list, tuple)):
-            hint = "; use $in to match any of several values, $contains for array elements"
-        raise FilterError(
-            f"expected a string, number, boolean or null at {where}, got {_show(value)}{hint}",
-            where,
-        )
-    if type(value) is float and not math.isfinite(value):
-        raise FilterError(f"expected a finite number at {where}, got {_show(value)}", where)
-    if type(value) is int and not -_INT_LIMIT < value < _INT_LIMIT:
-        raise FilterError(
-            f"integer too large at {where}; the limit is {_MAX_INT_DIGITS} digits", where
-        )
-    if type(value) is str:
-        _check_text(value, where)
-    return value  # type: ignore[return-value]
-
-
-def _scalars(value: object, where: str) -> list[Scalar]:
-    if not isinstance(value, (list, tuple)):
-        raise FilterError(f"expected a list at {where}, got {_show(value)}", where)
-    return [_scalar(v, f"{where}[{i}]") for i, v in enumerate(value)]
-
-
-def _orderable(value: object, where: str) -> Scalar:
-    if type(value) not in _JSON_TYPE:
-        hint = "; null has no order" if value is None else _date_hint(value)
-        raise FilterError(
-            f"expected a string, number or boolean at {where}, got {_show(value)}{hint}", where
-        )
-    return _scalar(value, where)
-
-
-def _date_hint(value: object) -> str:
-    if isinstance(value, (datetime.date, datetime.time)):
-        return "; write dates as ISO-8601 strings, e.g. value.isoformat()"
-    return ""

@@ -11,9 +11,9 @@ from typing import Literal
 
 from psycopg import sql
 
+from .. import _validate as check
 from ..errors import InputError
 from . import Frag
-from .lexical import _check_finite, _check_k
 
 __all__ = ["fuse"]
 
@@ -42,7 +42,7 @@ def _ranked_leg(leg: Frag, name: str, lower_is_better: bool, fetch_k: int | None
 
 def fuse(
     vector_leg: Frag,
-    lexical_leg: Frag,
+    keyword_leg: Frag,
     k: int,
     *,
     method: Literal["rrf", "weighted"] = "rrf",
@@ -66,9 +66,9 @@ def fuse(
     score, then id (`COLLATE "C"`): exactly `fusion.rrf` / `fusion.weighted`
     applied to the legs with distances negated.
     """
-    _check_k(k)
+    check.positive_int(k, "k")
     if fetch_k is not None:
-        _check_k(fetch_k, "fetch_k")
+        check.positive_int(fetch_k, "fetch_k")
     if method == "rrf":
         default: tuple[float, float] = (1.0, 1.0)
     elif method == "weighted":
@@ -80,19 +80,18 @@ def fuse(
     if weights is None:
         weights = default
     if len(weights) != 2:
-        raise InputError(f"expected 2 weights (vector, lexical), got {len(weights)}")
-    wv = _check_finite(weights[0], "vector weight", 0.0, math.inf)
-    wl = _check_finite(weights[1], "lexical weight", 0.0, math.inf)
+        raise InputError(f"expected 2 weights (vector, keyword), got {len(weights)}")
+    wv = check.number_in(weights[0], "vector weight", 0.0, math.inf)
+    wl = check.number_in(weights[1], "keyword weight", 0.0, math.inf)
 
     legs = (
         Frag(sql.SQL("WITH "))
         + _ranked_leg(vector_leg, "v", vector_is_distance, fetch_k)
         + Frag(sql.SQL(", "))
-        + _ranked_leg(lexical_leg, "x", False, fetch_k)
+        + _ranked_leg(keyword_leg, "x", False, fetch_k)
     )
     if method == "rrf":
-        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
-            raise InputError(f"rrf_k must be a non-negative integer, got {rrf_k!r}")
+        check.non_negative_int(rrf_k, "rrf_k")
         body = Frag(
             sql.SQL(
                 ", fused AS (SELECT coalesce(v.id, x.id) AS id,"

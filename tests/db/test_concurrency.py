@@ -27,9 +27,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-import langchain_pgvstore.connection as connection_module
+import langchain_pgvstore._connection as connection_module
 from langchain_pgvstore import PGVStore, QueryTimeoutError
-from langchain_pgvstore.connection import APPLICATION_NAME
+from langchain_pgvstore._connection import APPLICATION_NAME
 
 DIM = 8
 UNIVERSE = [f"id{i:03d}" for i in range(48)]

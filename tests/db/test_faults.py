@@ -28,7 +28,7 @@ from langchain_pgvstore import (
     PGVStore,
     QueryTimeoutError,
 )
-from langchain_pgvstore.connection import APPLICATION_NAME
+from langchain_pgvstore._connection import APPLICATION_NAME
 
 DIM = 8
 LARGE = 60_000  # rows in a "large" ingest: its transaction runs for seconds
@@ -319,7 +319,7 @@ async def test_per_call_statement_timeout_ends_with_the_call(
     mode, dsn, collection_name, locker
 ) -> None:
     """`similarity_search(..., statement_timeout=0.2)` raises QueryTimeoutError, and the
-    pooled connection afterwards has the server's default timeout again."""
+    store's next call on that pooled connection runs with the server's default again."""
     store = PGVStore(
         DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
         pool_size=1,
@@ -336,7 +336,16 @@ async def test_per_call_statement_timeout_ends_with_the_call(
             with pytest.raises(QueryTimeoutError, match="statement timeout"):
                 await _call(store, mode, name, "q", statement_timeout=0.2)
             assert 0.15 <= time.monotonic() - started < 5
-        assert await _session(store, mode) == before
+        locker.release()
+        # the store's next call on that connection runs without the knob: a write
+        # that waits longer than 0.2 s for the lock still succeeds
+        locker.lock()
+        write = asyncio.ensure_future(_call(store, mode, "add_texts", ["later"], ids=["later"]))
+        await asyncio.sleep(0.5)
+        assert not write.done()
+        locker.release()
+        assert await write == ["later"]
+        assert await _session(store, mode) == before  # same backend, default timeout
     finally:
         await store.aclose()
 

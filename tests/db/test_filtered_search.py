@@ -83,29 +83,52 @@ def test_exact_flag_validated(big) -> None:
         )
 
 
-def test_settings_do_not_leak_onto_pooled_connections(big) -> None:
+_DEFAULTS = {
+    "hnsw.ef_search": "40",
+    "hnsw.iterative_scan": "off",
+    "plan_cache_mode": "auto",
+    "enable_sort": "on",
+    "max_parallel_workers_per_gather": "2",
+}
+
+
+def _shown(conn) -> dict[str, str]:
+    return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in _DEFAULTS}
+
+
+def test_settings_end_before_the_next_call_on_the_store_connection(big, dsn) -> None:
+    """On the store's own connections a search's knobs are session settings that the
+    next call on that connection puts back before it runs (one connection here)."""
     store, queries = big
-    store.similarity_search_by_vector(list(queries[0]), k=5, filter={"p1": True}, ef_search=123)
-    pool = store._connector.sync_pool()
-    for _ in range(pool.max_size):
+    one = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=store.collection,
+        pool_size=1,
+    )  # fmt: skip
+    try:
+        tuned = one.similarity_search_by_vector(
+            list(queries[0]), k=5, filter={"p1": True}, ef_search=123
+        )
+        plain = one.similarity_search_by_vector(list(queries[0]), k=5)
+        with one._connector.sync_pool().connection() as conn:
+            assert _shown(conn) == _DEFAULTS
+        assert len(tuned) == len(plain) == 5
+    finally:
+        one.close()
+
+
+def test_settings_never_touch_a_lent_pool(big, dsn) -> None:
+    """On a pool the caller lent, settings are transaction-local: gone after the call."""
+    from psycopg_pool import ConnectionPool
+
+    store, queries = big
+    with ConnectionPool(dsn, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
+        lent = PGVStore(
+            DeterministicFakeEmbedding(size=DIM), connection=pool, collection=store.collection
+        )
+        lent.similarity_search_by_vector(list(queries[0]), k=5, filter={"p1": True}, ef_search=123)
         with pool.connection() as conn:
-            shown = {
-                name: conn.execute(f"SHOW {name}").fetchone()[0]
-                for name in (
-                    "hnsw.ef_search",
-                    "hnsw.iterative_scan",
-                    "plan_cache_mode",
-                    "enable_sort",
-                    "max_parallel_workers_per_gather",
-                )
-            }
-            assert shown == {
-                "hnsw.ef_search": "40",
-                "hnsw.iterative_scan": "off",
-                "plan_cache_mode": "auto",
-                "enable_sort": "on",
-                "max_parallel_workers_per_gather": "2",
-            }
+            assert _shown(conn) == _DEFAULTS
+        lent.close()
 
 
 @pytest.fixture

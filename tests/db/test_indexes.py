@@ -14,7 +14,7 @@ from langchain_pgvstore import (
     PGVStore,
     SchemaError,
 )
-from langchain_pgvstore.indexes import IndexProgress
+from langchain_pgvstore._indexes import IndexProgress
 
 DIM = 16
 

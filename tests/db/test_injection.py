@@ -34,7 +34,7 @@ from langchain_pgvstore import (
     QueryTimeoutError,
     SchemaError,
 )
-from langchain_pgvstore._sql import Frag, ddl, dml, lexical, search
+from langchain_pgvstore._sql import Frag, bm25_schema, bm25_search, ddl, dml, search
 from langchain_pgvstore._sql.filters import compile_filter
 from langchain_pgvstore.config import (
     REGISTRY_TABLE,
@@ -199,8 +199,8 @@ BUILDERS: dict[str, Callable[[Table], Frag | list[Frag]]] = {
     "hnsw_index": lambda t: ddl.create_ann_index(
         t, Distance.COSINE, VectorType.VECTOR, HNSWIndex()
     ),
-    "lexical_ddl": lambda t: lexical.lexical_ddl(t, "english"),
-    "drop_lexical": lexical.drop_lexical,
+    "lexical_ddl": lambda t: bm25_schema.bm25_ddl(t, "english"),
+    "drop_lexical": bm25_schema.drop_bm25,
     "drop_table": ddl.drop_table,
     "registry_row": ddl.registry_row,
     "clean_gin_pending": ddl.clean_gin_pending,
@@ -215,7 +215,7 @@ BUILDERS: dict[str, Callable[[Table], Frag | list[Frag]]] = {
     "filtered_knn": lambda t: search.filtered_knn(
         t, Distance.L2, VectorType.VECTOR, VEC, 4, compile_filter({"k": {"$gt": 1}}, t), 100
     ),
-    "keyword_search": lambda t: lexical.keyword_search(
+    "keyword_search": lambda t: bm25_search.keyword_search(
         t, "query", 4, Frag(sql.SQL("TRUE")), ts_config="english"
     ),
 }

@@ -18,7 +18,7 @@ from langchain_pgvstore import (
     EmbeddedServerError,
     PGVStore,
 )
-from langchain_pgvstore.connection import APPLICATION_NAME
+from langchain_pgvstore._connection import APPLICATION_NAME
 
 DIM = 8
 

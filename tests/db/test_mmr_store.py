@@ -95,7 +95,7 @@ async def test_filter_applies(mmr) -> None:
     ("kwargs", "message"),
     [
         (dict(k=5, fetch_k=3), "fetch_k must be at least k"),
-        (dict(k=0), "k must be a positive integer"),
+        (dict(k=0), "k must be an integer in"),
         (dict(lambda_mult=1.5), "lambda_mult must be a number in"),
         (dict(lambda_mult=-0.1), "lambda_mult must be a number in"),
         (dict(lambda_mult=float("nan")), "lambda_mult must be a number in"),

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from langchain_pgvstore import PGVStore
 from langchain_pgvstore._sql import records
-from langchain_pgvstore._sql.sidetable import SideTable
+from langchain_pgvstore._sql.side_tables import SideTable
 from langchain_pgvstore.errors import ConfigError, InputError
 from langchain_pgvstore.record_manager import PostgresRecordManager
 

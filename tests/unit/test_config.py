@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from langchain_pgvstore._schema import check_pgvector
 from langchain_pgvstore.config import Distance, HNSWIndex, IVFFlatIndex, Table, VectorType
 from langchain_pgvstore.errors import ConfigError, SchemaError
-from langchain_pgvstore.schema import check_pgvector
 
 
 @pytest.mark.parametrize(
@@ -14,7 +14,7 @@ from langchain_pgvstore.schema import check_pgvector
     [
         ("public", "", "collection must not be empty"),
         ("", "docs", "schema must not be empty"),
-        ("public", "a\x00b", "must not contain NUL"),
+        ("public", "a\x00b", "contains a NUL"),
         ("public", "x" * 64, "64 bytes long"),
         ("public", "é" * 32, "64 bytes long"),
         ("public", 5, "must be a string"),

@@ -268,7 +268,7 @@ ERRORS: list[tuple[str, Any, str, str]] = [
     (
         "NUL in key",
         {"a\x00": 1},
-        "NUL character at filter.a\x00, got 'a\\x00'; PostgreSQL text cannot hold NUL",
+        "the string at filter.a\x00 contains a NUL (\\x00) character, got 'a\\x00'",
         "filter.a\x00",
     ),
     (
@@ -414,19 +414,19 @@ ERRORS: list[tuple[str, Any, str, str]] = [
     (
         "NUL in value",
         {"a": "x\x00"},
-        "NUL character at filter.a, got 'x\\x00'; PostgreSQL text cannot hold NUL",
+        "the string at filter.a contains a NUL (\\x00) character, got 'x\\x00'",
         "filter.a",
     ),
     (
         "NUL in like pattern",
         {"a": {"$like": "%\x00"}},
-        "NUL character at filter.a.$like, got '%\\x00'; PostgreSQL text cannot hold NUL",
+        "the string at filter.a.$like contains a NUL (\\x00) character, got '%\\x00'",
         "filter.a.$like",
     ),
     (
         "lone surrogate",
         {"a": "\ud800"},
-        "string is not valid unicode at filter.a, got '\\ud800'",
+        "the string at filter.a is not valid unicode (it holds a lone surrogate), got '\\ud800'",
         "filter.a",
     ),
     (

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from langchain_pgvstore._ingest import encode_copy, prepare_batch, vectors_array
 from langchain_pgvstore.config import VectorType
 from langchain_pgvstore.errors import DimensionError, InputError
-from langchain_pgvstore.ingest import encode_copy, prepare_batch, vectors_array
 
 
 def decode_copy(data: bytes, vector_type: VectorType):

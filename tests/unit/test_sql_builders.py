@@ -6,9 +6,9 @@ import pytest
 from psycopg import sql
 
 from langchain_pgvstore._sql import Frag, ddl, dml, join
-from langchain_pgvstore._sql.search import SearchSettings, knn, settings_frags
+from langchain_pgvstore._sql.search import knn
+from langchain_pgvstore._sql.settings import Settings, search_settings
 from langchain_pgvstore.config import Distance, HNSWIndex, IVFFlatIndex, Table, VectorType
-from langchain_pgvstore.errors import ConfigError
 
 T = Table("public", "docs")
 TRUE = Frag(sql.SQL("TRUE"))
@@ -94,31 +94,27 @@ def test_knn_snapshot_and_params() -> None:
     assert frag.params == ("VEC", "{}", "VEC", 5)
 
 
-def test_settings_are_transaction_local_parameters() -> None:
-    frags = settings_frags(SearchSettings(ef_search=80, probes=4, iterative_scan="strict_order"))
-    assert {f.as_string() for f in frags} == {"SELECT set_config(%s, %s, true)"}
-    assert [f.params for f in frags] == [
+def test_search_settings_name_each_knob() -> None:
+    settings = search_settings(ef_search=80, probes=4, iterative_scan="strict_order")
+    assert settings.values == (
         ("hnsw.ef_search", "80"),
         ("ivfflat.probes", "4"),
         ("hnsw.iterative_scan", "strict_order"),
         ("ivfflat.iterative_scan", "relaxed_order"),
-    ]
-    assert settings_frags(SearchSettings()) == []
+    )
+    assert not search_settings()
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        dict(ef_search=0),
-        dict(ef_search=1001),
-        dict(probes=0),
-        dict(iterative_scan="fast"),
-        dict(max_scan_tuples=0),
-    ],
-)
-def test_bad_settings(kwargs) -> None:
-    with pytest.raises(ConfigError):
-        SearchSettings(**kwargs)
+def test_local_settings_are_one_parameterised_statement() -> None:
+    settings = Settings((("hnsw.ef_search", "80"), ("statement_timeout", "5")), 100)
+    first, floor = settings.local_frags()
+    assert first.as_string() == (
+        "SELECT count(set_config(s.name, s.value, %s))"
+        " FROM unnest(%s::text[], %s::text[]) AS s(name, value)"
+    )
+    assert first.params == (True, ["hnsw.ef_search", "statement_timeout"], ["80", "5"])
+    assert "greatest(" in floor.as_string() and floor.params == (40, 100)
+    assert Settings().local_frags() == []
 
 
 def test_delete_and_get_builders() -> None:

@@ -1,18 +1,4 @@
-"""The lexical leg of hybrid search: BM25 in plain PostgreSQL (fusion is in `fusion.py`).
-
-Scoring (the Lucene variant, as in bm25s's default `method="lucene"`)::
-
-    score(d, q) = sum over distinct lexemes t of q of
-                  qtf(t) * idf(t) * tf(t, d) / (tf(t, d) + k1 * (1 - b + b * dl(d) / avgdl))
-    idf(t)      = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
-
-Lexemes come from `to_tsvector(ts_config, ...)` for both the documents and the
-query, so stemming and stop words are PostgreSQL's. `tf` is the number of
-positions the tsvector keeps for the lexeme, `dl` the sum of those over the
-document, `qtf` the same count in the query (a repeated query word counts
-again, as in bm25s and Lucene). A tsvector keeps at most 255 positions per
-lexeme, and every word past position 16383 shares position 16383, so `tf`
-saturates at 255 and repeats beyond the 16383rd word count once.
+"""BM25 statistics: the per-collection objects that keep them exact. Pure builders.
 
 Statistics (N, the total of `dl`, and `df` per lexeme) live in a per-collection
 table of *signed deltas* written by statement-level AFTER triggers with
@@ -24,38 +10,31 @@ into one row each (compaction), which keeps the table small. Because the deltas
 commit with the rows they describe, a query sees statistics that are exactly
 those of the rows in its snapshot: freshness is exact, not eventual.
 
-N, df and avgdl are over the whole collection, not the filtered subset, as in
-Lucene and Elasticsearch: a metadata filter changes which documents compete,
-not how a term is weighted.
-
-Every builder here is pure: it returns `Frag`s, and `as_string()` shows the SQL.
+`tf` is the number of positions the tsvector keeps for a lexeme (at most 255;
+a stripped tsvector has none and counts once), `dl` the sum of those over the
+document (the generated column `tsv_len`). The query that uses them is in
+`bm25_search.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from typing import Literal
 
 from psycopg import sql
 
 from ..config import MAX_TSVECTOR_CHARS, Table
-from ..errors import InputError
 from . import Frag
 
 __all__ = [
     "LENGTH_COLUMN",
-    "compact_lexical",
-    "drop_lexical",
-    "keyword_search",
-    "lexical_ddl",
-    "or_tsquery",
-    "recount_lexical",
+    "TERM_FREQUENCY",
+    "bm25_ddl",
+    "compact_bm25",
+    "drop_bm25",
+    "recount_bm25",
     "stats_table",
-    "ts_rank_search",
 ]
 
-#: Generated column holding `dl`, the number of token positions of `tsv`.
 LENGTH_COLUMN = sql.Identifier("tsv_len")
 
 # Trigger names are per table, so they need no collection prefix.
@@ -70,7 +49,7 @@ _OLD = sql.Identifier("pgvstore_old")
 
 # tf of one unnested tsvector entry. A stripped tsvector has no positions;
 # count such a lexeme once rather than zero times.
-_TF = sql.SQL("coalesce(cardinality(u.positions), 1)")
+TERM_FREQUENCY = sql.SQL("coalesce(cardinality(u.positions), 1)")
 
 
 def stats_table(table: Table) -> sql.Identifier:
@@ -111,7 +90,7 @@ def _contributions(
     return sql.SQL(
         "SELECT u.lexeme, {s}1, {s}{tf} FROM {rows} AS r, unnest(r.{tsv}) AS u{where}"
         " UNION ALL SELECT '', {s}1, {s}r.{len} FROM {rows} AS r{where}"
-    ).format(s=s, tf=_TF, rows=rows, tsv=table.tsv, len=LENGTH_COLUMN, where=where)
+    ).format(s=s, tf=TERM_FREQUENCY, rows=rows, tsv=table.tsv, len=LENGTH_COLUMN, where=where)
 
 
 def _deltas_into_vars(contributions: sql.Composable) -> sql.Composed:
@@ -187,7 +166,7 @@ def _trigger_body(table: Table) -> sql.Composed:
     )
 
 
-def lexical_ddl(table: Table, ts_config: str) -> list[Frag]:
+def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
     """Statements that add the BM25 leg to an existing collection table.
 
     Run them in one READ COMMITTED transaction, after `CREATE TABLE`.
@@ -220,7 +199,7 @@ def lexical_ddl(table: Table, ts_config: str) -> list[Frag]:
             fn=length_fn,
             body=sql.Literal(
                 sql.SQL("SELECT coalesce(sum({tf}), 0)::integer FROM unnest($1) AS u")
-                .format(tf=_TF)
+                .format(tf=TERM_FREQUENCY)
                 .as_string(None)
             ),
         ),
@@ -273,10 +252,10 @@ def lexical_ddl(table: Table, ts_config: str) -> list[Frag]:
                 fn=trigger_fn,
             )
         )
-    return [Frag(s) for s in statements] + recount_lexical(table)
+    return [Frag(s) for s in statements] + recount_bm25(table)
 
 
-def recount_lexical(table: Table) -> list[Frag]:
+def recount_bm25(table: Table) -> list[Frag]:
     """Rebuild the statistics from the rows (two statements; one READ COMMITTED transaction).
 
     The first takes the collection's compaction lock, so that the second's
@@ -299,12 +278,18 @@ def recount_lexical(table: Table) -> list[Frag]:
                 " UNION ALL"
                 " SELECT '', count(*), coalesce(sum({len}), 0) FROM {table} HAVING count(*) > 0"
                 " ORDER BY 1"
-            ).format(stats=stats, tf=_TF, table=table.qualname, tsv=table.tsv, len=LENGTH_COLUMN)
+            ).format(
+                stats=stats,
+                tf=TERM_FREQUENCY,
+                table=table.qualname,
+                tsv=table.tsv,
+                len=LENGTH_COLUMN,
+            )
         ),
     ]
 
 
-def compact_lexical(table: Table) -> list[Frag]:
+def compact_bm25(table: Table) -> list[Frag]:
     """Fold every term's delta rows into one row (two statements; one READ COMMITTED transaction).
 
     Writers compact the terms they touch when they can; this catches up after
@@ -326,8 +311,8 @@ def compact_lexical(table: Table) -> list[Frag]:
     ]
 
 
-def drop_lexical(table: Table) -> list[Frag]:
-    """Statements that remove everything `lexical_ddl` created; idempotent.
+def drop_bm25(table: Table) -> list[Frag]:
+    """Statements that remove everything `bm25_ddl` created; idempotent.
 
     Best run after the collection's table is dropped. If the table still
     exists, dropping the functions with CASCADE also removes its triggers and
@@ -340,146 +325,3 @@ def drop_lexical(table: Table) -> list[Frag]:
         ),
         Frag(sql.SQL("DROP TABLE IF EXISTS {}").format(stats_table(table))),
     ]
-
-
-def or_tsquery(ts_config: str, query: str) -> Frag:
-    """A tsquery matching documents that contain ANY lexeme of `query`.
-
-    It is built from the text form of the query's stripped tsvector, `'a' 'b'`,
-    which quotes each lexeme exactly as tsquery input expects; joining with `|`
-    and casting keeps the lexemes verbatim (`to_tsquery` would stem them a
-    second time). Lexemes never contain spaces, so the separator cannot occur
-    inside one. The expression is immutable: with bound parameters the planner
-    folds it to a constant and estimates its selectivity from the column
-    statistics. A query without lexemes gives the empty tsquery, which matches
-    nothing.
-    """
-    return Frag(
-        sql.SQL(
-            "replace(strip(to_tsvector(%s::regconfig, %s))::text, ''' ''', ''' | ''')::tsquery"
-        ),
-        (ts_config, query),
-    )
-
-
-def _check_k(k: int, what: str = "k") -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"{what} must be a positive integer, got {k!r}")
-
-
-def _check_finite(value: float, what: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{what} must be a number, got {value!r}")
-    number = float(value)
-    if not (math.isfinite(number) and lo <= number <= hi):
-        raise InputError(f"{what} must be in [{lo}, {hi}], got {value!r}")
-    return number
-
-
-def keyword_search(
-    table: Table,
-    query: str,
-    k: int,
-    where: Frag,
-    *,
-    ts_config: str,
-    k1: float = 1.2,
-    b: float = 0.75,
-) -> Frag:
-    """Top `k` rows `(id, score)` by BM25, best first, ties by id.
-
-    A document matches if it contains any lexeme of `query`; candidates come
-    from the GIN index on `tsv` and are then restricted by `where` (a boolean
-    expression over the table's columns, e.g. `Frag(sql.SQL("TRUE"))`). The
-    statistics are those of the whole collection.
-    """
-    _check_k(k)
-    k1 = _check_finite(k1, "k1", 0.0, math.inf)
-    b = _check_finite(b, "b", 0.0, 1.0)
-    head = Frag(
-        sql.SQL(
-            # The query's lexemes and their counts, computed once.
-            "WITH q AS MATERIALIZED (SELECT u.lexeme AS term, {tf}::float8 AS qtf"
-            " FROM unnest(to_tsvector(%s::regconfig, %s)) AS u),"
-            # Statistics of those lexemes and of the collection ('').
-            " s AS (SELECT st.term, sum(st.docs)::float8 AS docs, sum(st.tokens)::float8 AS tokens"
-            " FROM {stats} AS st"
-            " WHERE st.term = ANY (ARRAY(SELECT term FROM q) || ''::text)"
-            " GROUP BY st.term),"
-            " c AS (SELECT coalesce(max(docs) FILTER (WHERE term = ''), 0) AS n,"
-            " max(tokens) FILTER (WHERE term = '') / max(docs) FILTER (WHERE term = '') AS avgdl,"
-            " %s::float8 AS k1, %s::float8 AS b"
-            " FROM s),"
-            " w AS (SELECT q.term, q.qtf * ln(1 + (c.n - s.docs + 0.5) / (s.docs + 0.5)) AS weight"
-            " FROM q JOIN s ON s.term = q.term CROSS JOIN c),"
-            " hits AS (SELECT {id} AS id, {tsv} AS tsv, {len} AS dl FROM {table}"
-            " WHERE {tsv} @@ "
-        ).format(
-            tf=_TF,
-            stats=stats_table(table),
-            id=table.id,
-            tsv=table.tsv,
-            len=LENGTH_COLUMN,
-            table=table.qualname,
-        ),
-        (ts_config, query, k1, b),
-    )
-    tail = Frag(
-        sql.SQL(
-            ")),"
-            # Keep only the query's lexemes before unnesting: setweight marks
-            # them (weight A) and ts_filter drops the rest, both in C, which is
-            # much cheaper than unnesting a whole document. The join with w is
-            # what guarantees correctness either way.
-            " scored AS (SELECT h.id, sum(w.weight * t.tf"
-            " / (t.tf + c.k1 * (1 - c.b + c.b * h.dl / c.avgdl))) AS score"
-            " FROM hits AS h CROSS JOIN c"
-            " CROSS JOIN LATERAL (SELECT u.lexeme, {tf}::float8 AS tf"
-            " FROM unnest(ts_filter(setweight(h.tsv, 'A', (SELECT array_agg(term) FROM q)),"
-            " '{{a}}')) AS u) AS t"
-            " JOIN w ON w.term = t.lexeme"
-            " GROUP BY h.id)"
-            ' SELECT id, score FROM scored ORDER BY score DESC NULLS LAST, id COLLATE "C" LIMIT %s'
-        ).format(tf=_TF),
-        (k,),
-    )
-    return head + or_tsquery(ts_config, query) + Frag(sql.SQL(" AND (")) + where + tail
-
-
-def ts_rank_search(
-    table: Table,
-    query: str,
-    k: int,
-    where: Frag,
-    ts_config: str,
-    *,
-    match: Literal["any", "all"] = "any",
-) -> Frag:
-    """Top `k` rows `(id, score)` by PostgreSQL's `ts_rank`, best first, ties by id.
-
-    `match="any"` uses the same any-lexeme query as `keyword_search`;
-    `match="all"` uses `plainto_tsquery` (every lexeme must occur). Kept as a
-    baseline for benchmarks.
-    """
-    _check_k(k)
-    if match == "any":
-        tsquery = or_tsquery(ts_config, query)
-    elif match == "all":
-        tsquery = Frag(sql.SQL("plainto_tsquery(%s::regconfig, %s)"), (ts_config, query))
-    else:
-        raise InputError(f"match must be 'any' or 'all', got {match!r}")
-    # The tsquery appears twice (rank and match) so that both stay plan-time
-    # constants; the parameters are bound twice accordingly.
-    return (
-        Frag(sql.SQL("SELECT {id} AS id, ts_rank({tsv}, ").format(id=table.id, tsv=table.tsv))
-        + tsquery
-        + Frag(
-            sql.SQL(")::float8 AS score FROM {table} WHERE {tsv} @@ ").format(
-                table=table.qualname, tsv=table.tsv
-            )
-        )
-        + tsquery
-        + Frag(sql.SQL(" AND ("))
-        + where
-        + Frag(sql.SQL(') ORDER BY score DESC, id COLLATE "C" LIMIT %s'), (k,))
-    )

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from ..config import validate_identifier
-from . import Frag
 
-__all__ = ["SideTable", "create_schema", "relation_state"]
+__all__ = ["SideTable"]
 
 
 def _short_hash(text: str) -> str:
@@ -48,20 +47,3 @@ class SideTable:
         """A 64-bit advisory-lock key for provisioning this table (same in every process)."""
         digest = hashlib.sha1(f"pgvstore:{self.kind}:{self.schema}.{self.name}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def relation_state(table: SideTable) -> Frag:
-    """One row: whether the schema exists, whether the table exists."""
-    return Frag(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s),"
-            " EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s)"
-        ),
-        (table.schema, table.schema, table.name),
-    )
-
-
-def create_schema(table: SideTable) -> Frag:
-    """Create the table's schema if it is missing."""
-    return Frag(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))

@@ -1,9 +1,10 @@
-"""Connection handling and lazy provisioning shared by the byte store and the record manager.
+"""Side tables: the byte store's and the record manager's tables, connections, provisioning.
 
-A `SideDB` takes the same `connection=` argument as `PGVStore` (a DSN, a
-psycopg pool, or None for the embedded server), runs fragments through the
-store's runners, and creates its table on first use: idempotently, under an
-advisory lock, so that several processes starting at once do not race.
+A side table is a plain table next to the collections. A `SideTableDB` takes
+the same `connection=` argument as `PGVStore` (a DSN, a psycopg pool, or None
+for the embedded server), runs fragments through the store's runners, and
+creates its table on first use: idempotently, under an advisory lock, so that
+several processes starting at once do not race.
 """
 
 from __future__ import annotations
@@ -14,27 +15,24 @@ from typing import Any, TypeAlias
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from . import _validate as check
+from ._connection import Connector, PoolOptions
+from ._plan import Execute, Fetch, Plan
 from ._runner import AsyncRunner, Runner
-from ._sql import Frag
-from ._sql.ddl import advisory_xact_lock
-from ._sql.sidetable import SideTable, create_schema, relation_state
-from ._steps import Execute, Fetch, Plan
-from .connection import Connector, PoolOptions
+from ._sql import Frag, catalog
+from ._sql.ddl import advisory_xact_lock, create_schema
+from ._sql.side_tables import SideTable
 from .errors import InputError
 
-__all__ = ["Connection", "SideDB", "check_keys", "check_text", "ensure_plan"]
+__all__ = ["Connection", "SideTableDB", "check_keys", "check_text", "ensure_plan"]
 
 Connection: TypeAlias = str | ConnectionPool[Any] | AsyncConnectionPool[Any] | None
 Row = tuple[Any, ...]
 
 
 def check_text(value: object, what: str) -> str:
-    """`value` as a str fit for a text column: PostgreSQL text cannot hold NUL."""
-    if not isinstance(value, str):
-        raise InputError(f"{what} must be a string, got {value!r}")
-    if "\x00" in value:
-        raise InputError(f"{what} must not contain NUL (\\x00) characters, got {value!r}")
-    return value
+    """`value` as a str fit for a text column (no NUL, no lone surrogate)."""
+    return check.pg_text(value, what)
 
 
 def check_keys(keys: Sequence[str]) -> list[str]:
@@ -46,18 +44,20 @@ def check_keys(keys: Sequence[str]) -> list[str]:
 
 def ensure_plan(table: SideTable, ddl: Sequence[Frag]) -> Plan[None]:
     """Create the table (and its schema) unless it exists; `ddl` must be idempotent."""
-    schema_exists, table_exists = (yield Fetch(relation_state(table)))[0]
+    schema_exists, table_exists = (
+        yield Fetch(catalog.schema_and_relation_exist(table.schema, table.name))
+    )[0]
     if table_exists:
         return
     yield Execute(advisory_xact_lock(table.lock_key()))
     if not schema_exists:
         # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
-        yield Execute(create_schema(table))
+        yield Execute(create_schema(table.schema))
     for frag in ddl:
         yield Execute(frag)
 
 
-class SideDB:
+class SideTableDB:
     """A side table's connection pools and runners; provisions the table on first use."""
 
     def __init__(

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from psycopg import sql
-
-from ._sql import Frag, ddl, dml
-from ._sql.lexical import drop_lexical, lexical_ddl
-from ._steps import Execute, Fetch, Plan
+from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
+from ._plan import Execute, Fetch, Plan
+from ._sql import Frag, catalog, ddl, dml
+from ._sql.bm25_schema import bm25_ddl, drop_bm25
+from ._sql.settings import set_config
 from .config import (
     GLOBAL_LOCK_KEY,
     MAX_INDEXED_DIMENSIONS,
+    REGISTRY_TABLE,
     SCHEMA_VERSION,
     Distance,
     HNSWIndex,
@@ -36,7 +37,6 @@ from .config import (
     VectorType,
 )
 from .errors import ConfigError, SchemaError
-from .ingest import Batch, direct_write_plan, merge_plan, stage_plan
 
 __all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
 
@@ -108,6 +108,37 @@ def provisioning_denied(spec: CollectionSpec, error: Exception) -> SchemaError:
     return SchemaError(f"this role may not create collection {name}: {denied}")
 
 
+def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
+    """The collection as the registry records it, checked against `spec`; None if absent.
+
+    Reads only: a search, `get` or count on a collection that does not exist
+    creates nothing (no extension, registry or table).
+    """
+    table = spec.table
+    installed, available = (yield Fetch(catalog.extension_version()))[0]
+    if installed is None:
+        return None  # without pgvector there is no collection to read
+    check_pgvector(installed, available)
+    if not (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]:
+        return None
+    rows = yield Fetch(ddl.registry_row(table))
+    if not rows:
+        return None
+    if not (yield Fetch(catalog.table_exists(table)))[0][0]:
+        return None
+    spec = _check_registered(spec, rows[0])
+    yield from _check_index(spec)
+    return spec
+
+
+def _check_index(spec: CollectionSpec) -> Plan[None]:
+    """Refuse an HNSW index whose quantization differs from the store's setting."""
+    if isinstance(spec.index, HNSWIndex):
+        found = yield Fetch(catalog.index_definition(spec.table, "hnsw"))
+        if found:
+            check_quantization(spec, "binary" if "binary_quantize(" in found[0][0] else None)
+
+
 def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
     """Make sure the extension, registry, table and indexes exist; check they match.
 
@@ -116,19 +147,21 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
     is created and the spec comes back with `dimensions=None`.
     """
     table = spec.table
-    installed, available = (yield Fetch(ddl.extension_version()))[0]
+    installed, available = (yield Fetch(catalog.extension_version()))[0]
     if check_pgvector(installed, available):
+        if spec.dimensions is None:
+            return spec
         yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
         yield Execute(ddl.create_extension())
 
-    registry_exists = (yield Fetch(_relation_exists(table.schema, "pgvstore_collections")))[0][0]
+    registry_exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
     if not registry_exists:
         if spec.dimensions is None:
             return spec
         yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        schema_exists = (yield Fetch(_schema_exists(table.schema)))[0][0]
-        if not schema_exists:
-            yield Execute(ddl.create_schema(table))
+        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
+            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
+            yield Execute(ddl.create_schema(table.schema))
         yield Execute(ddl.create_registry(table))
 
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
@@ -137,44 +170,57 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         spec = _check_registered(spec, rows[0])
     elif spec.dimensions is None:
         return spec
-    table_exists = (yield Fetch(ddl.table_exists(table)))[0][0]
+    table_exists = (yield Fetch(catalog.table_exists(table)))[0][0]
     if table_exists and not rows:
         raise SchemaError(
             f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
             " choose another collection name"
         )
-    if table_exists and isinstance(spec.index, HNSWIndex):
-        found = yield Fetch(ddl.index_definition(table, "hnsw"))
-        if found:
-            check_quantization(spec, "binary" if "binary_quantize(" in found[0][0] else None)
+    if table_exists:
+        yield from _check_index(spec)
     if not table_exists:
         assert spec.dimensions is not None
         check_indexable(spec)
-        known = (yield Fetch(ddl.ts_config_exists(spec.ts_config)))[0][0]
-        if not known:
+        if not (yield Fetch(catalog.ts_config_exists(spec.ts_config)))[0][0]:
             raise ConfigError(
                 f"unknown text search configuration {spec.ts_config!r};"
                 " see SELECT cfgname FROM pg_ts_config"
             )
+        for frag in _collides(table):
+            if (yield Fetch(frag))[0][0]:
+                raise SchemaError(
+                    f"collection {table.schema}.{table.name} cannot be created: a relation"
+                    f" named {frag.params[1]!r}, which this collection's own objects would use,"
+                    " already exists; choose another collection name"
+                )
         yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
         yield Execute(ddl.set_embedding_storage_main(table))
         for frag in ddl.create_secondary_indexes(table):
             yield Execute(frag)
-        for frag in lexical_ddl(table, spec.ts_config):
+        for frag in bm25_ddl(table, spec.ts_config):
             yield Execute(frag)
-        if not rows:
-            yield Execute(
-                ddl.insert_registry_row(
-                    table,
-                    spec.dimensions,
-                    spec.distance,
-                    spec.vector_type,
-                    spec.ts_config,
-                    spec.embedding_model,
-                    SCHEMA_VERSION,
-                )
+        # a registry row without its table (dropped behind the store's back) is replaced
+        yield Execute(ddl.delete_registry_row(table))
+        yield Execute(
+            ddl.insert_registry_row(
+                table,
+                spec.dimensions,
+                spec.distance,
+                spec.vector_type,
+                spec.ts_config,
+                spec.embedding_model,
+                SCHEMA_VERSION,
             )
+        )
     return spec
+
+
+def _collides(table: Table) -> list[Frag]:
+    """Existence checks for the names of the objects a new collection will create."""
+    return [
+        catalog.relation_exists(table.schema, table.index_name(kind))
+        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
+    ]
 
 
 def check_indexable(spec: CollectionSpec) -> None:
@@ -207,20 +253,6 @@ def check_quantization(spec: CollectionSpec, in_database: str | None) -> None:
             f" configured with quantization={configured!r}; open the store with"
             f" index=HNSWIndex(quantization={in_database!r}, ...)"
         )
-
-
-def _relation_exists(schema: str, name: str) -> Frag:
-    return Frag(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s)"
-        ),
-        (schema, name),
-    )
-
-
-def _schema_exists(schema: str) -> Frag:
-    return Frag(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)"), (schema,))
 
 
 def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
@@ -260,14 +292,9 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
         return
     rows = 0
     if isinstance(spec.index, IVFFlatIndex) and spec.index.lists is None:
-        rows = (yield Fetch(dml.count_rows(spec.table, Frag(sql.SQL("TRUE")))))[0][0]
+        rows = (yield Fetch(dml.count_rows(spec.table)))[0][0]
     if spec.maintenance_work_mem is not None:
-        yield Fetch(
-            Frag(
-                sql.SQL("SELECT set_config('maintenance_work_mem', %s, true)"),
-                (spec.maintenance_work_mem,),
-            )
-        )
+        yield Fetch(set_config("maintenance_work_mem", spec.maintenance_work_mem, local=True))
     yield Execute(
         ddl.create_ann_index(
             spec.table,
@@ -288,11 +315,11 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
     large = len(batch) >= spec.bulk_rebuild_rows
     present = build = False
     if spec.index is not None:
-        present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
+        present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
         if not present or large:
             # index DDL must not race another loader's index DDL
             yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-            present = _ann_index_present((yield Fetch(ddl.existing_indexes(table))), table)
+            present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
         build = not present
     direct = False
     if large:
@@ -340,8 +367,8 @@ def drop_plan(spec: CollectionSpec) -> Plan[None]:
     table = spec.table
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     yield Execute(ddl.drop_table(table))
-    for frag in drop_lexical(table):
+    for frag in drop_bm25(table):
         yield Execute(frag)
-    exists = (yield Fetch(_relation_exists(table.schema, "pgvstore_collections")))[0][0]
+    exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
     if exists:
         yield Execute(ddl.delete_registry_row(table))

@@ -10,26 +10,31 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import _validate as check
+from ._plan import Copy, Execute, Plan
 from ._sql import dml
-from ._steps import Copy, Execute, Plan
-from .config import MAX_DIMENSIONS, VectorType
+from .config import MAX_DIMENSIONS, Distance, VectorType
 from .errors import DimensionError, InputError
 
 __all__ = [
     "Batch",
+    "check_ids",
     "direct_write_plan",
     "encode_copy",
     "last_wins",
+    "merge_plan",
     "new_ids",
     "prepare_batch",
-    "merge_plan",
+    "query_array",
     "stage_plan",
+    "vectors_array",
 ]
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -56,28 +61,52 @@ def new_ids(n: int) -> list[str]:
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
+#: How deeply metadata may nest (json.dumps would recurse until Python refuses).
+MAX_METADATA_DEPTH = 100
+
+
+def _check_json(index: int, metadata: Mapping[Any, Any]) -> None:
+    """Refuse metadata JSON cannot represent faithfully, naming the document.
+
+    JSON object keys are strings: `json.dumps` turns `1` into `"1"`, so `{1: "a",
+    "1": "b"}` would silently lose a value. Nesting is bounded. The walk is
+    iterative, so a deep value meets this limit, not Python's recursion limit.
+    """
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise InputError(
+                f"metadata of document {index} nests deeper than {MAX_METADATA_DEPTH} levels"
+            )
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InputError(
+                        f"metadata keys must be strings, got {key!r}"
+                        f" ({type(key).__name__}) in document {index}"
+                    )
+                if isinstance(item, (Mapping, list, tuple)):
+                    stack.append((item, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            stack.extend(
+                (item, depth + 1) for item in value if isinstance(item, (Mapping, list, tuple))
+            )
+
+
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
     return False
-
-
-def check_unicode(value: str, what: str) -> str:
-    """Refuse strings UTF-8 cannot encode (lone surrogates), before anything is sent."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InputError(f"{what} is not valid unicode (it holds a lone surrogate)") from None
-    return value
-
-
-def _check_unicode(index: int, what: str, value: str) -> str:
-    return check_unicode(value, f"{what} of document {index}")
 
 
 def _metadata_json(index: int, metadata: Any) -> str:
@@ -87,72 +116,94 @@ def _metadata_json(index: int, metadata: Any) -> str:
         raise InputError(
             f"metadata must be a dict, got {type(metadata).__name__} (document {index})"
         )
+    _check_json(index, metadata)
     try:
         text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise InputError(f"metadata of document {index} is not JSON-serialisable: {e}") from None
     # JSON escapes NUL as \u0000, which jsonb refuses; only walk the value when
     # the escape could be present, since a clean document cannot contain it.
     if _NUL_ESCAPE in text and _has_nul(metadata):
         raise InputError(f"metadata of document {index} contains a NUL (\\x00) character")
-    return _check_unicode(index, "metadata", text)
+    return check.pg_text(text, f"metadata of document {index}")
 
 
 def _check_text(index: int, text: Any) -> str:
-    if not isinstance(text, str):
-        raise InputError(f"text must be a string, got {type(text).__name__} (document {index})")
-    if "\x00" in text:
-        raise InputError(f"text of document {index} contains a NUL (\\x00) character")
-    return _check_unicode(index, "text", text)
+    return check.pg_text(text, f"text of document {index}")
 
 
 def _check_id(index: int, value: Any) -> str:
-    if not isinstance(value, str):
-        raise InputError(f"ids must be strings, got {value!r} (document {index})")
+    value = check.pg_text(value, f"id of document {index}")
+    assert isinstance(value, str)
     if not value:
         raise InputError(f"ids must not be empty strings (document {index})")
-    if "\x00" in value:
-        raise InputError(f"id of document {index} contains a NUL (\\x00) character")
-    if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "replace")) > MAX_ID_BYTES:
+    if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8")) > MAX_ID_BYTES:
         raise InputError(
-            f"id of document {index} is {len(value.encode('utf-8', 'replace'))} bytes long;"
+            f"id of document {index} is {len(value.encode('utf-8'))} bytes long;"
             f" ids are limited to {MAX_ID_BYTES} bytes"
         )
-    return _check_unicode(index, "id", value)
+    return value
+
+
+def check_ids(ids: object, what: str = "ids") -> list[str]:
+    """A list of ids from a sequence of strings (a lone string is refused: it is not a list)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise InputError(f"{what} must be a list of strings, got {type(ids).__name__}")
+    return [_check_id(i, v) for i, v in enumerate(ids)]
+
+
+def _numeric(array: np.ndarray, what: str) -> np.ndarray:
+    """`array` if it holds real numbers (ints or floats), else `InputError`."""
+    if array.dtype.kind not in "iuf":
+        kinds = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes"}
+        shown = kinds.get(array.dtype.kind, "values that are not all numbers")
+        raise InputError(f"{what} must contain only real numbers, got {shown}")
+    return array
 
 
 def vectors_array(
     vectors: Sequence[Sequence[float]] | np.ndarray,
     dimensions: int | None,
     vector_type: VectorType = VectorType.VECTOR,
+    distance: Distance | None = None,
 ) -> np.ndarray:
     """Check vectors and return them as an n × d float32 array.
 
     Values that overflow the storage type (float32, or float16 for halfvec)
     would be stored as infinity, so they are rejected like NaN and infinity.
+    Under cosine distance a vector of zeros has no direction: pgvector's HNSW
+    index leaves it out and its distance to anything is NaN, so it is refused.
     """
     if isinstance(vectors, np.ndarray):
         if vectors.ndim != 2:
             raise InputError(f"expected a 2-d array of vectors, got {vectors.ndim} dimensions")
-        rows = vectors
+        rows = _numeric(vectors, "vectors")
     else:
+        if isinstance(vectors, (str, bytes)) or not isinstance(vectors, Sequence):
+            raise InputError(f"vectors must be a list of vectors, got {type(vectors).__name__}")
         rows_list = list(vectors)
         expected = dimensions
         for i, vec in enumerate(rows_list):
-            try:
-                n = len(vec)
-            except TypeError:
-                raise InputError(f"vector {i} is not a sequence of numbers: {vec!r}") from None
+            if isinstance(vec, (str, bytes, Mapping)) or not hasattr(vec, "__len__"):
+                raise InputError(f"vector {i} is not a sequence of numbers: {_short(vec)}")
+            n = len(vec)
             if expected is None:
                 expected = n
             elif n != expected:
                 raise DimensionError(f"expected {expected} dimensions, got {n} (document {i})")
+        if not rows_list:
+            return np.zeros((0, dimensions or 0), dtype=np.float32)
         try:
-            rows = np.asarray(rows_list, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise InputError(f"vectors must contain only numbers: {e}") from None
-        if rows.ndim == 1 and len(rows_list) == 0:
-            rows = rows.reshape(0, dimensions or 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a ragged or mixed list must not pass quietly
+                rows = np.asarray(rows_list)
+        except (TypeError, ValueError, OverflowError, Warning):
+            raise InputError(
+                "vectors must contain only real numbers, in equal-length lists"
+            ) from None
+        if rows.ndim != 2:
+            raise InputError("vectors must be flat lists of numbers, not nested lists")
+        rows = _numeric(rows, "vectors")
     n_dims = rows.shape[1]
     if dimensions is not None and n_dims != dimensions and len(rows):
         raise DimensionError(f"expected {dimensions} dimensions, got {n_dims} (document 0)")
@@ -161,13 +212,57 @@ def vectors_array(
     storage = np.float16 if vector_type is VectorType.HALFVEC else np.float32
     with np.errstate(over="ignore", invalid="ignore"):
         stored = rows.astype(storage)
-        finite = np.isfinite(stored).all(axis=1) & np.isfinite(rows).all(axis=1)
+        finite = np.isfinite(stored).all(axis=1) & np.isfinite(rows.astype(np.float64)).all(axis=1)
     if not finite.all():
         bad = int(np.argmin(finite))
         raise InputError(
             f"vector {bad} contains NaN or infinity, or a value too large for {vector_type.value}"
         )
+    if distance is Distance.COSINE and len(stored):
+        zero = ~stored.any(axis=1)
+        if zero.any():
+            bad = int(np.argmax(zero))
+            halfvec = " once stored as halfvec" if storage is np.float16 else ""
+            raise InputError(
+                f"vector {bad} is all zeros{halfvec}, which has no cosine distance to anything;"
+                " use another distance to store it"
+            )
     return stored.astype(np.float32, copy=False)
+
+
+def query_array(
+    vector: object,
+    dimensions: int | None,
+    vector_type: VectorType = VectorType.VECTOR,
+    distance: Distance | None = None,
+) -> np.ndarray:
+    """One query vector, checked like a stored one, as a float32 array."""
+    if (
+        vector is None
+        or isinstance(vector, (str, bytes, Mapping))
+        or not hasattr(vector, "__len__")
+    ):
+        raise InputError(f"a query vector must be a list of numbers, got {_short(vector)}")
+    if isinstance(vector, np.ndarray):
+        if vector.ndim != 1:
+            raise InputError(f"a query vector must be 1-d, got an array of shape {vector.shape}")
+        rows: Any = vector.reshape(1, -1)
+    else:
+        rows = [vector]
+    try:
+        array: np.ndarray = vectors_array(rows, dimensions, vector_type, distance)[0]
+        return array
+    except DimensionError as e:
+        raise DimensionError(str(e).replace(" (document 0)", " in the query vector")) from None
+    except InputError as e:
+        raise InputError(
+            str(e).replace("vector 0", "the query vector").replace("vectors", "a query vector")
+        ) from None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def prepare_batch(
@@ -177,13 +272,20 @@ def prepare_batch(
     vectors: Sequence[Sequence[float]] | np.ndarray,
     dimensions: int | None,
     vector_type: VectorType = VectorType.VECTOR,
+    distance: Distance | None = None,
 ) -> Batch:
     """Validate one call's rows; every error names the offending document's index."""
     n = len(texts)
-    if metadatas is not None and len(metadatas) != n:
-        raise InputError(f"got {n} texts but {len(metadatas)} metadatas")
-    if ids is not None and len(ids) != n:
-        raise InputError(f"got {n} texts but {len(ids)} ids")
+    if metadatas is not None:
+        if isinstance(metadatas, (str, bytes, Mapping)) or not isinstance(metadatas, Sequence):
+            raise InputError(f"metadatas must be a list of dicts, got {type(metadatas).__name__}")
+        if len(metadatas) != n:
+            raise InputError(f"got {n} texts but {len(metadatas)} metadatas")
+    if ids is not None:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise InputError(f"ids must be a list of strings, got {type(ids).__name__}")
+        if len(ids) != n:
+            raise InputError(f"got {n} texts but {len(ids)} ids")
     if len(vectors) != n:
         raise InputError(f"got {n} texts but {len(vectors)} vectors")
     checked_texts = [_check_text(i, t) for i, t in enumerate(texts)]
@@ -195,7 +297,7 @@ def prepare_batch(
         ]
     metas = metadatas if metadatas is not None else [None] * n
     meta_json = [_metadata_json(i, m) for i, m in enumerate(metas)]
-    array = vectors_array(vectors, dimensions, vector_type)
+    array = vectors_array(vectors, dimensions, vector_type, distance)
     return Batch(checked_ids, checked_texts, meta_json, array)
 
 

@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
-from langchain_pgvstore._sql import Frag
+from langchain_pgvstore._sql import Frag, bm25_schema, bm25_search
 from langchain_pgvstore._sql import fusion as fz
-from langchain_pgvstore._sql import lexical as lx
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.errors import InputError
 
@@ -44,13 +43,6 @@ KEYWORD = (
     'scored ORDER BY score DESC NULLS LAST, id COLLATE "C" LIMIT %s'
 )
 
-TS_RANK = (
-    'SELECT "id" AS id, ts_rank("tsv", replace(strip(to_tsvector(%s::regconfig, '
-    "%s))::text, ''' ''', ''' | ''')::tsquery)::float8 AS score FROM \"public\".\"docs\" "
-    "WHERE \"tsv\" @@ replace(strip(to_tsvector(%s::regconfig, %s))::text, ''' ''', ''' "
-    "| ''')::tsquery AND (metadata @> %s) ORDER BY score DESC, id COLLATE \"C\" LIMIT "
-    "%s"
-)
 
 FUSE_RRF = (
     'WITH "v" AS (SELECT * FROM (SELECT l.id, -l.score::float8 AS score, row_number() '
@@ -212,19 +204,10 @@ def strings(frags: list[Frag]) -> list[str]:
 
 
 def test_keyword_search_snapshot():
-    f = lx.keyword_search(T, "q", 5, WHERE, ts_config="english")
+    f = bm25_search.keyword_search(T, "q", 5, WHERE, ts_config="english")
     assert f.as_string() == KEYWORD
     assert f.params == ("english", "q", 1.2, 0.75, "english", "q", "X", 5)
     assert f.as_string().count("%s") == len(f.params)
-
-
-def test_ts_rank_snapshot():
-    f = lx.ts_rank_search(T, "q", 5, WHERE, "english")
-    assert f.as_string() == TS_RANK
-    assert f.params == ("english", "q", "english", "q", "X", 5)
-    g = lx.ts_rank_search(T, "q", 5, WHERE, "english", match="all")
-    assert "plainto_tsquery(%s::regconfig, %s)" in g.as_string()
-    assert g.as_string().count("%s") == len(g.params)
 
 
 def test_fuse_snapshots():
@@ -240,29 +223,31 @@ def test_fuse_snapshots():
 
 def test_fuse_keeps_leg_parameters_in_order():
     v = Frag(sql.SQL("SELECT id, embedding <=> %s FROM t LIMIT %s"), ("vec", 20))
-    x = lx.keyword_search(T, "words", 20, WHERE, ts_config="english")
+    x = bm25_search.keyword_search(T, "words", 20, WHERE, ts_config="english")
     f = fz.fuse(v, x, 5)
     assert f.params == ("vec", 20) + x.params + (1.0, 60, 1.0, 60, 5)
     assert f.as_string().count("%s") == len(f.params)
 
 
 def test_ddl_snapshots():
-    assert strings(lx.lexical_ddl(T, "english")) == DDL
-    assert strings(lx.drop_lexical(T)) == DROP
-    assert strings(lx.recount_lexical(T)) == RECOUNT
-    assert strings(lx.compact_lexical(T)) == COMPACT
-    assert all(f.params == () for f in lx.lexical_ddl(T, "english"))
+    assert strings(bm25_schema.bm25_ddl(T, "english")) == DDL
+    assert strings(bm25_schema.drop_bm25(T)) == DROP
+    assert strings(bm25_schema.recount_bm25(T)) == RECOUNT
+    assert strings(bm25_schema.compact_bm25(T)) == COMPACT
+    assert all(f.params == () for f in bm25_schema.bm25_ddl(T, "english"))
 
 
 def test_ddl_has_no_percent_signs():
     # DDL runs without parameters; a stray % would be read as a placeholder.
-    for f in lx.lexical_ddl(T, "english") + lx.drop_lexical(T) + lx.recount_lexical(T):
+    for f in (
+        bm25_schema.bm25_ddl(T, "english") + bm25_schema.drop_bm25(T) + bm25_schema.recount_bm25(T)
+    ):
         assert "%" not in f.as_string()
 
 
 def test_names_are_quoted_and_fit_63_bytes():
     weird = Table('my "schema"', "ä" * 31 + "x")  # a 63-byte collection name
-    text = "\n".join(strings(lx.lexical_ddl(weird, "english") + lx.drop_lexical(weird)))
+    text = "\n".join(strings(bm25_schema.bm25_ddl(weird, "english") + bm25_schema.drop_bm25(weird)))
     assert '"my ""schema"""' in text
     for kind in ("bm25", "bm25_term", "bm25_len", "bm25_trg"):
         assert len(weird.index_name(kind).encode()) <= 63
@@ -271,9 +256,9 @@ def test_names_are_quoted_and_fit_63_bytes():
 
 def test_ts_config_is_a_literal_in_ddl_and_a_parameter_in_queries():
     evil = "english'); DROP TABLE x; --"
-    ddl = "\n".join(strings(lx.lexical_ddl(T, evil)))
+    ddl = "\n".join(strings(bm25_schema.bm25_ddl(T, evil)))
     assert "'english''); DROP TABLE x; --'::regconfig" in ddl
-    f = lx.keyword_search(T, "q", 1, WHERE, ts_config=evil)
+    f = bm25_search.keyword_search(T, "q", 1, WHERE, ts_config=evil)
     assert evil not in f.as_string() and evil in f.params
 
 
@@ -282,14 +267,10 @@ def test_query_text_is_never_in_the_sql(query):
     # The text is the same whatever the query: it travels only as a parameter.
     pairs = [
         (
-            lx.keyword_search(T, query, 5, WHERE, ts_config="english"),
-            lx.keyword_search(T, "q", 5, WHERE, ts_config="english"),
+            bm25_search.keyword_search(T, query, 5, WHERE, ts_config="english"),
+            bm25_search.keyword_search(T, "q", 5, WHERE, ts_config="english"),
         ),
-        (
-            lx.ts_rank_search(T, query, 5, WHERE, "english"),
-            lx.ts_rank_search(T, "q", 5, WHERE, "english"),
-        ),
-        (lx.or_tsquery("english", query), lx.or_tsquery("english", "q")),
+        (bm25_search.or_tsquery("english", query), bm25_search.or_tsquery("english", "q")),
     ]
     for f, reference in pairs:
         assert f.as_string() == reference.as_string()
@@ -299,19 +280,10 @@ def test_query_text_is_never_in_the_sql(query):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: lx.keyword_search(T, "q", 0, WHERE, ts_config="english"), "k must be"),
-        (lambda: lx.keyword_search(T, "q", True, WHERE, ts_config="english"), "k must be"),
-        (lambda: lx.keyword_search(T, "q", 1, WHERE, ts_config="english", b=1.5), "b must be"),
-        (lambda: lx.keyword_search(T, "q", 1, WHERE, ts_config="english", k1=-1), "k1 must"),
-        (
-            lambda: lx.keyword_search(T, "q", 1, WHERE, ts_config="english", k1=float("nan")),
-            "k1 must",
-        ),
-        (lambda: lx.ts_rank_search(T, "q", 1, WHERE, "english", match="some"), "match must"),
         (lambda: fz.fuse(V, X, 0), "k must be"),
         (lambda: fz.fuse(V, X, 1, method="max"), "unknown fusion method"),
         (lambda: fz.fuse(V, X, 1, weights=(1.0,)), "expected 2 weights"),
-        (lambda: fz.fuse(V, X, 1, weights=(1.0, -1.0)), "lexical weight"),
+        (lambda: fz.fuse(V, X, 1, weights=(1.0, -1.0)), "keyword weight"),
         (lambda: fz.fuse(V, X, 1, rrf_k=-1), "rrf_k"),
         (lambda: fz.fuse(V, X, 1, fetch_k=0), "fetch_k"),
     ],

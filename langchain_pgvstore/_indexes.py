@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg import sql
-
-from ._sql import Frag, ddl, dml
-from ._steps import Execute, Fetch, Plan
-from .config import HNSWIndex, IVFFlatIndex, Table
-from .errors import ConfigError, InputError, SchemaError
-from .schema import CollectionSpec, check_index_kind
+from . import _validate as check
+from ._plan import Execute, Fetch, Plan
+from ._schema import CollectionSpec, check_index_kind
+from ._sql import Frag, catalog, ddl, dml
+from ._sql.settings import set_config
+from .config import HNSWIndex, IVFFlatIndex, Table, memory_size
+from .errors import InputError, SchemaError
 
 __all__ = [
     "BuildSettings",
@@ -24,12 +24,9 @@ __all__ = [
     "IndexProgress",
     "create_index_plan",
     "drop_index_plan",
-    "index_status",
-    "progress_query",
+    "index_infos",
     "reindex_plan",
 ]
-
-ANN_KINDS = ("hnsw", "ivfflat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +69,10 @@ class BuildSettings:
 
     def __post_init__(self) -> None:
         workers = self.max_parallel_maintenance_workers
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64
-        ):
-            raise ConfigError(
-                f"max_parallel_maintenance_workers must be an integer in [0, 64], got {workers!r}"
-            )
-        mem = self.maintenance_work_mem
-        if mem is not None and (not isinstance(mem, str) or not mem.strip()):
-            raise ConfigError(f"maintenance_work_mem must be a size such as '1GB', got {mem!r}")
+        if workers is not None:
+            check.int_in(workers, "max_parallel_maintenance_workers", 0, 64)
+        if self.maintenance_work_mem is not None:
+            memory_size(self.maintenance_work_mem, "maintenance_work_mem", InputError)
 
     def frags(self, local: bool) -> list[Frag]:
         """`set_config` calls; `local` ties them to the transaction."""
@@ -91,41 +83,12 @@ class BuildSettings:
             pairs.append(
                 ("max_parallel_maintenance_workers", str(self.max_parallel_maintenance_workers))
             )
-        return [Frag(sql.SQL("SELECT set_config(%s, %s, %s)"), (n, v, local)) for n, v in pairs]
-
-
-def index_status(table: Table) -> Frag:
-    """Name, access method, validity, size and definition of every index of the table."""
-    return Frag(
-        sql.SQL(
-            "SELECT ic.relname, am.amname, i.indisvalid, pg_relation_size(ic.oid),"
-            " pg_get_indexdef(ic.oid) FROM pg_index i"
-            " JOIN pg_class ic ON ic.oid = i.indexrelid"
-            " JOIN pg_am am ON am.oid = ic.relam"
-            " JOIN pg_class tc ON tc.oid = i.indrelid"
-            " JOIN pg_namespace n ON n.oid = tc.relnamespace"
-            " WHERE n.nspname = %s AND tc.relname = %s ORDER BY ic.relname"
-        ),
-        (table.schema, table.name),
-    )
-
-
-def progress_query(table: Table) -> Frag:
-    """The progress row of an index build running on the table, if any."""
-    return Frag(
-        sql.SQL(
-            "SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total"
-            " FROM pg_stat_progress_create_index p"
-            " JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s LIMIT 1"
-        ),
-        (table.schema, table.name),
-    )
+        return [set_config(name, value, local=local) for name, value in pairs]
 
 
 def _ann_indexes(rows: list[tuple[object, ...]], table: Table) -> dict[str, bool]:
     """`{kind: valid}` for the collection's own ANN indexes."""
-    names = {table.index_name(kind): kind for kind in ANN_KINDS}
+    names = {table.index_name(kind): kind for kind in ddl.ANN_KINDS}
     return {names[str(r[0])]: bool(r[2]) for r in rows if r[0] in names}
 
 
@@ -145,14 +108,14 @@ def create_index_plan(
     table = spec.table
     check_index_kind(spec.distance, index)
     kind = ddl.ann_index_kind(index)
-    present = _ann_indexes((yield Fetch(index_status(table))), table)
+    present = _ann_indexes((yield Fetch(catalog.index_status(table))), table)
     others = [k for k in present if k != kind]
     if others and not replace:
         raise SchemaError(
             f"collection {table.schema}.{table.name} already has a {others[0]} index;"
             " pass replace=True to drop it first"
         )
-    rows = (yield Fetch(dml.count_rows(table, Frag(sql.SQL("TRUE")))))[0][0]
+    rows = (yield Fetch(dml.count_rows(table)))[0][0]
     if isinstance(index, IVFFlatIndex) and rows == 0:
         raise InputError(
             "refusing to build an IVFFlat index on an empty table: its lists are computed"
@@ -160,11 +123,10 @@ def create_index_plan(
         )
     for frag in settings.frags(local=not concurrently):
         yield Fetch(frag)
-    conc = sql.SQL("CONCURRENTLY " if concurrently else "")
     for other in others:
-        yield Execute(Frag(sql.SQL("DROP INDEX {}IF EXISTS {}").format(conc, table.index(other))))
+        yield Execute(ddl.drop_index(table, other, concurrently=concurrently))
     if present.get(kind) is False:
-        yield Execute(Frag(sql.SQL("DROP INDEX {}IF EXISTS {}").format(conc, table.index(kind))))
+        yield Execute(ddl.drop_index(table, kind, concurrently=concurrently))
     yield Execute(
         ddl.create_ann_index(
             table,
@@ -177,7 +139,7 @@ def create_index_plan(
         )
     )
     # a failed concurrent build leaves an invalid index behind: say so now
-    after = _ann_indexes((yield Fetch(index_status(table))), table)
+    after = _ann_indexes((yield Fetch(catalog.index_status(table))), table)
     if after.get(kind) is False:
         raise SchemaError(
             f"index {table.index_name(kind)} is invalid after the build; rebuild it with"
@@ -187,11 +149,8 @@ def create_index_plan(
 
 def drop_index_plan(spec: CollectionSpec, *, concurrently: bool) -> Plan[None]:
     """Drop the collection's ANN index (the store then searches exactly)."""
-    conc = sql.SQL("CONCURRENTLY " if concurrently else "")
-    for kind in ANN_KINDS:
-        yield Execute(
-            Frag(sql.SQL("DROP INDEX {}IF EXISTS {}").format(conc, spec.table.index(kind)))
-        )
+    for frag in ddl.drop_ann_indexes(spec.table, concurrently=concurrently):
+        yield Execute(frag)
 
 
 def reindex_plan(
@@ -199,14 +158,13 @@ def reindex_plan(
 ) -> Plan[None]:
     """Rebuild the ANN index in place, e.g. after many updates and deletes."""
     table = spec.table
-    present = _ann_indexes((yield Fetch(index_status(table))), table)
+    present = _ann_indexes((yield Fetch(catalog.index_status(table))), table)
     if not present:
         raise SchemaError(f"collection {table.schema}.{table.name} has no ANN index to rebuild")
     for frag in settings.frags(local=not concurrently):
         yield Fetch(frag)
-    conc = sql.SQL("CONCURRENTLY " if concurrently else "")
     for kind in present:
-        yield Execute(Frag(sql.SQL("REINDEX INDEX {}{}").format(conc, table.index(kind))))
+        yield Execute(ddl.reindex(table, kind, concurrently=concurrently))
 
 
 def index_infos(rows: list[tuple[object, ...]]) -> list[IndexInfo]:

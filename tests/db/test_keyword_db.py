@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from langchain_pgvstore import fusion
-from langchain_pgvstore._sql import Frag
+from langchain_pgvstore._sql import Frag, bm25_schema, bm25_search
 from langchain_pgvstore._sql import fusion as fz
-from langchain_pgvstore._sql import lexical as lx
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.fusion import Hit
 from tests import bm25_reference as ref
@@ -99,7 +98,7 @@ def stored_stats(conn: psycopg.Connection, table: Table) -> dict[str, tuple[int,
     rows = conn.execute(
         sql.SQL(
             "SELECT term, sum(docs), sum(tokens) FROM {} GROUP BY term HAVING sum(docs) <> 0"
-        ).format(lx.stats_table(table))
+        ).format(bm25_schema.stats_table(table))
     ).fetchall()
     return {term: (int(docs), int(tokens)) for term, docs, tokens in rows}
 
@@ -107,7 +106,7 @@ def stored_stats(conn: psycopg.Connection, table: Table) -> dict[str, tuple[int,
 def keyword(
     conn: psycopg.Connection, table: Table, query: str, k: int = 1000, where: Frag = TRUE
 ) -> list[tuple[str, float]]:
-    f = lx.keyword_search(table, query, k, where, ts_config=CFG)
+    f = bm25_search.keyword_search(table, query, k, where, ts_config=CFG)
     return [(id_, float(score)) for id_, score in conn.execute(f.sql, f.params).fetchall()]
 
 
@@ -146,10 +145,10 @@ QUERIES = [
 def table(conn: psycopg.Connection, collection_name: str) -> Iterator[Table]:
     t = Table("public", collection_name)
     create_table(conn, t)
-    run(conn, lx.lexical_ddl(t, CFG))
+    run(conn, bm25_schema.bm25_ddl(t, CFG))
     yield t
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-    run(conn, lx.drop_lexical(t))
+    run(conn, bm25_schema.drop_bm25(t))
 
 
 @pytest.fixture
@@ -268,22 +267,22 @@ def test_lexical_ddl_backfills_and_is_idempotent(conn: psycopg.Connection, colle
     create_table(conn, t)
     try:
         upsert(conn, t, [("a", "protein cell", {}), ("b", "cell cell gene", {})])
-        run(conn, lx.lexical_ddl(t, CFG))
-        run(conn, lx.lexical_ddl(t, CFG))
+        run(conn, bm25_schema.bm25_ddl(t, CFG))
+        run(conn, bm25_schema.bm25_ddl(t, CFG))
         assert_matches_reference(conn, t, ["cell", "gene protein"])
-        run(conn, lx.compact_lexical(t))
-        run(conn, lx.recount_lexical(t))
+        run(conn, bm25_schema.compact_bm25(t))
+        run(conn, bm25_schema.recount_bm25(t))
         assert_matches_reference(conn, t, ["cell", "gene protein"])
     finally:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-        run(conn, lx.drop_lexical(t))
+        run(conn, bm25_schema.drop_bm25(t))
 
 
 def test_drop_lexical_is_idempotent_and_complete(conn: psycopg.Connection, collection_name: str):
     t = Table("public", collection_name)
     create_table(conn, t)
-    run(conn, lx.lexical_ddl(t, CFG))
-    run(conn, lx.drop_lexical(t))  # table still there: triggers and column go too
+    run(conn, bm25_schema.bm25_ddl(t, CFG))
+    run(conn, bm25_schema.drop_bm25(t))  # table still there: triggers and column go too
     columns = conn.execute(
         "SELECT count(*) FROM information_schema.columns"
         " WHERE table_name = %s AND column_name = %s",
@@ -292,7 +291,7 @@ def test_drop_lexical_is_idempotent_and_complete(conn: psycopg.Connection, colle
     assert columns == (0,)
     upsert(conn, t, [("a", "still writable", {})])
     conn.execute(sql.SQL("DROP TABLE {}").format(t.qualname))
-    run(conn, lx.drop_lexical(t))
+    run(conn, bm25_schema.drop_bm25(t))
     prefix = t.index_name("")
     left = conn.execute(
         "SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE %s)"
@@ -306,12 +305,12 @@ def test_long_collection_names(conn: psycopg.Connection):
     t = Table("public", "ä" * 31 + "x")  # 63 bytes: every derived name must still fit
     create_table(conn, t)
     try:
-        run(conn, lx.lexical_ddl(t, CFG))
+        run(conn, bm25_schema.bm25_ddl(t, CFG))
         upsert(conn, t, [("a", "protein", {})])
         assert_matches_reference(conn, t, ["protein"])
     finally:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-        run(conn, lx.drop_lexical(t))
+        run(conn, bm25_schema.drop_bm25(t))
 
 
 @settings(max_examples=40, deadline=None)
@@ -319,7 +318,7 @@ def test_long_collection_names(conn: psycopg.Connection):
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80)
 )
 def test_or_tsquery_contains_every_query_lexeme(conn: psycopg.Connection, text: str):
-    q = lx.or_tsquery(CFG, text)
+    q = bm25_search.or_tsquery(CFG, text)
     lexemes, nodes, covered = conn.execute(
         sql.SQL(
             "WITH x AS (SELECT {q} AS q)"
@@ -332,18 +331,8 @@ def test_or_tsquery_contains_every_query_lexeme(conn: psycopg.Connection, text: 
     ).fetchone()
     # n lexemes joined by n - 1 ORs, and each of them matches on its own.
     assert nodes == max(0, 2 * lexemes - 1)
-    assert covered in (True, None)
-
-
-def test_ts_rank_baseline(conn: psycopg.Connection, table: Table, corpus: dict[str, str]):
-    for match in ("any", "all"):
-        f = lx.ts_rank_search(table, "insulin receptor", 10, TRUE, CFG, match=match)
-        rows = conn.execute(f.sql, f.params).fetchall()
-        assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
-    any_ids = {
-        r[0] for r in conn.execute(*_q(lx.ts_rank_search(table, "insulin zebra", 100, TRUE, CFG)))
-    }
-    assert any_ids == {i for i, _ in keyword(conn, table, "insulin zebra")}
+    # bool_and over no lexemes is NULL; over some, every one must match
+    assert covered is (True if lexemes else None)
 
 
 def _q(f: Frag) -> tuple[sql.Composable, tuple[object, ...]]:
@@ -387,11 +376,13 @@ def test_concurrent_writers_neither_deadlock_nor_lose_counts(
     assert not any(th.is_alive() for th in threads), "writers did not finish"
     assert errors == []
     assert_matches_reference(conn, table, QUERIES)
-    run(conn, lx.compact_lexical(table))
+    run(conn, bm25_schema.compact_bm25(table))
     assert_matches_reference(conn, table, QUERIES)
     # Compaction left one row per term.
     rows, terms = conn.execute(
-        sql.SQL("SELECT count(*), count(DISTINCT term) FROM {}").format(lx.stats_table(table))
+        sql.SQL("SELECT count(*), count(DISTINCT term) FROM {}").format(
+            bm25_schema.stats_table(table)
+        )
     ).fetchone()
     assert rows == terms
 
@@ -409,7 +400,9 @@ def test_writers_never_wait_for_statistics(dsn: str, conn: psycopg.Connection, t
         t1.commit()
     assert_matches_reference(conn, table, ["protein cell gene"])
     rows = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(lx.stats_table(table))
+        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(
+            bm25_schema.stats_table(table)
+        )
     ).fetchone()
     assert rows == (3,)  # T2 appended +1, -1 instead of compacting
 
@@ -424,7 +417,9 @@ def test_repeatable_read_writers_append_only(dsn: str, conn: psycopg.Connection,
         c.commit()
     assert_matches_reference(conn, table, ["protein"])
     rows = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(lx.stats_table(table))
+        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(
+            bm25_schema.stats_table(table)
+        )
     ).fetchone()
     assert rows == (3,)
 
@@ -498,7 +493,9 @@ def test_fusion_over_real_legs(conn: psycopg.Connection, table: Table, corpus: d
             table.qualname
         )
     )
-    lexical_leg = lx.keyword_search(table, "insulin receptor cells", 20, TRUE, ts_config=CFG)
+    lexical_leg = bm25_search.keyword_search(
+        table, "insulin receptor cells", 20, TRUE, ts_config=CFG
+    )
     f = fz.fuse(vector_leg, lexical_leg, 10, method="rrf", rrf_k=60)
     rows = conn.execute(f.sql, f.params).fetchall()
     v = conn.execute(vector_leg.sql, vector_leg.params).fetchall()
