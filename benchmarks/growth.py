@@ -1,7 +1,7 @@
 """Growth: ingest throughput, index build time and search latency as the collection grows.
 
     python benchmarks/growth.py [--sizes 10000,100000] [--dim 384] [--queries 200]
-    python benchmarks/growth.py --sizes 10000,100000,1000000     # optional, long
+    python benchmarks/growth.py --sizes 10000,100000,1000000 --out PATH   # optional, long
 
 For each size, into a new collection (precomputed embeddings):
 
@@ -16,7 +16,7 @@ For each size, into a new collection (precomputed embeddings):
 
 Prints a table and the growth exponent b of each metric between consecutive
 sizes (metric ~ rows^b: 1 is linear, 0 is flat). Writes
-benchmarks/results/growth-<dim>.json.
+benchmarks/results/growth.json (other settings, such as the large size: `--out`).
 """
 
 from __future__ import annotations
@@ -34,15 +34,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
+    LookupEmbedding,
     clustered_vectors,
     documents,
     environment,
+    output_argument,
     p95,
     print_table,
+    queries,
+    report_path,
     server_dsn,
     write_report,
 )
-from _perf import LookupEmbedding, queries  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
@@ -115,7 +118,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--maintenance-work-mem", default="1GB")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "growth")
     sizes = [int(s) for s in args.sizes.split(",")]
 
     dsn, server = server_dsn()
@@ -162,7 +167,7 @@ def main() -> None:
     print_table(headers, table)
     print("b: metric ~ rows^b between the two sizes (1 linear, 0 flat)")
     path = write_report(
-        f"growth-{args.dim}",
+        out,
         {
             "benchmark": "growth",
             "sizes": sizes,

@@ -2,7 +2,7 @@
 
     python benchmarks/indexes.py [--random-rows 10000] [--random-dim 1536] [--random-queries 100]
                                  [--scifact-queries 200] [--scifact-dir DIR] [--k 10]
-                                 [--build-repeats 3]
+                                 [--build-repeats 3] [--out PATH]
 
 Two data sets, one after the other on the same server:
 
@@ -38,7 +38,8 @@ psycopg and `enable_seqscan = off` to show what the index would have cost.
 Recall@10 is against numpy brute force over the float32 vectors; a returned
 row counts when its true distance is within 1e-5 of the 10th nearest's (ties).
 Prints Markdown tables; writes benchmarks/results/indexes.json and
-benchmarks/results/indexes-recall-latency.png (needs matplotlib).
+benchmarks/results/indexes-recall-latency.png (needs matplotlib); other
+settings write to `--out` and a plot beside it.
 """
 
 from __future__ import annotations
@@ -61,7 +62,17 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, environment, median, p95, server_dsn, write_report  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    companion,
+    environment,
+    median,
+    output_argument,
+    p95,
+    report_path,
+    server_dsn,
+    write_report,
+)
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 
 from langchain_pgvstore import HNSWIndex, IVFFlatIndex, PGVStore  # noqa: E402
@@ -693,7 +704,9 @@ def main() -> None:
     parser.add_argument("--scifact-dir", type=Path, default=SCIFACT)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--build-repeats", type=int, default=3)
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "indexes", neutral=["scifact_dir"])
 
     started = time.perf_counter()
     data_sets = [
@@ -711,11 +724,11 @@ def main() -> None:
             server.stop()
 
     report(results, args.k)
-    RESULTS.mkdir(exist_ok=True)
-    png = RESULTS / "indexes-recall-latency.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = companion(out, "recall-latency.png")
     plot(results, png)
     path = write_report(
-        "indexes",
+        out,
         {
             "benchmark": "indexes",
             "k": args.k,

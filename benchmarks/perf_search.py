@@ -1,7 +1,7 @@
 """Search overhead: PGVStore vs its own SQL run raw with psycopg, and vs langchain-postgres.
 
-    python benchmarks/perf_search.py [--rows 100000] [--dim 384] [--queries 200] [--passes 2]
-                                     [--no-incumbents] [--tag NAME]
+    python benchmarks/perf_search.py [--rows 100000] [--dim 384] [--queries 200] [--passes 3]
+                                     [--no-incumbents] [--out PATH]
 
 Loads `rows` clustered unit vectors into a PGVStore collection (HNSW m=16,
 ef_construction=64, cosine), copies the same rows server-side into a
@@ -30,13 +30,14 @@ fetch_k) and runs the same numpy MMR. Everything is sync: v2's
 sync methods go through its background event loop, as its users' do.
 
 A second pass runs each workload once through a counting proxy
-(`_perf.RoundTripProxy`) and reports client round trips per call (including
+(`_common.RoundTripProxy`) and reports client round trips per call (including
 work a client does on its connection after returning, such as v2's reset).
 
 Prints p50/p95 latency, the ratio of p50 to raw psycopg and the client CPU
 time per call (`time.process_time`, all threads: the store's own overhead, which CPU
 contention from other processes inflates less than wall time), and writes
-benchmarks/results/perf_search-<rows>x<dim>[-tag].json.
+benchmarks/results/perf_search.json (other settings, or a patched library on
+`PYTHONPATH`: `--out`).
 """
 
 from __future__ import annotations
@@ -54,16 +55,21 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import (  # noqa: E402
+from _common import (  # noqa: E402
     Incumbents,
     LookupEmbedding,
     RoundTripProxy,
     dataset_name,
+    environment,
     load_ours,
+    output_argument,
+    print_table,
     queries,
+    report_path,
+    server_dsn,
     shuffled,
     summary_ms,
+    write_report,
 )
 
 import langchain_pgvstore  # noqa: E402
@@ -253,8 +259,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--fetch-k", type=int, default=50)
     parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "perf_search")
     k, fetch_k = args.k, args.fetch_k
 
     dsn, server = server_dsn()
@@ -360,9 +367,8 @@ def main() -> None:
             ],
             rows,
         )
-    suffix = f"-{args.tag}" if args.tag else ""
     path = write_report(
-        f"perf_search-{args.rows}x{args.dim}{suffix}",
+        out,
         {
             "benchmark": "perf_search",
             "rows": args.rows,

@@ -1,7 +1,7 @@
 """Plan stability: the store's queries keep using the ANN index at every ef_search and probes.
 
-    python benchmarks/plan_stability.py [--rows 20000] [--dim 1536]
-    python benchmarks/plan_stability.py --rows 100000 --dim 1536    # the reported case; slow
+    python benchmarks/plan_stability.py [--rows 100000] [--dim 1536]     # the reported case; ~35 min
+    python benchmarks/plan_stability.py --rows 20000 --out PATH          # a quicker check, ~4 min
 
 Loads the same rows (clustered unit vectors, 10% of rows with `source = s3`)
 into:
@@ -29,8 +29,8 @@ LIMIT 10`, only `hnsw.ef_search` set) on both tables: what the vectors'
 storage alone does to the plan, without the store pinning the index.
 
 A check fails when a store plan has no `Index Scan using ..._hnsw` (or
-`_ivfflat`) node. Writes benchmarks/results/plan_stability-<rows>x<dim>.json
-and exits non-zero if any store plan lost its index.
+`_ivfflat`) node. Writes benchmarks/results/plan_stability.json (other settings:
+`--out`) and exits non-zero if any store plan lost its index.
 """
 
 from __future__ import annotations
@@ -49,8 +49,17 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import load_ours, queries, sqlalchemy_url  # noqa: E402
+from _common import (  # noqa: E402
+    environment,
+    load_ours,
+    output_argument,
+    print_table,
+    queries,
+    report_path,
+    server_dsn,
+    sqlalchemy_url,
+    write_report,
+)
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import IVFFlatIndex, PGVStore  # noqa: E402
@@ -182,15 +191,15 @@ def plain_scan(conn: psycopg.Connection[Any], table: str, vec: np.ndarray, ef: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1536)
     parser.add_argument("--ef", default=",".join(map(str, EF)))
     parser.add_argument("--probes", default="1,2,5,10,20,50,100")
     parser.add_argument("--no-ivfflat", action="store_true")
     parser.add_argument("--no-analyze", action="store_true", help="EXPLAIN only, no timings")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
-    suffix = f"-{args.tag}" if args.tag else ""
+    out = report_path(parser, args, "plan_stability")
     efs = [int(x) for x in args.ef.split(",")]
     probes = [int(x) for x in args.probes.split(",")]
 
@@ -327,7 +336,7 @@ def main() -> None:
     )
     print(f"\n{len(checks) - len(failures)}/{len(checks)} store plans use the ANN index")
     path = write_report(
-        f"plan_stability-{args.rows}x{args.dim}{suffix}",
+        out,
         {
             "benchmark": "plan_stability",
             "rows": args.rows,

@@ -109,6 +109,10 @@ def asyncs(d: dict[str, Any]) -> str:
 
 
 def ingest(d: dict[str, Any]) -> str:
+    return "\n\n".join(ingest_run(run) for run in d["runs"].values())
+
+
+def ingest_run(d: dict[str, Any]) -> str:
     rows = []
     for name, r in d["results"].items():
         ratio = r.get("throughput_ratio")

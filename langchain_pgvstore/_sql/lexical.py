@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Literal
 
 from psycopg import sql
 
@@ -52,7 +51,6 @@ __all__ = [
     "or_tsquery",
     "recount_lexical",
     "stats_table",
-    "ts_rank_search",
 ]
 
 #: Generated column holding `dl`, the number of token positions of `tsv`.
@@ -444,42 +442,3 @@ def keyword_search(
         (k,),
     )
     return head + or_tsquery(ts_config, query) + Frag(sql.SQL(" AND (")) + where + tail
-
-
-def ts_rank_search(
-    table: Table,
-    query: str,
-    k: int,
-    where: Frag,
-    ts_config: str,
-    *,
-    match: Literal["any", "all"] = "any",
-) -> Frag:
-    """Top `k` rows `(id, score)` by PostgreSQL's `ts_rank`, best first, ties by id.
-
-    `match="any"` uses the same any-lexeme query as `keyword_search`;
-    `match="all"` uses `plainto_tsquery` (every lexeme must occur). Kept as a
-    baseline for benchmarks.
-    """
-    _check_k(k)
-    if match == "any":
-        tsquery = or_tsquery(ts_config, query)
-    elif match == "all":
-        tsquery = Frag(sql.SQL("plainto_tsquery(%s::regconfig, %s)"), (ts_config, query))
-    else:
-        raise InputError(f"match must be 'any' or 'all', got {match!r}")
-    # The tsquery appears twice (rank and match) so that both stay plan-time
-    # constants; the parameters are bound twice accordingly.
-    return (
-        Frag(sql.SQL("SELECT {id} AS id, ts_rank({tsv}, ").format(id=table.id, tsv=table.tsv))
-        + tsquery
-        + Frag(
-            sql.SQL(")::float8 AS score FROM {table} WHERE {tsv} @@ ").format(
-                table=table.qualname, tsv=table.tsv
-            )
-        )
-        + tsquery
-        + Frag(sql.SQL(" AND ("))
-        + where
-        + Frag(sql.SQL(') ORDER BY score DESC, id COLLATE "C" LIMIT %s'), (k,))
-    )

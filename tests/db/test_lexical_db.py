@@ -335,21 +335,6 @@ def test_or_tsquery_contains_every_query_lexeme(conn: psycopg.Connection, text: 
     assert covered in (True, None)
 
 
-def test_ts_rank_baseline(conn: psycopg.Connection, table: Table, corpus: dict[str, str]):
-    for match in ("any", "all"):
-        f = lx.ts_rank_search(table, "insulin receptor", 10, TRUE, CFG, match=match)
-        rows = conn.execute(f.sql, f.params).fetchall()
-        assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
-    any_ids = {
-        r[0] for r in conn.execute(*_q(lx.ts_rank_search(table, "insulin zebra", 100, TRUE, CFG)))
-    }
-    assert any_ids == {i for i, _ in keyword(conn, table, "insulin zebra")}
-
-
-def _q(f: Frag) -> tuple[sql.Composable, tuple[object, ...]]:
-    return f.sql, f.params
-
-
 # --- concurrency -----------------------------------------------------------
 
 

@@ -44,14 +44,6 @@ KEYWORD = (
     'scored ORDER BY score DESC NULLS LAST, id COLLATE "C" LIMIT %s'
 )
 
-TS_RANK = (
-    'SELECT "id" AS id, ts_rank("tsv", replace(strip(to_tsvector(%s::regconfig, '
-    "%s))::text, ''' ''', ''' | ''')::tsquery)::float8 AS score FROM \"public\".\"docs\" "
-    "WHERE \"tsv\" @@ replace(strip(to_tsvector(%s::regconfig, %s))::text, ''' ''', ''' "
-    "| ''')::tsquery AND (metadata @> %s) ORDER BY score DESC, id COLLATE \"C\" LIMIT "
-    "%s"
-)
-
 FUSE_RRF = (
     'WITH "v" AS (SELECT * FROM (SELECT l.id, -l.score::float8 AS score, row_number() '
     'OVER (ORDER BY l.score ASC, l.id COLLATE "C") AS rank FROM (SELECT id, d FROM v) '
@@ -218,15 +210,6 @@ def test_keyword_search_snapshot():
     assert f.as_string().count("%s") == len(f.params)
 
 
-def test_ts_rank_snapshot():
-    f = lx.ts_rank_search(T, "q", 5, WHERE, "english")
-    assert f.as_string() == TS_RANK
-    assert f.params == ("english", "q", "english", "q", "X", 5)
-    g = lx.ts_rank_search(T, "q", 5, WHERE, "english", match="all")
-    assert "plainto_tsquery(%s::regconfig, %s)" in g.as_string()
-    assert g.as_string().count("%s") == len(g.params)
-
-
 def test_fuse_snapshots():
     f = fz.fuse(V, X, 10)
     assert f.as_string() == FUSE_RRF
@@ -285,10 +268,6 @@ def test_query_text_is_never_in_the_sql(query):
             lx.keyword_search(T, query, 5, WHERE, ts_config="english"),
             lx.keyword_search(T, "q", 5, WHERE, ts_config="english"),
         ),
-        (
-            lx.ts_rank_search(T, query, 5, WHERE, "english"),
-            lx.ts_rank_search(T, "q", 5, WHERE, "english"),
-        ),
         (lx.or_tsquery("english", query), lx.or_tsquery("english", "q")),
     ]
     for f, reference in pairs:
@@ -307,7 +286,6 @@ def test_query_text_is_never_in_the_sql(query):
             lambda: lx.keyword_search(T, "q", 1, WHERE, ts_config="english", k1=float("nan")),
             "k1 must",
         ),
-        (lambda: lx.ts_rank_search(T, "q", 1, WHERE, "english", match="some"), "match must"),
         (lambda: fz.fuse(V, X, 0), "k must be"),
         (lambda: fz.fuse(V, X, 1, method="max"), "unknown fusion method"),
         (lambda: fz.fuse(V, X, 1, weights=(1.0,)), "expected 2 weights"),
