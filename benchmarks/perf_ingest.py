@@ -258,7 +258,8 @@ def main() -> None:
     args = parser.parse_args()
     # one process per size: langchain-postgres v1 fixes its vector size once per process
     reported = (args.rows, args.dim) in REPORTED
-    out = report_path(parser, args, "perf_ingest", neutral=["rows", "dim"] if reported else [])
+    neutral = ["rows", "dim", "no_incumbents"] if reported else []
+    out = report_path(parser, args, "perf_ingest", neutral=neutral)
     if not args.no_incumbents:
         try:
             import langchain_postgres  # noqa: F401
