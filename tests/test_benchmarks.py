@@ -142,7 +142,9 @@ def _unexplained(report: str, path: str, table: str) -> list[str]:
     missing = []
     for line in table.splitlines()[2:]:  # after the header and the |---| line
         cells = _cells(line)
-        shown = [float(n.replace(",", "").replace("−", "-")) for c in cells[1:] for n in _cell_numbers(c)]
+        shown = [
+            float(n.replace(",", "").replace("−", "-")) for c in cells[1:] for n in _cell_numbers(c)
+        ]
         ratios = [a / b for a in shown for b in shown if b]
         for cell in cells[1:]:
             missing += [
@@ -173,7 +175,9 @@ def test_every_other_file_in_results_sits_beside_a_report() -> None:
     loose = sorted(
         p.name
         for p in RESULTS.iterdir()
-        if p.is_file() and p.suffix != ".json" and not any(p.name.startswith(f"{s}-") for s in stems)
+        if p.is_file()
+        and p.suffix != ".json"
+        and not any(p.name.startswith(f"{s}-") for s in stems)
     )
     assert not loose, f"files in benchmarks/results/ that belong to no report: {loose}"
 
@@ -209,7 +213,9 @@ def test_every_report_is_quoted_by_a_marked_table() -> None:
 def test_numbers_in_a_docs_table_are_in_the_report_it_quotes(
     page: str, report: str, path: str, table: str
 ) -> None:
-    assert (RESULTS / report).exists(), f"{page} quotes {report}, which is not in benchmarks/results/"
+    assert (RESULTS / report).exists(), (
+        f"{page} quotes {report}, which is not in benchmarks/results/"
+    )
     missing = _unexplained(report, path, table)
     assert not missing, f"{page}: numbers not in {report} {path}:\n" + "\n".join(missing)
 
@@ -276,7 +282,9 @@ def test_ts_rank_ranks_the_documents_keyword_search_finds(dsn: str, collection_n
         table = Table("public", collection_name)
         with psycopg.connect(dsn) as conn:
             for match in ("any", "all"):
-                f = ts_rank_search(table, "insulin receptor", 10, Frag(sql.SQL("TRUE")), "english", match=match)
+                f = ts_rank_search(
+                    table, "insulin receptor", 10, Frag(sql.SQL("TRUE")), "english", match=match
+                )
                 rows = conn.execute(f.sql, f.params).fetchall()
                 assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
                 expected = {"a", "b", "d"} if match == "any" else {"a", "b"}
