@@ -40,12 +40,13 @@ from _common import (  # noqa: E402
     environment,
     output_argument,
     p95,
-    print_table,
     queries,
     report_path,
     server_dsn,
     write_report,
 )
+from report import GROWTH_METRICS  # noqa: E402
+from report import growth as growth_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
@@ -139,47 +140,27 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    metrics = [
-        ("ingest rows/s", "ingest_rows_per_s"),
-        ("ingest s", "ingest_s"),
-        ("HNSW build s", "index_build_s"),
-        ("until searchable s", "searchable_s"),
-        ("search p50 ms", "search_p50_ms"),
-        ("search p95 ms", "search_p95_ms"),
-        ("filtered p50 ms", "filtered_p50_ms"),
-        ("filtered p95 ms", "filtered_p95_ms"),
-        ("recall@10", "recall_at_10"),
-    ]
-    exponents: dict[str, list[float]] = {}
-    for _, key in metrics:
-        exponents[key] = [
+    exponents = {
+        key: [
             math.log(b[key] / a[key]) / math.log(b["rows"] / a["rows"])
             for a, b in zip(results, results[1:], strict=False)
         ]
-    print(f"\ngrowth at {args.dim}-d, HNSW m=16 ef_construction=64, ef_search=40, k=10")
-    headers = ["metric", *(f"{r['rows']:,}" for r in results)]
-    headers += [
-        f"b {a['rows']:,}->{b['rows']:,}" for a, b in zip(results, results[1:], strict=False)
-    ]
-    table = []
-    for label, key in metrics:
-        table.append([label, *(r[key] for r in results), *(f"{b:+.2f}" for b in exponents[key])])
-    print_table(headers, table)
+        for _, key in GROWTH_METRICS
+    }
+    payload = {
+        "benchmark": "growth",
+        "sizes": sizes,
+        "dim": args.dim,
+        "queries": args.queries,
+        "maintenance_work_mem": args.maintenance_work_mem,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "exponents": exponents,
+        "environment": env,
+    }
+    print(f"\n{growth_table(payload)}")
     print("b: metric ~ rows^b between the two sizes (1 linear, 0 flat)")
-    path = write_report(
-        out,
-        {
-            "benchmark": "growth",
-            "sizes": sizes,
-            "dim": args.dim,
-            "queries": args.queries,
-            "maintenance_work_mem": args.maintenance_work_mem,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "exponents": exponents,
-            "environment": env,
-        },
-    )
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

@@ -74,6 +74,7 @@ from _common import (  # noqa: E402
     write_report,
 )
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
+from report import markdown_table  # noqa: E402
 
 from langchain_pgvstore import HNSWIndex, IVFFlatIndex, PGVStore  # noqa: E402
 
@@ -479,25 +480,8 @@ def run_data_set(dsn: str, data: DataSet, k: int, build_repeats: int) -> dict[st
 # -- report -----------------------------------------------------------------------------
 
 
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> None:
-    """A Markdown table: readable in a terminal, and pasted into docs as is."""
-    cells = [[_cell(c) for c in row] for row in rows]
-    numeric = [all(_NUMERIC.match(r[i]) for r in cells) for i in range(len(headers))]
-    print("| " + " | ".join(headers) + " |")
-    print("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
-    for row in cells:
-        print("| " + " | ".join(row) + " |")
-
-
-_NUMERIC = re.compile(r"^[-0-9.,/ ]+$")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def print_markdown(headers: list[str], rows: list[list[Any]]) -> None:
+    print(markdown_table(headers, rows))
 
 
 def mib(n: int) -> float:
@@ -530,7 +514,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     plan_label(r["plans"]),
                 ]
             )
-        markdown_table(
+        print_markdown(
             ["index", "setting", f"recall@{k}", "p50 ms", "p95 ms", "server p50 ms", "plan"], rows
         )
 
@@ -559,7 +543,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     mib(b["total_relation_bytes"]),
                 ]
             )
-    markdown_table(
+    print_markdown(
         ["data set", "index", "build s", "ANN index MiB", "table MiB", "total relation MiB"], rows
     )
 
@@ -587,7 +571,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     f"{r['server_p50_ms']:.2f} vs {rv['server_p50_ms']:.2f}",
                 ]
             )
-    markdown_table(
+    print_markdown(
         [
             "data set",
             "variant",
@@ -605,7 +589,7 @@ def report(results: dict[str, Any], k: int) -> None:
     forced = [(name, f) for name, res in results.items() for f in res["forced_index"]]
     if forced:
         print("\n### Where the planner chose a sequential scan: the same query, index forced\n")
-        markdown_table(
+        print_markdown(
             [
                 "data set",
                 "index",

@@ -51,7 +51,6 @@ from _common import (  # noqa: E402
     environment,
     load_ours,
     output_argument,
-    print_table,
     queries,
     report_path,
     server_dsn,
@@ -59,6 +58,7 @@ from _common import (  # noqa: E402
     sqlalchemy_url,
     write_report,
 )
+from report import asyncs as async_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
@@ -220,48 +220,20 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    print(
-        f"\n{args.concurrency} concurrent asimilarity_search_by_vector (k={args.k}) on a pool of"
-        f" {args.pool}, {args.rows:,} x {args.dim}-d HNSW, {args.rounds} rounds (medians)"
-    )
-    print_table(
-        [
-            "contender",
-            "queries/s",
-            "vs raw",
-            "round ms",
-            "call p50 ms",
-            "call p95 ms",
-            "client CPU ms/call",
-        ],
-        [
-            [
-                name,
-                r["throughput_qps"],
-                f"{r['ratio_vs_raw']:.2f}x",
-                r["median_round_s"] * 1000,
-                r["call_p50_ms"],
-                r["call_p95_ms"],
-                r["client_cpu_per_call_ms"],
-            ]
-            for name, r in results.items()
-        ],
-    )
-    path = write_report(
-        out,
-        {
-            "benchmark": "perf_async",
-            "rows": args.rows,
-            "dim": args.dim,
-            "concurrency": args.concurrency,
-            "pool": args.pool,
-            "rounds": args.rounds,
-            "k": args.k,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "environment": env,
-        },
-    )
+    payload = {
+        "benchmark": "perf_async",
+        "rows": args.rows,
+        "dim": args.dim,
+        "concurrency": args.concurrency,
+        "pool": args.pool,
+        "rounds": args.rounds,
+        "k": args.k,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "environment": env,
+    }
+    print(f"\n{async_table(payload)}")
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

@@ -35,12 +35,12 @@ from _common import (  # noqa: E402
     index_sizes,
     load_ours,
     output_argument,
-    print_table,
     relation_sizes,
     report_path,
     server_dsn,
     write_report,
 )
+from report import memory as memory_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore._sql.lexical import stats_table  # noqa: E402
@@ -97,33 +97,15 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    mib = 1024 * 1024
-    for name, r in results.items():
-        v, h = r["vector"], r["halfvec"]
-        print(f"\n{name}, HNSW m=16 ef_construction=64 (MiB)")
-        rows_out = []
-        for label, key in (
-            ("heap", "heap"),
-            ("TOAST", "toast"),
-            ("all indexes", "indexes"),
-            ("  of which HNSW", "hnsw"),
-            ("pg_total_relation_size", "total"),
-            ("embedding column + HNSW", "vector_part"),
-            ("BM25 statistics table (separate)", "bm25_statistics_table"),
-        ):
-            ratio = h[key] / v[key] if v[key] else float("nan")
-            rows_out.append([label, v[key] / mib, h[key] / mib, f"{ratio:.2f}x"])
-        print_table(["relation", "vector", "halfvec", "halfvec / vector"], rows_out)
-    path = write_report(
-        out,
-        {
-            "benchmark": "perf_memory",
-            "configs": args.configs,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "environment": env,
-        },
-    )
+    payload = {
+        "benchmark": "perf_memory",
+        "configs": args.configs,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "environment": env,
+    }
+    print(f"\n{memory_table(payload)}")
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

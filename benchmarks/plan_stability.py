@@ -189,6 +189,25 @@ def plain_scan(conn: psycopg.Connection[Any], table: str, vec: np.ndarray, ef: i
     return scan_of("\n".join(r[0] for r in rows))
 
 
+def store_plan(
+    store: PGVStore, vec: Any, index: str, knob: str, value: int, filtered: bool, analyze: bool
+) -> dict[str, Any]:
+    """EXPLAIN (and EXPLAIN ANALYZE) of one tuned store search, and whether it uses the index."""
+    flt = FILTER if filtered else None
+    plan = store.explain(vec, k=10, filter=flt, **{knob: value})
+    timed = store.explain(vec, k=10, filter=flt, analyze=True, **{knob: value}) if analyze else ""
+    return {
+        "index": index,
+        "knob": knob,
+        "value": value,
+        "filtered": filtered,
+        "pgvstore_scan": scan_of(plan),
+        "pgvstore_uses_index": f"_{index}" in scan_of(plan),
+        "pgvstore_ms": exec_ms(timed),
+        "pgvstore_plan": plan,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -238,13 +257,6 @@ def main() -> None:
         analyze = not args.no_analyze
         for ef in efs:
             for filtered in (False, True):
-                flt = FILTER if filtered else None
-                plan = store.explain(vec, k=10, filter=flt, ef_search=ef)
-                timed = (
-                    store.explain(vec, k=10, filter=flt, ef_search=ef, analyze=True)
-                    if analyze
-                    else ""
-                )
                 lc_plan = lc_explain(raw, vec, ef, filtered, False)
                 lc_timed = lc_explain(raw, vec, ef, filtered, True) if analyze else ""
                 unpinned = {}
@@ -258,17 +270,10 @@ def main() -> None:
                 checks.append(
                     {
                         **unpinned,
-                        "index": "hnsw",
-                        "knob": "ef_search",
-                        "value": ef,
-                        "filtered": filtered,
-                        "pgvstore_scan": scan_of(plan),
-                        "pgvstore_uses_index": "_hnsw" in scan_of(plan),
-                        "pgvstore_ms": exec_ms(timed),
+                        **store_plan(store, vec, "hnsw", "ef_search", ef, filtered, analyze),
                         "langchain_postgres_scan": scan_of(lc_plan),
                         "langchain_postgres_uses_index": scan_of(lc_plan).startswith("Index"),
                         "langchain_postgres_ms": exec_ms(lc_timed),
-                        "pgvstore_plan": plan,
                         "langchain_postgres_plan": lc_plan,
                     }
                 )
@@ -276,25 +281,7 @@ def main() -> None:
         if ivf is not None:
             for p in probes:
                 for filtered in (False, True):
-                    flt = FILTER if filtered else None
-                    plan = ivf.explain(vec, k=10, filter=flt, probes=p)
-                    timed = (
-                        ivf.explain(vec, k=10, filter=flt, probes=p, analyze=True)
-                        if analyze
-                        else ""
-                    )
-                    checks.append(
-                        {
-                            "index": "ivfflat",
-                            "knob": "probes",
-                            "value": p,
-                            "filtered": filtered,
-                            "pgvstore_scan": scan_of(plan),
-                            "pgvstore_uses_index": "_ivfflat" in scan_of(plan),
-                            "pgvstore_ms": exec_ms(timed),
-                            "pgvstore_plan": plan,
-                        }
-                    )
+                    checks.append(store_plan(ivf, vec, "ivfflat", "probes", p, filtered, analyze))
         raw.close()
         env = environment(dsn)
     finally:
