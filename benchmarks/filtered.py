@@ -1,6 +1,6 @@
 """Filtered ANN search: recall@10 and latency at 50%, 10%, 1% and 0.1% selectivity.
 
-    python benchmarks/filtered.py [--rows 100000] [--dim 384] [--queries 100]
+    python benchmarks/filtered.py [--rows 100000] [--dim 384] [--queries 50] [--out PATH]
 
 Loads `rows` clustered unit vectors into a PGVStore collection (HNSW, cosine).
 Each row carries metadata flags `p50`, `p10`, `p1`, `p01`, set independently at
@@ -16,7 +16,8 @@ are searched (k=10) with a filter on the flag, by:
 
 Recall@10 is measured against an exact scan of the same filter. Latency is end
 to end (client call to rows), medians and p95 over the queries, all strategies
-interleaved query by query. Writes benchmarks/results/filtered-<rows>x<dim>.json.
+interleaved query by query. Writes benchmarks/results/filtered.json (other
+settings: `--out`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ from _common import (  # noqa: E402
     clustered_vectors,
     environment,
     median,
+    output_argument,
     p95,
     print_table,
+    report_path,
     server_dsn,
     write_report,
 )
@@ -72,9 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--k", type=int, default=10)
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "filtered")
 
     dsn, server = server_dsn()
     collection = f"filtered_{uuid.uuid4().hex[:8]}"
@@ -188,7 +193,7 @@ def main() -> None:
     )
     print_table(["selectivity", "strategy", "recall@10", "min rows", "p50 ms", "p95 ms"], rows)
     path = write_report(
-        f"filtered-{args.rows}x{args.dim}",
+        out,
         {
             "benchmark": "filtered",
             "rows": args.rows,

@@ -1,7 +1,7 @@
 """Growth: ingest throughput, index build time and search latency as the collection grows.
 
     python benchmarks/growth.py [--sizes 10000,100000] [--dim 384] [--queries 200]
-    python benchmarks/growth.py --sizes 10000,100000,1000000     # optional, long
+    python benchmarks/growth.py --sizes 10000,100000,1000000 --out PATH   # optional, long
 
 For each size, into a new collection (precomputed embeddings):
 
@@ -16,7 +16,7 @@ For each size, into a new collection (precomputed embeddings):
 
 Prints a table and the growth exponent b of each metric between consecutive
 sizes (metric ~ rows^b: 1 is linear, 0 is flat). Writes
-benchmarks/results/growth-<dim>.json.
+benchmarks/results/growth.json (other settings, such as the large size: `--out`).
 """
 
 from __future__ import annotations
@@ -34,15 +34,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
+    LookupEmbedding,
     clustered_vectors,
     documents,
     environment,
+    output_argument,
     p95,
-    print_table,
+    queries,
+    report_path,
     server_dsn,
     write_report,
 )
-from _perf import LookupEmbedding, queries  # noqa: E402
+from report import GROWTH_METRICS  # noqa: E402
+from report import growth as growth_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
@@ -115,7 +119,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--maintenance-work-mem", default="1GB")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "growth")
     sizes = [int(s) for s in args.sizes.split(",")]
 
     dsn, server = server_dsn()
@@ -134,47 +140,27 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    metrics = [
-        ("ingest rows/s", "ingest_rows_per_s"),
-        ("ingest s", "ingest_s"),
-        ("HNSW build s", "index_build_s"),
-        ("until searchable s", "searchable_s"),
-        ("search p50 ms", "search_p50_ms"),
-        ("search p95 ms", "search_p95_ms"),
-        ("filtered p50 ms", "filtered_p50_ms"),
-        ("filtered p95 ms", "filtered_p95_ms"),
-        ("recall@10", "recall_at_10"),
-    ]
-    exponents: dict[str, list[float]] = {}
-    for _, key in metrics:
-        exponents[key] = [
+    exponents = {
+        key: [
             math.log(b[key] / a[key]) / math.log(b["rows"] / a["rows"])
             for a, b in zip(results, results[1:], strict=False)
         ]
-    print(f"\ngrowth at {args.dim}-d, HNSW m=16 ef_construction=64, ef_search=40, k=10")
-    headers = ["metric", *(f"{r['rows']:,}" for r in results)]
-    headers += [
-        f"b {a['rows']:,}->{b['rows']:,}" for a, b in zip(results, results[1:], strict=False)
-    ]
-    table = []
-    for label, key in metrics:
-        table.append([label, *(r[key] for r in results), *(f"{b:+.2f}" for b in exponents[key])])
-    print_table(headers, table)
+        for _, key in GROWTH_METRICS
+    }
+    payload = {
+        "benchmark": "growth",
+        "sizes": sizes,
+        "dim": args.dim,
+        "queries": args.queries,
+        "maintenance_work_mem": args.maintenance_work_mem,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "exponents": exponents,
+        "environment": env,
+    }
+    print(f"\n{growth_table(payload)}")
     print("b: metric ~ rows^b between the two sizes (1 linear, 0 flat)")
-    path = write_report(
-        f"growth-{args.dim}",
-        {
-            "benchmark": "growth",
-            "sizes": sizes,
-            "dim": args.dim,
-            "queries": args.queries,
-            "maintenance_work_mem": args.maintenance_work_mem,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "exponents": exponents,
-            "environment": env,
-        },
-    )
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/indexes.py [--random-rows 10000] [--random-dim 1536] [--random-queries 100]
                                  [--scifact-queries 200] [--scifact-dir DIR] [--k 10]
-                                 [--build-repeats 3]
+                                 [--build-repeats 3] [--out PATH]
 
 Two data sets, one after the other on the same server:
 
@@ -38,7 +38,8 @@ psycopg and `enable_seqscan = off` to show what the index would have cost.
 Recall@10 is against numpy brute force over the float32 vectors; a returned
 row counts when its true distance is within 1e-5 of the 10th nearest's (ties).
 Prints Markdown tables; writes benchmarks/results/indexes.json and
-benchmarks/results/indexes-recall-latency.png (needs matplotlib).
+benchmarks/results/indexes-recall-latency.png (needs matplotlib); other
+settings write to `--out` and a plot beside it.
 """
 
 from __future__ import annotations
@@ -61,8 +62,19 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, environment, median, p95, server_dsn, write_report  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    companion,
+    environment,
+    median,
+    output_argument,
+    p95,
+    report_path,
+    server_dsn,
+    write_report,
+)
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
+from report import markdown_table  # noqa: E402
 
 from langchain_pgvstore import HNSWIndex, IVFFlatIndex, PGVStore  # noqa: E402
 
@@ -468,25 +480,8 @@ def run_data_set(dsn: str, data: DataSet, k: int, build_repeats: int) -> dict[st
 # -- report -----------------------------------------------------------------------------
 
 
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> None:
-    """A Markdown table: readable in a terminal, and pasted into docs as is."""
-    cells = [[_cell(c) for c in row] for row in rows]
-    numeric = [all(_NUMERIC.match(r[i]) for r in cells) for i in range(len(headers))]
-    print("| " + " | ".join(headers) + " |")
-    print("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
-    for row in cells:
-        print("| " + " | ".join(row) + " |")
-
-
-_NUMERIC = re.compile(r"^[-0-9.,/ ]+$")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def print_markdown(headers: list[str], rows: list[list[Any]]) -> None:
+    print(markdown_table(headers, rows))
 
 
 def mib(n: int) -> float:
@@ -519,7 +514,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     plan_label(r["plans"]),
                 ]
             )
-        markdown_table(
+        print_markdown(
             ["index", "setting", f"recall@{k}", "p50 ms", "p95 ms", "server p50 ms", "plan"], rows
         )
 
@@ -548,7 +543,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     mib(b["total_relation_bytes"]),
                 ]
             )
-    markdown_table(
+    print_markdown(
         ["data set", "index", "build s", "ANN index MiB", "table MiB", "total relation MiB"], rows
     )
 
@@ -576,7 +571,7 @@ def report(results: dict[str, Any], k: int) -> None:
                     f"{r['server_p50_ms']:.2f} vs {rv['server_p50_ms']:.2f}",
                 ]
             )
-    markdown_table(
+    print_markdown(
         [
             "data set",
             "variant",
@@ -594,7 +589,7 @@ def report(results: dict[str, Any], k: int) -> None:
     forced = [(name, f) for name, res in results.items() for f in res["forced_index"]]
     if forced:
         print("\n### Where the planner chose a sequential scan: the same query, index forced\n")
-        markdown_table(
+        print_markdown(
             [
                 "data set",
                 "index",
@@ -693,7 +688,9 @@ def main() -> None:
     parser.add_argument("--scifact-dir", type=Path, default=SCIFACT)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--build-repeats", type=int, default=3)
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "indexes", neutral=["scifact_dir"])
 
     started = time.perf_counter()
     data_sets = [
@@ -711,11 +708,11 @@ def main() -> None:
             server.stop()
 
     report(results, args.k)
-    RESULTS.mkdir(exist_ok=True)
-    png = RESULTS / "indexes-recall-latency.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = companion(out, "recall-latency.png")
     plot(results, png)
     path = write_report(
-        "indexes",
+        out,
         {
             "benchmark": "indexes",
             "k": args.k,

@@ -1,6 +1,6 @@
 """Ingest throughput: PGVStore.add_embeddings vs raw binary COPY into an equivalent table.
 
-    python benchmarks/ingest.py [--rows 10000] [--dim 384] [--repeats 5]
+    python benchmarks/ingest.py [--rows 10000] [--dim 384] [--repeats 3] [--out PATH]
 
 Each repeat runs every workload once, interleaved, into a fresh table on the
 same server, so a noisy neighbour slows all of them alike. Workloads:
@@ -13,7 +13,8 @@ same server, so a noisy neighbour slows all of them alike. Workloads:
   upsert, and the HNSW build of the index policy, in one transaction).
 - pgvstore upsert: `add_embeddings` of the same ids again (all conflicts).
 
-Prints medians and ratios, and writes benchmarks/results/ingest-<rows>x<dim>.json.
+Prints medians and ratios, and writes benchmarks/results/ingest.json (other
+settings: `--out`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from _common import (  # noqa: E402
     documents,
     environment,
     median,
+    output_argument,
     print_table,
+    report_path,
     server_dsn,
     timed,
     write_report,
@@ -89,9 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--maintenance-work-mem", default="512MB")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "ingest")
 
     dsn, server = server_dsn()
     texts, metas, ids = documents(args.rows)
@@ -154,7 +159,7 @@ def main() -> None:
     print_table(["workload", "median s", "rows/s", "throughput ratio"], rows)
     print(f"\npgvstore vs raw COPY without index build: {raw / median(times['pgvstore']):.2f}x")
     path = write_report(
-        f"ingest-{args.rows}x{args.dim}",
+        out,
         {
             "benchmark": "ingest",
             "rows": args.rows,

@@ -1,7 +1,7 @@
 """Async throughput: 32 concurrent searches on a pool of 8 connections, PGVStore vs raw psycopg.
 
     python benchmarks/perf_async.py [--rows 100000] [--dim 384] [--concurrency 32] [--pool 8]
-                                    [--rounds 40] [--no-incumbents]
+                                    [--rounds 40] [--no-incumbents] [--out PATH]
 
 Loads `rows` clustered vectors (HNSW, cosine; an existing collection with the
 same rows on `PGVSTORE_BENCH_DSN` is reused). One `AsyncConnectionPool`
@@ -23,8 +23,8 @@ and the medians are reported with
 each contender's ratio to raw psycopg and the client process's CPU time per
 call (`time.process_time` over the round / calls: on a 2-core machine the
 client's single event loop thread competes with the 8 server backends, so
-client CPU per call bounds throughput). Writes
-benchmarks/results/perf_async-<rows>x<dim>.json.
+client CPU per call bounds throughput). Writes benchmarks/results/perf_async.json
+(other settings, or a patched library on `PYTHONPATH`: `--out`).
 """
 
 from __future__ import annotations
@@ -44,16 +44,21 @@ from pgvector.psycopg import register_vector, register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import (  # noqa: E402
+from _common import (  # noqa: E402
     Incumbents,
     LookupEmbedding,
     dataset_name,
+    environment,
     load_ours,
+    output_argument,
     queries,
+    report_path,
+    server_dsn,
     shuffled,
     sqlalchemy_url,
+    write_report,
 )
+from report import asyncs as async_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
@@ -193,9 +198,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
-    suffix = f"-{args.tag}" if args.tag else ""
+    out = report_path(parser, args, "perf_async")
 
     dsn, server = server_dsn()
     try:
@@ -215,48 +220,20 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    print(
-        f"\n{args.concurrency} concurrent asimilarity_search_by_vector (k={args.k}) on a pool of"
-        f" {args.pool}, {args.rows:,} x {args.dim}-d HNSW, {args.rounds} rounds (medians)"
-    )
-    print_table(
-        [
-            "contender",
-            "queries/s",
-            "vs raw",
-            "round ms",
-            "call p50 ms",
-            "call p95 ms",
-            "client CPU ms/call",
-        ],
-        [
-            [
-                name,
-                r["throughput_qps"],
-                f"{r['ratio_vs_raw']:.2f}x",
-                r["median_round_s"] * 1000,
-                r["call_p50_ms"],
-                r["call_p95_ms"],
-                r["client_cpu_per_call_ms"],
-            ]
-            for name, r in results.items()
-        ],
-    )
-    path = write_report(
-        f"perf_async-{args.rows}x{args.dim}{suffix}",
-        {
-            "benchmark": "perf_async",
-            "rows": args.rows,
-            "dim": args.dim,
-            "concurrency": args.concurrency,
-            "pool": args.pool,
-            "rounds": args.rounds,
-            "k": args.k,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "environment": env,
-        },
-    )
+    payload = {
+        "benchmark": "perf_async",
+        "rows": args.rows,
+        "dim": args.dim,
+        "concurrency": args.concurrency,
+        "pool": args.pool,
+        "rounds": args.rounds,
+        "k": args.k,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "environment": env,
+    }
+    print(f"\n{async_table(payload)}")
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

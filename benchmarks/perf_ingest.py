@@ -3,6 +3,7 @@
     python benchmarks/perf_ingest.py [--rows 100000] [--dim 384] [--repeats 3]
                                      [--upsert-rows 10000] [--incumbent-rows 10000]
                                      [--maintenance-work-mem 1GB] [--no-incumbents]
+                                     [--out PATH]
 
 Precomputed embeddings (clustered unit vectors) and the standard synthetic
 documents. Each repeat runs every unit below once, in an order that rotates
@@ -33,12 +34,15 @@ from repeat to repeat, each into fresh tables on the same server:
 `maintenance_work_mem` is set server-wide on the embedded server (v2 has no
 per-call knob), so every index build gets the same memory.
 
-Prints medians and ratios; writes benchmarks/results/perf_ingest-<rows>x<dim>.json.
+Prints medians and ratios. The reported sizes, 100,000 x 384 and (`--rows 10000
+--dim 1536`) 10,000 x 1,536, each replace their own entry in
+benchmarks/results/perf_ingest.json; other settings need `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import uuid
@@ -54,17 +58,23 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
     HNSW_BY_HAND,
+    INSTALL_HINT,
+    LookupEmbedding,
     clustered_vectors,
     copy_rows,
     create_raw_table,
     documents,
     environment,
     median,
+    output_argument,
     print_table,
+    report_path,
+    rotated,
     server_dsn,
+    sqlalchemy_url,
+    v2_ids,
     write_report,
 )
-from _perf import INSTALL_HINT, LookupEmbedding, rotated, sqlalchemy_url, v2_ids  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import HNSWIndex, PGVStore  # noqa: E402
@@ -231,6 +241,10 @@ def v2_load(dsn: str, data: Data) -> dict[str, float]:
     return out
 
 
+#: The sizes docs/performance.md reports; each has its entry in benchmarks/results/perf_ingest.json.
+REPORTED = ((100_000, 384), (10_000, 1536))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -240,32 +254,20 @@ def main() -> None:
     parser.add_argument("--incumbent-rows", type=int, default=10_000)
     parser.add_argument("--maintenance-work-mem", default="1GB")
     parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
+    # one process per size: langchain-postgres v1 fixes its vector size once per process
+    reported = (args.rows, args.dim) in REPORTED
+    neutral = ["rows", "dim", "no_incumbents"] if reported else []
+    out = report_path(parser, args, "perf_ingest", neutral=neutral)
     if not args.no_incumbents:
         try:
             import langchain_postgres  # noqa: F401
         except ImportError:
             raise SystemExit(INSTALL_HINT) from None
 
-    texts, metas, ids = documents(args.rows)
-    vecs = clustered_vectors(args.rows, args.dim)
-    data: Data = (texts, metas, ids, vecs)
-    n_up = min(args.upsert_rows, args.rows)
-    up_vecs = clustered_vectors(n_up, args.dim, seed=1)
-    upsert: Data = ([t + " revised" for t in texts[:n_up]], metas[:n_up], ids[:n_up], up_vecs)
-    new_ids = [f"new-{i}" for i in range(n_up)]
-    appended: Data = (
-        texts[:n_up],
-        metas[:n_up],
-        new_ids,
-        clustered_vectors(n_up, args.dim, seed=2),
-    )
-    n_sub = min(args.incumbent_rows, args.rows)
-    subset: Data = (texts[:n_sub], metas[:n_sub], ids[:n_sub], vecs[:n_sub])
-    mwm = args.maintenance_work_mem
-
     dsn, server = server_dsn()
+    mwm = args.maintenance_work_mem
     if server is not None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(
@@ -276,7 +278,41 @@ def main() -> None:
         print(
             "note: an external server; v2 builds its index with the server's maintenance_work_mem"
         )
+    try:
+        run = one_config(args, dsn, server is not None, args.rows, args.dim)
+    finally:
+        if server is not None:
+            server.stop()
+    # the report keeps one run per size; this run replaces its size's entry
+    report = json.loads(out.read_text()) if out.exists() else {"benchmark": "perf_ingest"}
+    report.setdefault("runs", {})[f"{args.rows}x{args.dim}"] = {
+        **run,
+        "library": langchain_pgvstore.__file__,
+    }
+    path = write_report(out, report)
+    print(f"wrote {path}")
 
+
+def one_config(
+    args: argparse.Namespace, dsn: str, own_server: bool, rows: int, dim: int
+) -> dict[str, Any]:
+    """Every workload at one size, `--repeats` times in rotating order; the report of that size."""
+    texts, metas, ids = documents(rows)
+    vecs = clustered_vectors(rows, dim)
+    data: Data = (texts, metas, ids, vecs)
+    n_up = min(args.upsert_rows, rows)
+    up_vecs = clustered_vectors(n_up, dim, seed=1)
+    upsert: Data = ([t + " revised" for t in texts[:n_up]], metas[:n_up], ids[:n_up], up_vecs)
+    new_ids = [f"new-{i}" for i in range(n_up)]
+    appended: Data = (
+        texts[:n_up],
+        metas[:n_up],
+        new_ids,
+        clustered_vectors(n_up, dim, seed=2),
+    )
+    n_sub = min(args.incumbent_rows, rows)
+    subset: Data = (texts[:n_sub], metas[:n_sub], ids[:n_sub], vecs[:n_sub])
+    mwm = args.maintenance_work_mem
     units: dict[str, Callable[[], dict[str, dict[str, float]]]] = {
         "raw COPY": lambda: _split(
             raw_load(dsn, data, hnsw=False, mwm=mwm, upsert=upsert),
@@ -302,7 +338,7 @@ def main() -> None:
             unchanged="pgvstore upsert of unchanged rows",
         ),
     }
-    if n_sub < args.rows:
+    if n_sub < rows:
         units["subset raw"] = lambda: {
             "raw COPY + HNSW (subset)": raw_load(dsn, subset, hnsw=True, mwm=mwm)
         }
@@ -311,30 +347,24 @@ def main() -> None:
         }
     if not args.no_incumbents:
         units["v1"] = lambda: {
-            "langchain-postgres v1 add_embeddings (no index)": v1_load(
-                dsn, subset, server is not None
-            )
+            "langchain-postgres v1 add_embeddings (no index)": v1_load(dsn, subset, own_server)
         }
         units["v2"] = lambda: {"langchain-postgres v2 add_embeddings + HNSW": v2_load(dsn, subset)}
 
     times: dict[str, dict[str, list[float]]] = {}
-    try:
-        for r in range(args.repeats):
-            for unit in rotated(list(units), r):
-                for name, parts in units[unit]().items():
-                    for part, secs in parts.items():
-                        times.setdefault(name, {}).setdefault(part, []).append(secs)
-                    print(f"  {name}: {parts['load']:.1f}s", flush=True)
-            print(f"repeat {r + 1}/{args.repeats} done", flush=True)
-        env = environment(dsn)
-    finally:
-        if server is not None:
-            server.stop()
+    for r in range(args.repeats):
+        for unit in rotated(list(units), r):
+            for name, parts in units[unit]().items():
+                for part, secs in parts.items():
+                    times.setdefault(name, {}).setdefault(part, []).append(secs)
+                print(f"  {name}: {parts['load']:.1f}s", flush=True)
+        print(f"{rows}x{dim}: repeat {r + 1}/{args.repeats} done", flush=True)
+    env = environment(dsn)
 
     def rows_of(name: str) -> int:
         if "subset" in name or "langchain-postgres" in name:
             return n_sub
-        return n_up if "upsert" in name or name == APPEND else args.rows
+        return n_up if "upsert" in name or name == APPEND else rows
 
     med = {name: {part: median(v) for part, v in parts.items()} for name, parts in times.items()}
     rate = {name: rows_of(name) / m["load"] for name, m in med.items()}
@@ -354,7 +384,7 @@ def main() -> None:
         "langchain-postgres v1 add_embeddings (no index)": "raw COPY + HNSW (subset)",
         "langchain-postgres v2 add_embeddings + HNSW": "raw COPY + HNSW (subset)",
     }
-    if n_sub == args.rows:
+    if n_sub == rows:
         for name, base in baselines.items():
             if base == "raw COPY + HNSW (subset)":
                 baselines[name] = "raw COPY + HNSW"
@@ -392,30 +422,24 @@ def main() -> None:
             rate["pgvstore upsert"] / rate[APPEND]
         )
     print(
-        f"\ningest {args.rows:,} x {args.dim}-d (precomputed embeddings), upsert {n_up:,} existing"
+        f"\ningest {rows:,} x {dim}-d (precomputed embeddings), upsert {n_up:,} existing"
         f" ids, incumbents on {n_sub:,} rows; {args.repeats} repeats, medians;"
         f" maintenance_work_mem={mwm}"
     )
     print_table(["workload", "rows", "median s", "rows/s", "throughput ratio", "parts"], table_rows)
     for k, v in extra.items():
         print(f"{k}: {v:.2f}x")
-    path = write_report(
-        f"perf_ingest-{args.rows}x{args.dim}" + (f"-{args.tag}" if args.tag else ""),
-        {
-            "benchmark": "perf_ingest",
-            "rows": args.rows,
-            "dim": args.dim,
-            "repeats": args.repeats,
-            "upsert_rows": n_up,
-            "incumbent_rows": n_sub,
-            "maintenance_work_mem": mwm,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "ratios": extra,
-            "environment": env,
-        },
-    )
-    print(f"wrote {path}")
+    return {
+        "rows": rows,
+        "dim": dim,
+        "repeats": args.repeats,
+        "upsert_rows": n_up,
+        "incumbent_rows": n_sub,
+        "maintenance_work_mem": mwm,
+        "results": results,
+        "ratios": extra,
+        "environment": env,
+    }
 
 
 def _split(parts: dict[str, float], **names: str) -> dict[str, dict[str, float]]:

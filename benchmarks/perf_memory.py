@@ -1,6 +1,6 @@
 """Storage: halfvec vs vector collections, table + indexes, by `pg_total_relation_size`.
 
-    python benchmarks/perf_memory.py [--configs 100000x384,10000x1536]
+    python benchmarks/perf_memory.py [--configs 100000x384,10000x1536] [--out PATH]
 
 For each `rows x dim`, loads the same rows into two PGVStore collections that
 differ only in `vector_type` (`vector`, float32, and `halfvec`, float16), both
@@ -13,7 +13,8 @@ with the default HNSW index, and reports:
 - heap, TOAST and each index separately, and the BM25 statistics table.
 
 A `vector` collection with the same rows on `PGVSTORE_BENCH_DSN` (from
-perf_search.py) is reused. Writes benchmarks/results/perf_memory.json.
+perf_search.py) is reused. Writes benchmarks/results/perf_memory.json (other
+configurations: `--out`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,21 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import dataset_name, index_sizes, load_ours, relation_sizes  # noqa: E402
-from langchain_pgvstore._sql.lexical import stats_table  # noqa: E402
+from _common import (  # noqa: E402
+    dataset_name,
+    environment,
+    index_sizes,
+    load_ours,
+    output_argument,
+    relation_sizes,
+    report_path,
+    server_dsn,
+    write_report,
+)
+from report import memory as memory_table  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
+from langchain_pgvstore._sql.bm25_schema import stats_table  # noqa: E402
 from langchain_pgvstore.config import Table  # noqa: E402
 
 
@@ -59,7 +70,9 @@ def measure(dsn: str, collection: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="100000x384,10000x1536")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "perf_memory")
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
 
     dsn, server = server_dsn()
@@ -84,33 +97,15 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    mib = 1024 * 1024
-    for name, r in results.items():
-        v, h = r["vector"], r["halfvec"]
-        print(f"\n{name}, HNSW m=16 ef_construction=64 (MiB)")
-        rows_out = []
-        for label, key in (
-            ("heap", "heap"),
-            ("TOAST", "toast"),
-            ("all indexes", "indexes"),
-            ("  of which HNSW", "hnsw"),
-            ("pg_total_relation_size", "total"),
-            ("embedding column + HNSW", "vector_part"),
-            ("BM25 statistics table (separate)", "bm25_statistics_table"),
-        ):
-            ratio = h[key] / v[key] if v[key] else float("nan")
-            rows_out.append([label, v[key] / mib, h[key] / mib, f"{ratio:.2f}x"])
-        print_table(["relation", "vector", "halfvec", "halfvec / vector"], rows_out)
-    path = write_report(
-        "perf_memory",
-        {
-            "benchmark": "perf_memory",
-            "configs": args.configs,
-            "library": langchain_pgvstore.__file__,
-            "results": results,
-            "environment": env,
-        },
-    )
+    payload = {
+        "benchmark": "perf_memory",
+        "configs": args.configs,
+        "library": langchain_pgvstore.__file__,
+        "results": results,
+        "environment": env,
+    }
+    print(f"\n{memory_table(payload)}")
+    path = write_report(out, payload)
     print(f"wrote {path}")
 
 

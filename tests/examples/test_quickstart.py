@@ -1,9 +1,8 @@
-"""The quickstart and the README snippet run as a user would run them."""
+"""The quickstart runs as a user would run it (the README snippet is run by tests/test_docs.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,15 +32,3 @@ def test_quickstart_runs_offline_on_the_embedded_database(tmp_path) -> None:
     relevance = next(s for s in sections if "(relevance scores" in s)
     scores = [float(line.split()[0]) for line in relevance.splitlines()[1:]]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
-
-
-def test_readme_snippet_prints_what_the_readme_says(tmp_path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(
-        r"```python\n(from langchain_pgvstore import PGVStore\n.*?)```", readme, re.S
-    ).group(1)
-    expected = [line[2:] for line in block.splitlines() if line.startswith("# ")]
-    script = tmp_path / "snippet.py"
-    script.write_text(block)
-    out = run([str(script)], tmp_path)
-    assert out.splitlines() == expected

@@ -73,6 +73,17 @@ FUSE_WEIGHTED = (
     "%s"
 )
 
+RECOUNT = [
+    ("SELECT pg_advisory_xact_lock( -6639234015324110216)"),
+    (
+        'WITH gone AS (DELETE FROM "public"."docs_71ab8b6afb_bm25") INSERT INTO '
+        '"public"."docs_71ab8b6afb_bm25" (term, docs, tokens) SELECT u.lexeme, count(*), '
+        'sum(coalesce(cardinality(u.positions), 1)) FROM "public"."docs", unnest("tsv") '
+        "AS u GROUP BY u.lexeme UNION ALL SELECT '', count(*), coalesce(sum(\"tsv_len\"), "
+        '0) FROM "public"."docs" HAVING count(*) > 0 ORDER BY 1'
+    ),
+]
+
 DDL = [
     (
         'CREATE TABLE IF NOT EXISTS "public"."docs_71ab8b6afb_bm25" (term text COLLATE '
@@ -161,14 +172,7 @@ DDL = [
         'CREATE TRIGGER "pgvstore_bm25_truncate" AFTER TRUNCATE ON "public"."docs" FOR '
         'EACH STATEMENT EXECUTE FUNCTION "public"."docs_71ab8b6afb_bm25_trg"()'
     ),
-    ("SELECT pg_advisory_xact_lock( -6639234015324110216)"),
-    (
-        'WITH gone AS (DELETE FROM "public"."docs_71ab8b6afb_bm25") INSERT INTO '
-        '"public"."docs_71ab8b6afb_bm25" (term, docs, tokens) SELECT u.lexeme, count(*), '
-        'sum(coalesce(cardinality(u.positions), 1)) FROM "public"."docs", unnest("tsv") '
-        "AS u GROUP BY u.lexeme UNION ALL SELECT '', count(*), coalesce(sum(\"tsv_len\"), "
-        '0) FROM "public"."docs" HAVING count(*) > 0 ORDER BY 1'
-    ),
+    *RECOUNT,
 ]
 
 DROP = [
@@ -177,16 +181,6 @@ DROP = [
     ('DROP TABLE IF EXISTS "public"."docs_71ab8b6afb_bm25"'),
 ]
 
-RECOUNT = [
-    ("SELECT pg_advisory_xact_lock( -6639234015324110216)"),
-    (
-        'WITH gone AS (DELETE FROM "public"."docs_71ab8b6afb_bm25") INSERT INTO '
-        '"public"."docs_71ab8b6afb_bm25" (term, docs, tokens) SELECT u.lexeme, count(*), '
-        'sum(coalesce(cardinality(u.positions), 1)) FROM "public"."docs", unnest("tsv") '
-        "AS u GROUP BY u.lexeme UNION ALL SELECT '', count(*), coalesce(sum(\"tsv_len\"), "
-        '0) FROM "public"."docs" HAVING count(*) > 0 ORDER BY 1'
-    ),
-]
 
 COMPACT = [
     ("SELECT pg_advisory_xact_lock( -6639234015324110216)"),
