@@ -2,7 +2,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ("tests.fix_db", "tests.fix_openai")
+pytest_plugins = ("tests.fix_db", "tests.fix_openai", "tests.fix_replica")
 
 settings.register_profile(
     "default",
