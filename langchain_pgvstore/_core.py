@@ -9,6 +9,7 @@ embedding call they make.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -28,7 +29,6 @@ from ._closing import Closing
 from ._connection import Connector, PoolOptions
 from ._documents import document
 from ._flow import FORGET, LOOKUP, Flow, Need, Provision, Query, Write
-from ._ingest import query_array
 from ._nearest import nearest_statement
 from ._options import SearchOptions
 from ._runner import AsyncRunner, Runner
@@ -43,6 +43,7 @@ from ._sql import Frag
 from ._sql.filters import TRUE, compile_filter
 from ._sql.settings import Settings
 from ._statements import StatementCache, Template, slotted
+from ._vectors import fits, query_vector
 from .config import (
     DEFAULT_HNSW,
     MAX_DIMENSIONS,
@@ -55,12 +56,18 @@ from .config import (
     memory_size,
     validate_identifier,
 )
-from .errors import ConfigError, DimensionError, EmbeddingError, SchemaError
+from .errors import ConfigError, DimensionError, EmbeddingError
 
 __all__ = ["StoreCore"]
 
 R = TypeVar("R")
 Row = tuple[Any, ...]
+
+#: Seconds a store trusts what it knows of its collection before looking it up
+#: again. Another process that drops or recreates the collection makes the
+#: store's statements fail, which it notices at once (`_flow.py`); a change no
+#: statement trips over (the same size, another distance) is noticed this late.
+SPEC_TTL = 30.0
 
 
 def _doc(row: Row) -> Document:
@@ -153,6 +160,7 @@ class StoreCore(Closing, VectorStore):
         )
         self._configured = spec
         self._known: CollectionSpec | None = None
+        self._known_at = 0.0
         self._embedding = embedding
         self._connector = Connector(connection, options, data_dir)
         self._db = Runner(self._connector)
@@ -205,20 +213,28 @@ class StoreCore(Closing, VectorStore):
             # cached statements are keyed by shape only: they belong to one spec
             self._statements.clear()
         self._known = spec if spec is not None and spec.dimensions is not None else None
+        self._known_at = time.monotonic()
         return self._known
+
+    def _trusted(self) -> CollectionSpec | None:
+        """What the store knows of its collection, if it is recent enough to trust."""
+        known = self._known
+        if known is not None and time.monotonic() - self._known_at < SPEC_TTL:
+            return known
+        return None
 
     def _perform(self, need: Need) -> Any:
         if need is LOOKUP:
-            if self._known is not None:
-                return self._known
+            if (known := self._trusted()) is not None:
+                return known
             return self._known_spec(
                 self._db.run(lambda: lookup_plan(self._configured), transaction=False)
             )
         if need is FORGET:
             return self._known_spec(None)
         if isinstance(need, Provision):
-            if self._known is not None:
-                return self._known
+            if (known := self._trusted()) is not None:
+                return known
             plan = self._provision(need.dimensions)
             try:
                 return self._known_spec(self._db.run(plan))
@@ -231,16 +247,16 @@ class StoreCore(Closing, VectorStore):
 
     async def _aperform(self, need: Need) -> Any:
         if need is LOOKUP:
-            if self._known is not None:
-                return self._known
+            if (known := self._trusted()) is not None:
+                return known
             return self._known_spec(
                 await self._adb.run(lambda: lookup_plan(self._configured), transaction=False)
             )
         if need is FORGET:
             return self._known_spec(None)
         if isinstance(need, Provision):
-            if self._known is not None:
-                return self._known
+            if (known := self._trusted()) is not None:
+                return known
             plan = self._provision(need.dimensions)
             try:
                 return self._known_spec(await self._adb.run(plan))
@@ -310,33 +326,12 @@ class StoreCore(Closing, VectorStore):
         return vector
 
     def _query_vector(self, embedding: Any, *, from_model: bool = False) -> np.ndarray:
-        """A checked query vector (its size is checked against the collection later)."""
-        spec = self._spec
-        try:
-            return query_array(embedding, spec.dimensions, spec.vector_type, spec.distance)
-        except DimensionError:
-            raise
-        except ConfigError:
-            raise
-        except ValueError as e:
-            if from_model:
-                raise EmbeddingError(f"the embedding model returned a bad vector: {e}") from None
-            raise
+        """A checked query vector (its size is checked against the collection in the flow)."""
+        return query_vector(embedding, self._configured, from_model)
 
     @staticmethod
     def _fits(spec: CollectionSpec, vector: np.ndarray, from_model: bool) -> np.ndarray:
-        if len(vector) == spec.dimensions:
-            return vector
-        if from_model:
-            # the store's model and the collection disagree: a configuration problem
-            table = spec.table
-            raise SchemaError(
-                f"collection {table.schema}.{table.name} was created with {spec.dimensions}"
-                f" dimensions, but this store uses {len(vector)} (its embedding model's size)"
-            )
-        raise DimensionError(
-            f"expected {spec.dimensions} dimensions, got {len(vector)} in the query vector"
-        )
+        return fits(spec, vector, from_model)
 
     # -- the search statement ---------------------------------------------------
 

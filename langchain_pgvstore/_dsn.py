@@ -6,9 +6,9 @@ by a lenient reading of the URI's user information), never by pattern-matching
 the message alone, and errors about the string itself are raised without
 chaining the exception that quoted it.
 
-A URI whose password holds an unencoded `/`, `?`, `#` or `@` is refused: libpq
-would read part of the password as the host, port or database and quote it
-back in every error. `urllib.parse.quote` leaves `/` unencoded by default, so
+A URI whose password holds an unencoded `/` or `@` is refused: libpq would
+read part of the password as the host, port or database and quote it back in
+every error. `urllib.parse.quote` leaves `/` unencoded by default, so
 the message says to pass `safe=""`.
 """
 
@@ -48,16 +48,20 @@ def _normalise(dsn: str) -> str:
 
 
 def _uri_userinfo(dsn: str) -> tuple[str | None, bool]:
-    """The URI's user information, read leniently, and whether libpq would misread it."""
+    """The URI's user information as libpq reads it, and whether libpq would misread it.
+
+    libpq ends the authority at the first `/` and the user information at the
+    first `@`: a password holding an unencoded `/` moves its tail into the path,
+    one holding an unencoded `@` moves its tail into the host.
+    """
     rest = _URI.sub("", dsn, count=1)
-    head, _, query = rest.partition("?")
-    if "@" in head:
-        userinfo = head.rsplit("@", 1)[0]
-        return userinfo, any(ch in userinfo for ch in "/#")
-    first = query.split("&", 1)[0]
-    if "@" in first and "=" not in first.split("@", 1)[0]:
-        # `user:pa?ss@host`: the '?' cut the password, the rest became a query
-        return head + "?" + first.rsplit("@", 1)[0], True
+    authority, _, path = rest.partition("/")
+    if authority.count("@") > 1:
+        return authority.split("@", 1)[0], True
+    if "@" not in authority and "@" in path.split("?", 1)[0]:
+        return authority, True
+    if "@" in authority:
+        return authority.split("@", 1)[0], False
     return None, False
 
 
@@ -120,9 +124,9 @@ def parse_dsn(dsn: str, *, what: str = "connection string") -> ParsedDSN:
     dsn = _normalise(dsn)
     if _URI.match(dsn) and _uri_userinfo(dsn)[1]:
         raise ConfigError(
-            f"the {what} is a URI whose user name or password holds an unencoded '/', '?',"
-            " '#' or '@', which libpq would read as part of the host or database;"
-            " percent-encode them, e.g. urllib.parse.quote(password, safe='')"
+            f"the {what} is a URI whose user name or password holds an unencoded '/' or '@',"
+            " which libpq would read as part of the host or database; percent-encode them,"
+            " e.g. urllib.parse.quote(password, safe='')"
         )
     problem = None
     params: dict[str, object] | None = None

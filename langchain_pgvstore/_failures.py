@@ -41,8 +41,16 @@ _PERMANENT_SQLSTATES = frozenset(
         "08004",  # sqlserver_rejected_establishment_of_sqlconnection
     }
 )
-# libpq's own messages for failures no retry can fix (no SQLSTATE)
+# Messages of failures no retry can fix: libpq's own (no SQLSTATE), and the
+# server's refusals, whose SQLSTATE psycopg does not keep for a failed connection
 _PERMANENT_MESSAGES = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # role "x" / database "x" does not exist
+    "permission denied for database",
+    "is not permitted to log in",
+    "pg_hba.conf rejects connection",
+    "server does not support ssl",
     "could not translate host name",
     "name or service not known",
     "nodename nor servname",
@@ -79,7 +87,10 @@ def permanent_connect_error(error: BaseException) -> bool:
 def timeout_error(error: psycopg.Error) -> QueryTimeoutError | None:
     """The typed error for a cancelled statement or a lock wait that timed out."""
     if isinstance(error, pg_errors.QueryCanceled):
-        return QueryTimeoutError(f"statement timed out: {str(error).strip()}")
+        message = str(error).strip()
+        if "timeout" in message:
+            return QueryTimeoutError(f"statement timed out: {message}")
+        return QueryTimeoutError(f"statement cancelled: {message}")
     if isinstance(error, pg_errors.LockNotAvailable):
         return QueryTimeoutError(f"lock wait timed out: {str(error).strip()}")
     return None

@@ -45,6 +45,12 @@ def _log(frag: Frag) -> None:
         logger.debug("sql: %s", frag.as_string())
 
 
+def _in_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    return (
+        not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    )
+
+
 def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
     def plan() -> Plan[int]:
         count: int = yield Execute(frag)
@@ -194,7 +200,12 @@ class Runner(_Base):
                     if transaction:
                         with conn.transaction():
                             return work(conn)
-                    return work(conn)
+                    result = work(conn)
+                    if _in_transaction(conn):
+                        # a lent pool without autocommit: end the implicit transaction
+                        # psycopg began, rather than leave the pool to roll it back
+                        conn.commit()
+                    return result
                 except BaseException as exc:
                     if self._discard(conn, exc):
                         conn.close()
@@ -323,7 +334,10 @@ class AsyncRunner(_Base):
                     if transaction:
                         async with conn.transaction():
                             return await work(conn)
-                    return await work(conn)
+                    result = await work(conn)
+                    if _in_transaction(conn):
+                        await conn.commit()
+                    return result
                 except BaseException as exc:
                     if self._discard(conn, exc):
                         await conn.close()

@@ -36,10 +36,12 @@ from langchain_pgvstore import (
     FilterError,
     HNSWIndex,
     InputError,
+    IVFFlatIndex,
     PGVStore,
     SchemaError,
 )
 from langchain_pgvstore._schema import check_pgvector
+from langchain_pgvstore.config import Table
 
 DIM = 16
 NAN = float("nan")
@@ -58,6 +60,38 @@ class ShortEmbeddings(DeterministicFakeEmbedding):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return super().embed_documents(texts)[:-1]
+
+
+class NoneEmbeddings(DeterministicFakeEmbedding):
+    """An embedding model that returns None instead of vectors."""
+
+    def embed_documents(self, texts: list[str]) -> Any:
+        return None
+
+    def embed_query(self, text: str) -> Any:
+        return None
+
+
+class FailingEmbeddings(DeterministicFakeEmbedding):
+    """An embedding model whose provider refuses every call."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise RuntimeError("quota exceeded")
+
+    def embed_query(self, text: str) -> list[float]:
+        raise RuntimeError("quota exceeded")
+
+
+def _nested(depth: int, leaf: Any, wrap: Callable[[Any], Any]) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = wrap(value)
+    return value
+
+
+DEEP_META = _nested(1000, 1, lambda v: {"k": v})
+DEEP_FILTER = _nested(5000, {"n": 1}, lambda f: {"$and": [f]})
+DEEP_VALUE = _nested(5000, 1, lambda v: [v])
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,44 @@ CASES = [
     case("other-distance", "a store with another distance", "add_texts", ["a"], error=SchemaError, match="created with distance 'cosine', but this store uses 'l2'", store={"distance": "l2"}),
     case("other-ts-config", "a store with another text-search config", "add_texts", ["a"], error=SchemaError, match="text search configuration 'english', but this store uses 'simple'", store={"text_search_config": "simple"}),
     case("foreign-table", "a collection name taken by a user's own table", "add_texts", ["a"], error=SchemaError, match="is not a langchain-pgvstore collection", store={"collection": FOREIGN}),
+    # -- what escaped as a raw error, or was changed silently, before this release ------
+    case("query-none", "None as a query vector", "similarity_search_by_vector", None, error=InputError, match="a query vector must be a list of numbers, got None"),
+    case("query-nested", "a nested list as a query vector", "similarity_search_by_vector", [[1.0] * DIM], error=InputError, match="flat lists of numbers"),
+    case("query-object-array", "a numpy object array as a query vector", "similarity_search_by_vector", np.array([1.0] * DIM, dtype=object), error=InputError, match="only real numbers"),
+    case("query-str-array", "a numpy string array as a query vector", "similarity_search_by_vector", np.array(["1"] * DIM), error=InputError, match="got strings"),
+    case("query-complex", "a numpy complex array as a query vector (the imaginary part was lost)", "similarity_search_by_vector", np.ones(DIM, dtype=complex), error=InputError, match="got complex numbers"),
+    case("vector-complex", "complex numbers in vectors to store", "add_embeddings", ["a"], np.ones((1, DIM), dtype=complex), error=InputError, match="got complex numbers"),
+    case("query-huge-int", "10**400 in a query vector", "similarity_search_by_vector", [10**400] + [1.0] * (DIM - 1), error=InputError, match="only real numbers"),
+    case("vector-huge-int", "10**400 in a vector to store", "add_embeddings", ["a"], [[10**400] + [1.0] * (DIM - 1)], error=InputError, match="only real numbers"),
+    case("query-zero-cosine", "a zero query vector under cosine", "similarity_search_by_vector", [0.0] * DIM, error=InputError, match="is all zeros, which has no cosine distance"),
+    case("vector-zero-cosine", "a zero vector to store under cosine", "add_embeddings", ["a", "b"], [[1.0] * DIM, [0.0] * DIM], error=InputError, match="vector 1 is all zeros"),
+    case("embedder-none", "an embedding model that returns None", "add_texts", ["a"], error=EmbeddingError, match="returned NoneType, not a list of vectors", store={"embedding": NoneEmbeddings(size=DIM)}),
+    case("embedder-query-none", "an embedding model that returns None for a query", "similarity_search", "q", error=EmbeddingError, match="the embedding model returned a bad vector", store={"embedding": NoneEmbeddings(size=DIM)}),
+    case("embedder-raises", "an embedding model that raises", "add_texts", ["a"], error=EmbeddingError, match="the embedding model failed: RuntimeError: quota exceeded", store={"embedding": FailingEmbeddings(size=DIM)}),
+    case("embedder-query-raises", "an embedding model that raises on a query", "hybrid_search", "q", error=EmbeddingError, match="the embedding model failed: RuntimeError", store={"embedding": FailingEmbeddings(size=DIM)}),
+    case("k-huge", "k = 10**20", "similarity_search", "q", k=10**20, error=InputError, match="k must be an integer in [1, 2147483647], got 1000000000"),
+    case("fetch-k-huge", "fetch_k = 10**20", "max_marginal_relevance_search", "q", fetch_k=10**20, error=InputError, match="fetch_k must be an integer in [1, 2147483647]"),
+    case("limit-huge", "get(limit=10**20)", "get", limit=10**20, error=InputError, match="limit must be an integer in [1, 9223372036854775807]"),
+    case("offset-huge", "get(offset=10**20)", "get", offset=10**20, error=InputError, match="offset must be an integer in [0, 9223372036854775807]"),
+    case("meta-deep", "metadata nested 1,000 deep", "add_texts", ["a"], [DEEP_META], error=InputError, match="nests deeper than 100 levels"),
+    case("filter-deep", "a filter nested 5,000 deep", "similarity_search", "q", filter=DEEP_FILTER, error=FilterError, match="nested too deeply"),
+    case("filter-deep-value", "a filter operand nested 5,000 deep", "similarity_search", "q", filter={"n": {"$in": DEEP_VALUE}}, error=FilterError, match="expected a string, number, boolean or null"),
+    case("ids-str", "ids='abc' for three texts (was split into a, b, c)", "add_texts", ["a", "b", "c"], ids="abc", error=InputError, match="ids must be a list of strings, got str"),
+    case("meta-int-key", "metadata keys 1 and '1' in one dict (one value was lost)", "add_texts", ["a"], [{1: "x", "1": "y"}], error=InputError, match="metadata keys must be strings, got 1 (int) in document 0"),
+    case("ef-search-true", "ef_search=True", "similarity_search", "q", ef_search=True, error=InputError, match="ef_search must be an integer in [1, 1000], got True"),
+    case("probes-true", "probes=True", "similarity_search", "q", probes=True, error=InputError, match="probes must be an integer in [1, 32768], got True"),
+    case("max-scan-true", "max_scan_tuples=True", "similarity_search", "q", max_scan_tuples=True, error=InputError, match="max_scan_tuples must be an integer"),
+    case("call-timeout-true", "statement_timeout=True on a call", "keyword_search", "q", statement_timeout=True, error=InputError, match="statement_timeout must be a positive number"),
+    case("pool-size-true", "pool_size=True", None, error=ConfigError, match="pool_size must be an integer in [1, 10000], got True", store={"pool_size": True}),
+    case("store-timeout-true", "statement_timeout=True on the store", None, error=ConfigError, match="statement_timeout must be a positive number", store={"statement_timeout": True}),
+    case("batch-size-true", "batch_size=True", None, error=ConfigError, match="batch_size must be an integer", store={"batch_size": True}),
+    case("ivfflat-lists-true", "IVFFlatIndex(lists=True)", None, error=ConfigError, match="ivfflat lists must be an integer in [1, 32768], got True", store={"index": lambda: IVFFlatIndex(lists=True)}),
+    case("maintenance-lots", "maintenance_work_mem='lots' (the table was left behind)", "add_texts", ["a"], error=ConfigError, match="maintenance_work_mem must be a memory size", store={"collection": FRESH + "_5", "maintenance_work_mem": "lots"}),
+    case("bulk-many", "bulk_rebuild_rows='many' (the table was left behind)", "add_texts", ["a"], error=ConfigError, match="bulk_rebuild_rows must be an integer", store={"collection": FRESH + "_6", "bulk_rebuild_rows": "many"}),
+    case("index-str", "index='hnsw' (the table was left behind)", "add_texts", ["a"], error=ConfigError, match="index must be HNSWIndex(...), IVFFlatIndex(...) or None, got 'hnsw'", store={"collection": FRESH + "_7", "index": "hnsw"}),
+    case("name-derived", "a collection named like another collection's BM25 statistics table", "add_texts", ["a"], error=ConfigError, match="is reserved", store={"collection": Table("public", SEEDED).index_name("bm25")}),
+    case("unknown-option", "a misspelt search option (filtr)", "similarity_search", "q", filtr={"n": 1}, error=InputError, match="unknown search option 'filtr' (did you mean 'filter'?)"),
+    case("unknown-add-option", "an unknown argument to add_texts", "add_texts", ["a"], metadata=[{"n": 1}], error=InputError, match="unknown argument 'metadata' for add_texts"),
 ]
 # fmt: on
 
@@ -209,7 +281,7 @@ def seeded(dsn: str) -> Any:
         c.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(FOREIGN)))
     yield SEEDED
     with psycopg.connect(dsn, autocommit=True) as c:
-        names = [SEEDED, FOREIGN] + [f"{FRESH}_{i}" for i in (1, 2, 3, "4%s")]
+        names = [SEEDED, FOREIGN] + [f"{FRESH}_{i}" for i in (1, 2, 3, "4%s", 5, 6, 7)]
         for name in names:
             c.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
         c.execute("DELETE FROM public.pgvstore_collections WHERE collection = ANY(%s)", (names,))
@@ -427,3 +499,33 @@ def test_table_covers_the_api() -> None:
         DatabaseUnavailableError,
         EmbeddingError,
     } <= classes
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_model_error_keeps_the_original_as_its_cause(dsn, seeded, mode) -> None:
+    store = PGVStore(FailingEmbeddings(size=DIM), connection=dsn, collection=SEEDED)
+    try:
+        for method, args in (("add_texts", (["a"],)), ("similarity_search", ("q",))):
+            with pytest.raises(EmbeddingError) as info:
+                await _invoke(store, method, mode, args, {})
+            assert isinstance(info.value.__cause__, RuntimeError)
+            assert str(info.value.__cause__) == "quota exceeded"
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("distance", ["l2", "inner_product", "l1"])
+def test_zero_vectors_are_fine_under_other_distances(dsn, collection_name, distance) -> None:
+    """Only cosine has no answer for a zero vector; the other distances store and find it."""
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=4), connection=dsn, collection=collection_name,
+        distance=distance,
+    )  # fmt: skip
+    try:
+        store.add_embeddings(["zero", "one"], [[0.0] * 4, [1.0] * 4], ids=["z", "o"])
+        found = store.similarity_search_with_score_by_vector([0.0] * 4, k=2)
+        assert {d.id for d, _ in found} == {"z", "o"}
+        assert all(np.isfinite(score) for _, score in found)
+    finally:
+        store.delete_collection()
+        store.close()
