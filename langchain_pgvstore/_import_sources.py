@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -458,7 +459,13 @@ def chroma_space(collection: Any) -> tuple[str, Distance]:
     metadata. Chroma's default is `l2`.
     """
     space: Any = None
-    configuration = getattr(collection, "configuration", None)
+    # the raw JSON: the parsed `configuration` warns about embedding-function configs
+    # older releases wrote, which are none of the caller's business here
+    configuration = getattr(collection, "configuration_json", None)
+    if not isinstance(configuration, Mapping):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            configuration = getattr(collection, "configuration", None)
     if isinstance(configuration, Mapping):
         for index in ("hnsw", "spann"):
             part = configuration.get(index)

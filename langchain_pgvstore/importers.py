@@ -364,6 +364,21 @@ def _chromadb() -> Any:
     return chromadb
 
 
+def _describe_client(client: Any) -> str:
+    """`server host:port` or `path '…'` of a chromadb client, for messages."""
+    try:
+        settings = client.get_settings()
+    except Exception:
+        return type(client).__name__
+    host = getattr(settings, "chroma_server_host", None)
+    if host:
+        return f"server {host}:{getattr(settings, 'chroma_server_http_port', None) or 8000}"
+    directory = getattr(settings, "persist_directory", None)
+    if getattr(settings, "is_persistent", False) and directory:
+        return f"path {directory!r}"
+    return type(client).__name__
+
+
 def _chroma_collection(
     collection: Any, path: str | os.PathLike[str] | None, client: Any
 ) -> tuple[Any, str]:
@@ -380,7 +395,7 @@ def _chroma_collection(
         client = _chromadb().PersistentClient(path=os.fspath(path))
         where = f"path {os.fspath(path)!r}"
     else:
-        where = type(client).__name__
+        where = _describe_client(client)
     try:
         found = client.get_collection(collection)
     except Exception as e:

@@ -79,7 +79,7 @@ def pgvector(job: dict[str, Any]) -> dict[str, Any]:
 
 def community(job: dict[str, Any]) -> dict[str, Any]:
     warnings.simplefilter("ignore")  # the class is deprecated; that is why it is the old layout
-    from langchain_community.vectorstores.pgvector import PGVector, DistanceStrategy
+    from langchain_community.vectorstores.pgvector import DistanceStrategy, PGVector
 
     strategy = {
         "cosine": DistanceStrategy.COSINE,
@@ -96,7 +96,10 @@ def community(job: dict[str, Any]) -> dict[str, Any]:
     store.add_embeddings(job["texts"], job["vectors"], job["metadatas"], ids=job["ids"])
     # this store returns documents without ids: searches name them by text
     searches = [
-        [[d.page_content, score] for d, score in store.similarity_search_with_score_by_vector(q, k=job["k"])]
+        [
+            [d.page_content, score]
+            for d, score in store.similarity_search_with_score_by_vector(q, k=job["k"])
+        ]
         for q in job["queries"]
     ]
     return {"rows": None, "searches": searches}
@@ -132,7 +135,8 @@ def pgvectorstore(job: dict[str, Any]) -> dict[str, Any]:
         schema_name=job["schema"],
         metadata_columns=[c["name"] for c in job["metadata_columns"]],
         distance_strategy=strategy,
-        hybrid_search_config=HybridSearchConfig() if job.get("hybrid") else None,
+        # the same object: init_vectorstore_table fills in its tsv_column
+        hybrid_search_config=hybrid,
     )
     store.add_embeddings(job["texts"], job["vectors"], job["metadatas"], ids=job["ids"])
     docs = store.get_by_ids(job["ids"])
