@@ -96,6 +96,11 @@ def _check_args(store: object, batch_size: object) -> PGVStore:
         raise ConfigError(f"store must be a PGVStore, got {type(store).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not store.dsn:
+        raise ConfigError(
+            "the store's pool computes its connection string per connection, and imports"
+            " need one to record their progress: create the store with a DSN"
+        )
     if store.collection == q.CHECKPOINT_TABLE:
         raise ConfigError(
             f"collection name {q.CHECKPOINT_TABLE!r} is where imports record progress"
