@@ -383,9 +383,9 @@ def test_tables_of_the_wrong_shape_are_schema_errors(dsn, collection_name, v2_ta
     store.close()
 
 
-@pytest.fixture
-def v1_broken(dsn):
-    """A PGVector collection whose rows the tests break and mend with SQL."""
+@pytest.fixture(scope="module")
+def v1_source(dsn):
+    """A PGVector collection whose rows the tests break, and mend from a saved copy."""
     with database(dsn) as conninfo:
         docs = rows(100, DIM, seed=6)
         write(
@@ -399,7 +399,16 @@ def v1_broken(dsn):
                 **docs,
             }
         )
+        _sql(conninfo, "CREATE TABLE saved AS TABLE langchain_pg_embedding")
         yield conninfo, docs
+
+
+@pytest.fixture
+def v1_broken(v1_source):
+    """The collection above; whatever a test breaks is put back as PGVector wrote it."""
+    yield v1_source
+    _sql(v1_source[0], "DELETE FROM langchain_pg_embedding")
+    _sql(v1_source[0], "INSERT INTO langchain_pg_embedding SELECT * FROM saved")
 
 
 def _sql(conninfo: str, query: str, *params: Any) -> None:
@@ -453,22 +462,9 @@ def test_refused_rows_name_their_source_id_and_a_rerun_resumes(
         assert sorted(stored(dsn, "public", collection_name)) == damaged[:before]
     else:
         assert not _exists(dsn, collection_name)
-    # mend the row (as it was) and run again: the import goes on from its batch
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(
-            "DELETE FROM langchain_pg_embedding WHERE id LIKE %s || '%%' OR id = ''", (bad,)
-        )
-    write(
-        {
-            "kind": "pgvector",
-            "conninfo": conninfo,
-            "distance": "cosine",
-            "queries": [],
-            "k": K,
-            "collection": "c",
-            **docs,
-        }
-    )
+    # mend the row (as PGVector wrote it) and run again: the import goes on from its batch
+    _sql(conninfo, "DELETE FROM langchain_pg_embedding WHERE id LIKE %s || '%%' OR id = ''", bad)
+    _sql(conninfo, "INSERT INTO langchain_pg_embedding SELECT * FROM saved WHERE id = %s", bad)
     report = import_from_pgvector(store, "c", source=conninfo, batch_size=20)
     assert (report.skipped, report.read) == (before, 100 - before)
     assert report.resumed == (before > 0)
