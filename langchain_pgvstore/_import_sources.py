@@ -9,7 +9,6 @@ refuse is refused here already, with the source's id in the message.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -102,10 +101,6 @@ def metadata_object(id_: str, value: Any) -> dict[str, Any]:
     """A metadata value as a dict: NULL or JSON null is `{}`; anything but an object is refused."""
     if value is None:
         return {}
-    if isinstance(value, str):  # a json column read as text by a custom loader
-        value = json.loads(value)
-        if value is None:
-            return {}
     if not isinstance(value, Mapping):
         raise InputError(
             f"metadata of source document {id_!r} is a JSON {type(value).__name__}, not an object"

@@ -91,7 +91,17 @@ class ImportReport:
         return self.read / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def _check_args(store: object, batch_size: object) -> PGVStore:
+def _check_args(store: object, batch_size: object, progress: object) -> PGVStore:
+    """Refuse bad arguments before anything is read, written or forgotten."""
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise ConfigError(f"progress must be a bool or a callable, got {progress!r}")
+    if progress is True:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(
+                "progress=True needs tqdm: pip install 'langchain-pgvstore[progress]'"
+            ) from e
     if not isinstance(store, PGVStore):
         raise ConfigError(f"store must be a PGVStore, got {type(store).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -114,19 +124,13 @@ def _progress(progress: ProgressArg, total: int, initial: int) -> Iterator[Calla
     if progress is None or progress is False:
         yield lambda done: None
     elif progress is True:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as e:
-            raise ConfigError(
-                "progress=True needs tqdm: pip install 'langchain-pgvstore[progress]'"
-            ) from e
+        from tqdm.auto import tqdm
+
         with tqdm(total=total, initial=initial, unit="doc", desc="importing") as bar:
             yield lambda done: bar.update(done - bar.n)
-    elif callable(progress):
+    else:
         callback = progress
         yield lambda done: callback(done, total)
-    else:
-        raise ConfigError(f"progress must be a bool or a callable, got {progress!r}")
 
 
 def _lock_key(schema: str, collection: str, source: str) -> int:
@@ -288,7 +292,7 @@ def import_from_pgvector(
         InputError: the store refuses a row (the message names its source id);
             batches before it are imported, and a re-run resumes at its batch.
     """
-    store = _check_args(store, batch_size)
+    store = _check_args(store, batch_size, progress)
     reader = pgvector_source(source or store.dsn, collection, schema, store.dimensions)
     return _run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
 
@@ -343,7 +347,7 @@ def import_from_pgvectorstore(
             wrong type, or the id column is not unique.
         InputError: the store refuses a row (the message names its source id).
     """
-    store = _check_args(store, batch_size)
+    store = _check_args(store, batch_size, progress)
     reader = pgvectorstore_source(
         source or store.dsn,
         table,
@@ -460,7 +464,7 @@ def import_from_chroma(
         SchemaError: the collection's distance space is not one Chroma documents.
         InputError: the store refuses a record (the message names its id).
     """
-    store = _check_args(store, batch_size)
+    store = _check_args(store, batch_size, progress)
     found, where = _chroma_collection(collection, path, client)
     space, distance = chroma_space(found)
     if store.distance is not distance:

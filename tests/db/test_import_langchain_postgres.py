@@ -305,6 +305,43 @@ def test_pgvectorstore_metadata_column_choice(dsn, collection_name, v2_table) ->
     store.close()
 
 
+def test_halfvec_embeddings_and_null_metadata(dsn, collection_name) -> None:
+    """A table of PGVectorStore's shape made by hand: halfvec vectors, NULL and `null` JSON."""
+    table = f"hv_{uuid.uuid4().hex[:8]}"
+    values = np.array(
+        [[0.5, -1.25, 3.0, 0.1], [1e-3, 2.0, -0.75, 65504.0], [0, 0, 0, 1]], dtype=np.float16
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (langchain_id text PRIMARY KEY, content text NOT NULL, embedding halfvec(4) NOT NULL, langchain_metadata json)"
+            ).format(sql.Identifier(table))
+        )
+        for i, (vec, meta) in enumerate(zip(values, [None, "null", '{"a": 1}'], strict=True)):
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s::real[]::halfvec, %s::json)").format(
+                    sql.Identifier(table)
+                ),
+                (f"h{i}", f"text {i}", [float(x) for x in vec], meta),
+            )
+    try:
+        store = PGVStore(
+            DeterministicFakeEmbedding(size=4),
+            connection=dsn,
+            collection=collection_name,
+            index=None,
+        )
+        import_from_pgvectorstore(store, table)
+        got = stored(dsn, "public", collection_name)
+        assert [got[f"h{i}"][1] for i in range(3)] == [{}, {}, {"a": 1}]
+        for i in range(3):
+            assert np.array_equal(got[f"h{i}"][2], values[i].astype(np.float32))
+        store.close()
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+
+
 # -- errors --------------------------------------------------------------------------
 
 
@@ -434,6 +471,11 @@ def _sql(conninfo: str, query: str, *params: Any) -> None:
             InputError,
             "metadata of source document 'doc-6-00045' is a JSON list",
         ),
+        (
+            "UPDATE langchain_pg_embedding SET cmetadata = '\"text\"' WHERE id = %s",
+            InputError,
+            "metadata of source document 'doc-6-00045' is a JSON str",
+        ),
         ("UPDATE langchain_pg_embedding SET id = '' WHERE id = %s", InputError, "has an empty id"),
         # refused by the store itself; the message still names the source's id
         (
@@ -442,7 +484,14 @@ def _sql(conninfo: str, query: str, *params: Any) -> None:
             "the store refused source document 'doc-6-00045xxx",
         ),
     ],
-    ids=["no-embedding", "dimensions", "metadata-array", "empty-id", "id-too-long"],
+    ids=[
+        "no-embedding",
+        "dimensions",
+        "metadata-array",
+        "metadata-string",
+        "empty-id",
+        "id-too-long",
+    ],
 )
 def test_refused_rows_name_their_source_id_and_a_rerun_resumes(
     dsn, v1_broken, collection_name, damage, error, message
