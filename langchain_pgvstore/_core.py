@@ -186,6 +186,11 @@ class StoreCore(Closing, VectorStore):
         return self._configured.table.name
 
     @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding the collection's table."""
+        return self._spec.table.schema
+
+    @property
     def distance(self) -> Distance:
         """The distance this collection is searched by."""
         return self._configured.distance

@@ -6,13 +6,18 @@ The library's own dependencies stay ranges in pyproject.toml; the locks pin
 the exact versions that CI and `scripts/dev` install, so that an upstream
 release cannot change what main is tested with. One resolution over every
 extra and group, in a throwaway virtualenv of the running Python, is split
-into three files:
+into three files, and groups that cannot share the library's environment get
+one each:
 
 - `dev.lock`: the library, every extra but `local`, the `dev` group and the
   build backend; what `scripts/dev` installs.
 - `torch.lock`: what the `local` extra adds (sentence-transformers, torch's CPU
   build); installed when `PGVSTORE_TORCH=1` (CI sets it).
 - `bench.lock`: what the `bench` group adds, for `benchmarks/`.
+- `sources.lock`: the `sources` group resolved on its own (langchain-postgres
+  and langchain-community with the dependencies they declare, which conflict
+  with the library's); `scripts/dev` installs it into a virtualenv of its own
+  that writes the importers' test sources.
 
 Each is installed with `pip install --no-deps`, so nothing outside the lock is
 ever resolved.
@@ -29,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "requirements"
+#: dependency groups resolved on their own, without the library, into `<group>.lock`
+SEPARATE_GROUPS = {"sources": "the sources group on its own; its own virtualenv (scripts/dev)"}
 #: extras whose dependencies pull in torch
 TORCH_EXTRAS = {"local"}
 #: torch's CPU build: PyPI's default wheel for Linux is the CUDA one (several GB)
@@ -92,11 +99,14 @@ def main() -> None:
         with_torch = _resolve(
             python, ["-c", str(constraints), f".[{','.join(extras)}]", TORCH, *BUILD], ["dev"]
         )
+        separate = {group: _resolve(python, [], [group]) for group in SEPARATE_GROUPS}
     torch = {n: v for n, v in with_torch.items() if n not in dev}
     bench = {n: v for n, v in everything.items() if n not in dev and n not in torch}
     _write("dev.lock", dev, "library, extras but [local], dev tools, build backend")
     _write("torch.lock", torch, "added by the [local] extra; install after dev.lock")
     _write("bench.lock", bench, "added by the bench group; install after dev.lock")
+    for group, comment in SEPARATE_GROUPS.items():
+        _write(f"{group}.lock", separate[group], comment)
 
 
 if __name__ == "__main__":

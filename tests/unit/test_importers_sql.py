@@ -1,0 +1,128 @@
+"""The importers' SQL: source reads and checkpoints render deterministic text, names quoted."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from langchain_pgvstore._sql import importers as q
+
+V1 = q.SourceTable(
+    schema="public",
+    name="langchain_pg_embedding",
+    key="id",
+    ids=("id",),
+    content="document",
+    embedding="embedding",
+    metadata_json="cmetadata",
+    scope="collection_id",
+)
+LEGACY = q.SourceTable(
+    schema="public",
+    name="langchain_pg_embedding",
+    key="uuid",
+    ids=("custom_id", "uuid"),
+    content="document",
+    embedding="embedding",
+    metadata_json="cmetadata",
+    scope="collection_id",
+)
+V2 = q.SourceTable(
+    schema="app",
+    name="docs",
+    key="langchain_id",
+    ids=("langchain_id",),
+    content="content",
+    embedding="embedding",
+    metadata_json=None,
+    metadata_columns=("year", "tags"),
+)
+
+
+def test_first_batch_of_a_pgvector_collection() -> None:
+    frag = q.read_batch(V1, 500, scope_value="c0ffee")
+    assert frag.as_string() == (
+        'SELECT "id"::text, "id"::text, "document", "cmetadata", "embedding"'
+        ' FROM "public"."langchain_pg_embedding" WHERE "collection_id" = %s ORDER BY "id" LIMIT %s'
+    )
+    assert frag.params == ("c0ffee", 500)
+
+
+def test_next_batch_continues_after_the_last_key() -> None:
+    frag = q.read_batch(LEGACY, 100, after="k-41", scope_value="c0ffee")
+    assert frag.as_string() == (
+        'SELECT "uuid"::text, coalesce("custom_id"::text, "uuid"::text), "document", "cmetadata",'
+        ' "embedding" FROM "public"."langchain_pg_embedding"'
+        ' WHERE "collection_id" = %s AND "uuid" > %s ORDER BY "uuid" LIMIT %s'
+    )
+    assert frag.params == ("c0ffee", "k-41", 100)
+
+
+def test_pgvectorstore_columns_are_read_as_jsonb() -> None:
+    frag = q.read_batch(V2, 10, after="x")
+    assert frag.as_string() == (
+        'SELECT "langchain_id"::text, "langchain_id"::text, "content", NULL, to_jsonb("year"),'
+        ' to_jsonb("tags"), "embedding" FROM "app"."docs" WHERE "langchain_id" > %s'
+        ' ORDER BY "langchain_id" LIMIT %s'
+    )
+    assert q.count_rows(V2).as_string() == 'SELECT count(*) FROM "app"."docs"'
+    assert q.count_rows(V1, "u").params == ("u",)
+
+
+def test_checkpoint_statements() -> None:
+    save = q.save_checkpoint(
+        "app", "docs", "chroma:1", table_oid=7, last_key="k", done=5, total=9, finished=False
+    )
+    assert save.as_string().startswith(
+        'INSERT INTO "app"."pgvstore_imports" AS c (collection, source, table_oid, last_key, done,'
+        " total, finished) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (collection, source)"
+    )
+    assert save.params == ("docs", "chroma:1", 7, "k", 5, 9, False)
+    assert q.read_checkpoint("app", "docs", "s").params == ("docs", "s")
+    assert (
+        'CREATE TABLE IF NOT EXISTS "app"."pgvstore_imports"'
+        in q.create_checkpoints("app").as_string()
+    )
+
+
+_names = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=30,
+)
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _skeleton(text: str) -> str:
+    return _QUOTED.sub('"_"', text)
+
+
+@given(_names, _names, _names, _names)
+def test_names_cannot_change_a_statement_and_values_stay_parameters(
+    schema, table, column, value
+) -> None:
+    """Whatever the names, the statement is the same once its quoted identifiers are blanked."""
+    odd = q.SourceTable(schema, table, column, (column,), column, column, column, (column,), column)
+    plain = q.SourceTable("s", "t", "c", ("c",), "c", "c", "c", ("c",), "c")
+    got = q.read_batch(odd, 1, after=value, scope_value=value)
+    assert _skeleton(got.as_string()) == _skeleton(
+        q.read_batch(plain, 1, after="v", scope_value="v").as_string()
+    )
+    assert got.params == (value, value, 1)
+    # catalog lookups take the names as values
+    for build in (q.table_columns, q.relation_oid):
+        frag = build(schema, table)
+        assert frag.params == (schema, table)
+        assert frag.as_string() == build("s", "t").as_string()
+    assert q.pgvector_collection(schema, value).params == (value,)
+    assert _skeleton(
+        q.save_checkpoint(
+            schema, value, value, table_oid=1, last_key=value, done=1, total=1, finished=True
+        ).as_string()
+    ) == _skeleton(
+        q.save_checkpoint(
+            "s", "c", "x", table_oid=1, last_key="k", done=1, total=1, finished=True
+        ).as_string()
+    )
