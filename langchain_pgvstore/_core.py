@@ -188,7 +188,7 @@ class StoreCore(Closing, VectorStore):
     @property
     def schema(self) -> str:
         """The PostgreSQL schema holding the collection's table."""
-        return self._spec.table.schema
+        return self._configured.table.schema
 
     @property
     def distance(self) -> Distance:

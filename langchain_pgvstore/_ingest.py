@@ -369,12 +369,14 @@ def last_wins(batch: Batch) -> Batch:
     )
 
 
-def direct_write_plan(table: Any, batch: Batch, vector_type: VectorType) -> Plan[None]:
-    """COPY the batch straight into an empty table the transaction has locked.
+def direct_write_plan(table: Any, batch: Batch, vector_type: VectorType) -> Plan[int]:
+    """COPY the batch straight into an empty table the transaction has locked; returns
+    how many rows it wrote.
 
     Nothing can conflict, so the staging table, its sort and the upsert's
     conflict checks are skipped; duplicate ids were resolved in Python the way
     the merge resolves them (the later row wins).
     """
-    chunks = encode_copy(last_wins(batch), vector_type, with_ord=False)
-    yield Copy(dml.copy_into_table(table), chunks)
+    rows = last_wins(batch)
+    yield Copy(dml.copy_into_table(table), encode_copy(rows, vector_type, with_ord=False))
+    return len(rows)

@@ -308,8 +308,9 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
     )
 
 
-def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
-    """Write a validated batch and keep the ANN index per the policy above."""
+def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[int]:
+    """Write a validated batch and keep the ANN index per the policy above; returns how
+    many rows were written (rows stored unchanged are not)."""
     assert spec.dimensions is not None
     table = spec.table
     large = len(batch) >= spec.bulk_rebuild_rows
@@ -334,8 +335,7 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
             for frag in ddl.drop_ann_indexes(table):
                 yield Execute(frag)
             build = True
-        yield from direct_write_plan(table, batch, spec.vector_type)
-        written = len(batch)
+        written = yield from direct_write_plan(table, batch, spec.vector_type)
     else:
         yield from stage_plan(batch, spec.vector_type, spec.dimensions)
         # a rebuild needs a load as large as the table: that cheap bound comes first
@@ -360,6 +360,7 @@ def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
         for frag in ddl.clean_gin_pending(table):
             yield Fetch(frag)
         yield Execute(ddl.analyze(table))
+    return written
 
 
 def drop_plan(spec: CollectionSpec) -> Plan[None]:

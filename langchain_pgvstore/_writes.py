@@ -125,21 +125,46 @@ class Writes(StoreCore):
         prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
 
     @staticmethod
-    def _load(batch: Batch) -> Flow[list[str]]:
-        def prepare(spec: CollectionSpec) -> Callable[[], Plan[list[str]]]:
+    def _load(batch: Batch, also: Sequence[Frag] = ()) -> Flow[int]:
+        """Write `batch`, then run the statements `also`, in one transaction; the rows
+        the load really wrote (rows stored unchanged are not written)."""
+
+        def prepare(spec: CollectionSpec) -> Callable[[], Plan[int]]:
             if batch.vectors.shape[1] != spec.dimensions:
                 raise DimensionError(
                     f"expected {spec.dimensions} dimensions, got {batch.vectors.shape[1]}"
                     " (document 0)"
                 )
 
-            def plan() -> Plan[list[str]]:
-                yield from load_plan(spec, batch)
-                return batch.ids
+            def plan() -> Plan[int]:
+                written = yield from load_plan(spec, batch)
+                for frag in also:
+                    yield Execute(frag)
+                return written
 
             return plan
 
         return write_flow(batch.vectors.shape[1], prepare)
+
+    def _load_batch(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str],
+        *,
+        also: Sequence[Frag],
+    ) -> int:
+        """Upsert a non-empty batch with precomputed vectors and run `also` in the same
+        transaction; returns how many rows the upsert wrote.
+
+        The importers record each batch's checkpoint this way, so that a batch and
+        its checkpoint commit together or not at all.
+        """
+        batch = self._batch(_texts(texts), embeddings, metadatas, ids)
+        if not len(batch):
+            raise InputError("a batch to load needs at least one document")
+        return self._drive(self._load(batch, also))
 
     def _add_args(
         self,
@@ -178,7 +203,9 @@ class Writes(StoreCore):
         with make_progress(progress, len(text_list)) as bar:
             vectors = self._embed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return self._drive(self._load(batch)) if len(batch) else []
+            if len(batch):
+                self._drive(self._load(batch))
+            return batch.ids
 
     @override
     async def aadd_texts(
@@ -196,7 +223,9 @@ class Writes(StoreCore):
         with make_progress(progress, len(text_list)) as bar:
             vectors = await self._aembed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return await self._adrive(self._load(batch)) if len(batch) else []
+            if len(batch):
+                await self._adrive(self._load(batch))
+            return batch.ids
 
     def add_embeddings(
         self,
@@ -208,7 +237,9 @@ class Writes(StoreCore):
     ) -> list[str]:
         """Upsert texts with precomputed vectors (binary COPY, one transaction)."""
         batch = self._batch(_texts(texts), embeddings, metadatas, ids)
-        return self._drive(self._load(batch)) if len(batch) else []
+        if len(batch):
+            self._drive(self._load(batch))
+        return batch.ids
 
     async def aadd_embeddings(
         self,
@@ -220,7 +251,9 @@ class Writes(StoreCore):
     ) -> list[str]:
         """Async `add_embeddings`."""
         batch = self._batch(_texts(texts), embeddings, metadatas, ids)
-        return await self._adrive(self._load(batch)) if len(batch) else []
+        if len(batch):
+            await self._adrive(self._load(batch))
+        return batch.ids
 
     @staticmethod
     def _split_documents(

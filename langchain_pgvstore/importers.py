@@ -10,12 +10,12 @@ report = import_from_pgvector(store, collection="docs", progress=True)
 
 Nothing is embedded again: ids, texts, metadata and vectors are copied as they
 are, in batches through the store's binary-COPY ingest. An import is resumable:
-after each batch its position is recorded in the destination database (the
-table `pgvstore_imports`, in the store's schema), and a run that finds an
-unfinished import of the same source into the same collection continues after
-the last recorded batch. Rows are read in the order of a unique source key, and
-the store upserts by id and leaves unchanged rows alone, so a run killed at any
-point and run again ends with exactly the rows an uninterrupted run writes.
+each batch records its position in the destination database (the table
+`pgvstore_imports`, in the store's schema) in the same transaction as its rows,
+and a run that finds an unfinished import of the same source into the same
+collection continues after the last committed batch. Rows are read in the order
+of a unique source key, so a run killed at any point and run again ends with
+exactly the rows an uninterrupted run writes, and writes no batch twice.
 
 langchain-postgres is not needed: its tables are read with psycopg. Chroma is
 read through its own client (`pip install 'langchain-pgvstore[chroma]'`).
@@ -23,29 +23,17 @@ read through its own client (`pip install 'langchain-pgvstore[chroma]'`).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
-from ._import_sources import (
-    ChromaReader,
-    Reader,
-    chroma_space,
-    connect,
-    name_source_row,
-    pgvector_source,
-    pgvectorstore_source,
-)
-from ._sql import Frag
-from ._sql import importers as q
+from . import _validate as check
+from ._import_chroma import ChromaReader, chroma_collection, chroma_space
+from ._import_postgres import pgvector_source, pgvectorstore_source
+from ._import_run import ImportReport, ProgressArg, run
+from ._progress import check_progress
 from .config import Distance
-from .errors import ConfigError, InputError
+from .errors import ConfigError
 from .store import PGVStore
 
 __all__ = [
@@ -56,205 +44,17 @@ __all__ = [
     "import_from_pgvectorstore",
 ]
 
-ProgressArg = bool | Callable[[int, int], None] | None
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """What one import run did.
-
-    Attributes:
-        source: the source, e.g. `PGVector collection 'docs' (host=… dbname=…)`.
-        total: rows in the source when the run started.
-        skipped: rows an earlier, interrupted run had imported; not read again.
-        read: rows this run read from the source.
-        written: rows this run passed to the store (rows the store already held
-            unchanged are left as they are).
-        elapsed: seconds the run took.
-    """
-
-    source: str
-    total: int
-    skipped: int
-    read: int
-    written: int
-    elapsed: float
-
-    @property
-    def resumed(self) -> bool:
-        """Whether this run continued an interrupted import."""
-        return self.skipped > 0
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows read per second of this run."""
-        return self.read / self.elapsed if self.elapsed > 0 else 0.0
-
 
 def _check_args(store: object, batch_size: object, progress: object) -> PGVStore:
-    """Refuse bad arguments before anything is read, written or forgotten."""
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise ConfigError(f"progress must be a bool or a callable, got {progress!r}")
-    if progress is True:
-        try:
-            import tqdm  # noqa: F401
-        except ImportError as e:
-            raise ConfigError(
-                "progress=True needs tqdm: pip install 'langchain-pgvstore[progress]'"
-            ) from e
+    """Refuse bad arguments before anything is read or written."""
+    check_progress(progress)
     if not isinstance(store, PGVStore):
         raise ConfigError(f"store must be a PGVStore, got {type(store).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not store.dsn:
-        raise ConfigError(
-            "the store's pool computes its connection string per connection, and imports"
-            " need one to record their progress: create the store with a DSN"
-        )
-    if store.collection == q.CHECKPOINT_TABLE:
-        raise ConfigError(
-            f"collection name {q.CHECKPOINT_TABLE!r} is where imports record progress"
-        )
+    check.positive_int(batch_size, "batch_size", ConfigError)
+    # imports record their progress on a connection of their own: a pool whose
+    # conninfo is computed per connection has no DSN to open it with (ConfigError)
+    store.dsn  # noqa: B018
     return store
-
-
-@contextmanager
-def _progress(progress: ProgressArg, total: int, initial: int) -> Iterator[Callable[[int], None]]:
-    """Yield `report(done)`; `True` shows a tqdm bar, a callable gets `(done, total)`."""
-    if progress is None or progress is False:
-        yield lambda done: None
-    elif progress is True:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=total, initial=initial, unit="doc", desc="importing") as bar:
-            yield lambda done: bar.update(done - bar.n)
-    else:
-        callback = progress
-        yield lambda done: callback(done, total)
-
-
-def _lock_key(schema: str, collection: str, source: str) -> int:
-    digest = hashlib.blake2b(f"{schema}\0{collection}\0{source}".encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
-
-
-def _fetch(conn: psycopg.Connection[Any], frag: Frag) -> list[tuple[Any, ...]]:
-    return conn.execute(frag.sql, frag.params).fetchall()
-
-
-class _Checkpoints:
-    """The destination side of an import: its lock and its recorded position."""
-
-    def __init__(self, store: PGVStore, reader: Reader) -> None:
-        self._schema = store.schema
-        self._collection = store.collection
-        self._source = reader.identity
-        self._description = reader.description
-        self._conn = connect(store.dsn, "destination")
-        key = _lock_key(self._schema, self._collection, self._source)
-        if not _fetch(self._conn, q.try_advisory_lock(key))[0][0]:
-            self._conn.close()
-            raise ConfigError(
-                f"another run is importing {self._description} into collection"
-                f" {self._collection!r}; wait for it to finish"
-            )
-        self.table_oid: int | None = None
-
-    def _oid(self) -> int | None:
-        rows = _fetch(self._conn, q.relation_oid(self._schema, self._collection))
-        return int(rows[0][0]) if rows else None
-
-    def _exists(self) -> bool:
-        return bool(_fetch(self._conn, q.relation_oid(self._schema, q.CHECKPOINT_TABLE)))
-
-    def position(self, restart: bool) -> tuple[str | None, int]:
-        """Where to start: after the recorded key of an unfinished import into this very
-        table, else from the first row."""
-        if not self._exists():
-            return None, 0
-        if restart:
-            self._execute(q.delete_checkpoint(self._schema, self._collection, self._source))
-            return None, 0
-        rows = _fetch(self._conn, q.read_checkpoint(self._schema, self._collection, self._source))
-        if not rows:
-            return None, 0
-        table_oid, last_key, done, finished = rows[0]
-        # finished: a new run is a new pass (unchanged rows cost no writes); a table
-        # dropped and created again since the checkpoint holds none of its rows
-        if finished or table_oid != self._oid():
-            return None, 0
-        self.table_oid = int(table_oid)
-        return last_key, int(done)
-
-    def _execute(self, frag: Frag) -> None:
-        self._conn.execute(frag.sql, frag.params)
-
-    def save(self, last_key: str | None, done: int, total: int, finished: bool) -> None:
-        if self.table_oid is None:
-            self.table_oid = self._oid()
-            if self.table_oid is None:  # nothing was written: the store made no table
-                return
-            self._execute(q.create_checkpoints(self._schema))
-        self._execute(
-            q.save_checkpoint(
-                self._schema,
-                self._collection,
-                self._source,
-                table_oid=self.table_oid,
-                last_key=last_key,
-                done=done,
-                total=total,
-                finished=finished,
-            )
-        )
-
-    def close(self) -> None:
-        self._conn.close()  # also releases the session's advisory lock
-
-
-def _run(
-    store: PGVStore,
-    reader: Reader,
-    *,
-    batch_size: int,
-    progress: ProgressArg,
-    restart: bool,
-) -> ImportReport:
-    started = time.perf_counter()
-    try:
-        checkpoints = _Checkpoints(store, reader)
-    except BaseException:
-        reader.close()
-        raise
-    try:
-        total = reader.count()
-        after, skipped = checkpoints.position(restart)
-        done, read = skipped, 0
-        with _progress(progress, max(total, skipped), skipped) as report:
-            for rows in reader.batches(after, batch_size):
-                try:
-                    store.add_embeddings(rows.texts, rows.vectors, rows.metadatas, ids=rows.ids)
-                except InputError as e:
-                    raise name_source_row(e, rows.ids, reader.description) from e
-                # A crash between the batch's commit above and this checkpoint makes the
-                # next run send the batch again; the store finds those rows unchanged and
-                # writes nothing.
-                done += len(rows)
-                read += len(rows)
-                checkpoints.save(rows.keys[-1], done, max(total, done), finished=False)
-                report(done)
-            checkpoints.save(None, done, max(total, done), finished=True)
-        return ImportReport(
-            source=reader.description,
-            total=total,
-            skipped=skipped,
-            read=read,
-            written=read,
-            elapsed=time.perf_counter() - started,
-        )
-    finally:
-        checkpoints.close()
-        reader.close()
 
 
 def import_from_pgvector(
@@ -294,7 +94,7 @@ def import_from_pgvector(
     """
     store = _check_args(store, batch_size, progress)
     reader = pgvector_source(source or store.dsn, collection, schema, store.dimensions)
-    return _run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
+    return run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
 
 
 def import_from_pgvectorstore(
@@ -360,61 +160,7 @@ def import_from_pgvectorstore(
         ignore_columns=ignore_columns,
         dimensions=store.dimensions,
     )
-    return _run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
-
-
-def _chromadb() -> Any:
-    try:
-        import chromadb
-    except ImportError as e:
-        raise ConfigError(
-            "importing from Chroma needs chromadb: pip install 'langchain-pgvstore[chroma]'"
-        ) from e
-    return chromadb
-
-
-def _describe_client(client: Any) -> str:
-    """`server host:port` or `path '…'` of a chromadb client, for messages."""
-    try:
-        settings = client.get_settings()
-    except Exception:
-        return type(client).__name__
-    host = getattr(settings, "chroma_server_host", None)
-    if host:
-        return f"server {host}:{getattr(settings, 'chroma_server_http_port', None) or 8000}"
-    directory = getattr(settings, "persist_directory", None)
-    if getattr(settings, "is_persistent", False) and directory:
-        return f"path {directory!r}"
-    return type(client).__name__
-
-
-def _chroma_collection(
-    collection: Any, path: str | os.PathLike[str] | None, client: Any
-) -> tuple[Any, str]:
-    """The chromadb `Collection` to read, and where it is (for messages)."""
-    if not isinstance(collection, str):
-        if path is not None or client is not None:
-            raise ConfigError("pass path= or client= with a collection name, not a Collection")
-        return collection, "a chromadb Collection"
-    if (path is None) == (client is None):
-        raise ConfigError("pass exactly one of path= (a Chroma directory) or client=")
-    if path is not None:
-        if not os.path.isdir(path):
-            raise ConfigError(f"no Chroma directory at {os.fspath(path)!r}")
-        client = _chromadb().PersistentClient(path=os.fspath(path))
-        where = f"path {os.fspath(path)!r}"
-    else:
-        where = _describe_client(client)
-    try:
-        found = client.get_collection(collection)
-    except Exception as e:
-        # chromadb raises NotFoundError (1.x) or ValueError (older) for a missing collection
-        names = sorted(str(getattr(c, "name", c)) for c in client.list_collections())
-        raise ConfigError(
-            f"no chroma collection named {collection!r} ({where}): {e};"
-            f" collections there: {', '.join(map(repr, names)) or 'none'}"
-        ) from None
-    return found, where
+    return run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
 
 
 def chroma_distance(
@@ -428,7 +174,7 @@ def chroma_distance(
     Create the destination store with it: `PGVStore(..., distance=chroma_distance(...))`.
     Takes the same `collection`, `path` and `client` as `import_from_chroma`.
     """
-    found, _ = _chroma_collection(collection, path, client)
+    found, _ = chroma_collection(collection, path, client)
     return chroma_space(found)[1]
 
 
@@ -465,7 +211,7 @@ def import_from_chroma(
         InputError: the store refuses a record (the message names its id).
     """
     store = _check_args(store, batch_size, progress)
-    found, where = _chroma_collection(collection, path, client)
+    found, where = chroma_collection(collection, path, client)
     space, distance = chroma_space(found)
     if store.distance is not distance:
         raise ConfigError(
@@ -474,4 +220,4 @@ def import_from_chroma(
             f" distance={distance.value!r}"
         )
     reader = ChromaReader(found, where, store.dimensions)
-    return _run(store, reader, batch_size=batch_size, progress=progress, restart=restart)
+    return run(store, reader, batch_size=batch_size, progress=progress, restart=restart)

@@ -19,7 +19,6 @@ __all__ = [
     "SourceTable",
     "count_rows",
     "create_checkpoints",
-    "delete_checkpoint",
     "pgvector_collection",
     "pgvector_collection_names",
     "read_batch",
@@ -28,6 +27,7 @@ __all__ = [
     "save_checkpoint",
     "table_columns",
     "try_advisory_lock",
+    "utc_session",
 ]
 
 #: the destination-side table that records how far each import got
@@ -204,35 +204,34 @@ def save_checkpoint(
     collection: str,
     source: str,
     *,
-    table_oid: int,
     last_key: str | None,
     done: int,
     total: int,
     finished: bool,
 ) -> Frag:
-    """Record the import's position; `started_at` is kept from the first batch."""
+    """Record the import's position against the collection's table as it is now (its
+    oid, looked up in the same statement); `started_at` is kept from the first batch.
+    Writes nothing when the collection's table does not exist."""
     return Frag(
         sql.SQL(
             "INSERT INTO {} AS c (collection, source, table_oid, last_key, done, total, finished)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " SELECT %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE n.nspname = %s AND r.relname = %s"
             " ON CONFLICT (collection, source) DO UPDATE SET table_oid = EXCLUDED.table_oid,"
             " last_key = EXCLUDED.last_key, done = EXCLUDED.done, total = EXCLUDED.total,"
             " finished = EXCLUDED.finished, updated_at = now()"
         ).format(_checkpoints(schema)),
-        (collection, source, table_oid, last_key, done, total, finished),
-    )
-
-
-def delete_checkpoint(schema: str, collection: str, source: str) -> Frag:
-    """Forget an import's position, so the next run starts from the first row."""
-    return Frag(
-        sql.SQL("DELETE FROM {} WHERE collection = %s AND source = %s").format(
-            _checkpoints(schema)
-        ),
-        (collection, source),
+        (collection, source, last_key, done, total, finished, schema, collection),
     )
 
 
 def try_advisory_lock(key: int) -> Frag:
     """Take the session-level lock that keeps two runs of one import apart (true if taken)."""
     return Frag(sql.SQL("SELECT pg_try_advisory_lock(%s)"), (key,))
+
+
+def utc_session() -> Frag:
+    """Set the session's time zone to UTC: dates and timestamps read as JSON come out
+    the same on every run."""
+    return Frag(sql.SQL("SELECT set_config('TimeZone', 'UTC', false)"))

@@ -22,9 +22,9 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_pgvstore import ConfigError, Distance, InputError, PGVStore
 from langchain_pgvstore.importers import chroma_distance, import_from_chroma
-from tests.importing.sources import brute_force, stored, vectors
+from tests.importing.sources import brute_force, need_chromadb, stored, vectors
 
-chromadb = pytest.importorskip("chromadb", reason="chromadb is the [chroma] extra")
+chromadb = need_chromadb()
 
 DIM = 16
 N = 300

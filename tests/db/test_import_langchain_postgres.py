@@ -353,7 +353,9 @@ def test_missing_sources_are_config_errors(dsn, v1, collection_name) -> None:
         import_from_pgvector(store, "docs", source=v1["conninfo"], schema="elsewhere")
     with pytest.raises(ConfigError, match=r"no table public\.no_such_table"):
         import_from_pgvectorstore(store, "no_such_table")
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+    with pytest.raises(
+        ConfigError, match=r"batch_size must be an integer in \[1, 2147483647\], got 0"
+    ):
         import_from_pgvector(store, "docs", source=v1["conninfo"], batch_size=0)
     with pytest.raises(ConfigError, match="store must be a PGVStore"):
         import_from_pgvector(object(), "docs")  # type: ignore[arg-type]
@@ -515,7 +517,7 @@ def test_refused_rows_name_their_source_id_and_a_rerun_resumes(
     _sql(conninfo, "DELETE FROM langchain_pg_embedding WHERE id LIKE %s || '%%' OR id = ''", bad)
     _sql(conninfo, "INSERT INTO langchain_pg_embedding SELECT * FROM saved WHERE id = %s", bad)
     report = import_from_pgvector(store, "c", source=conninfo, batch_size=20)
-    assert (report.skipped, report.read) == (before, 100 - before)
+    assert (report.skipped, report.read, report.written) == (before, 100 - before, 100 - before)
     assert report.resumed == (before > 0)
     vecs = np.asarray(docs["vectors"], dtype=np.float32)
     assert_rows_equal(
@@ -531,7 +533,7 @@ def test_a_finished_import_runs_again_as_a_new_pass_that_rewrites_nothing(
     import_from_pgvector(store, "docs", source=v1["conninfo"], batch_size=100)
     before = row_versions(dsn, "public", collection_name)
     again = import_from_pgvector(store, "docs", source=v1["conninfo"], batch_size=100)
-    assert (again.skipped, again.read) == (0, N)
+    assert (again.skipped, again.read, again.written) == (0, N, 0)
     assert row_versions(dsn, "public", collection_name) == before
     store.close()
 
@@ -547,10 +549,10 @@ def test_a_checkpoint_is_dropped_with_its_collection(dsn, v1_broken, collection_
     store.delete_collection()
     report = import_from_pgvector(store, "c", source=conninfo, batch_size=20)
     # the recorded position belonged to the dropped table: everything is read again
-    assert (report.skipped, report.read) == (0, 99)
+    assert (report.skipped, report.read, report.written) == (0, 99, 99)
     assert len(stored(dsn, "public", collection_name)) == 99
     restarted = import_from_pgvector(store, "c", source=conninfo, batch_size=20, restart=True)
-    assert (restarted.skipped, restarted.read) == (0, 99)
+    assert (restarted.skipped, restarted.read, restarted.written) == (0, 99, 0)
     store.close()
 
 

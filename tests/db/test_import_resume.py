@@ -6,13 +6,15 @@ progress. The test kills it with `os.kill(pid, SIGKILL)`:
 - `anywhere`: as soon as three batches are reported, wherever it then is;
 - `mid-batch`: while its next batch waits to write into the collection (the
   test holds a lock on the table): the batch's transaction dies uncommitted;
-- `before-checkpoint`: after a batch committed but before its checkpoint is
-  written (the test holds a lock on the checkpoint table): the next run sends
-  that batch again.
+- `at-checkpoint`: after its next batch's rows are written, while the batch's
+  checkpoint waits (the test holds a lock on the checkpoint table): rows and
+  checkpoint are one transaction, so the rows die with it.
 
-Then the import runs again to the end, and the collection must equal one
-imported without interruption: the same ids, texts, metadata and vectors, no
-row missing, and no row written twice (rows already in keep their row version).
+Wherever it is killed, the collection holds exactly the rows its checkpoint
+records. Then the import runs again to the end, and the collection must equal
+one imported without interruption: the same ids, texts, metadata and vectors,
+no row missing, and no row written twice: rows already in keep their row
+version, and the second run reports writing exactly the rows it read.
 The child's connections check for a dead client every 100 ms
 (`client_connection_check_interval`), so a statement it left waiting on a lock
 is cancelled instead of going on after the kill.
@@ -37,7 +39,7 @@ from psycopg import sql
 
 from langchain_pgvstore import PGVStore
 from langchain_pgvstore.importers import import_from_chroma, import_from_pgvector
-from tests.importing.sources import database, row_versions, rows, stored, write
+from tests.importing.sources import database, need_chromadb, row_versions, rows, stored, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "importing" / "child.py"
@@ -65,7 +67,6 @@ def pgvector_source(dsn):
 
 @pytest.fixture(scope="module")
 def chroma_source(tmp_path_factory):
-    chromadb = pytest.importorskip("chromadb", reason="chromadb is the [chroma] extra")
     path = tmp_path_factory.mktemp("chroma-resume")
     data = rows(N, DIM, seed=41)
     # Chroma metadata is flat
@@ -73,8 +74,10 @@ def chroma_source(tmp_path_factory):
         {"n": i, "half": i / 2, "even": i % 2 == 0, "tags": ["x", "y"][: 1 + i % 2]}
         for i in range(N)
     ]
-    collection = chromadb.PersistentClient(path=str(path)).create_collection(
-        "big", embedding_function=None
+    collection = (
+        need_chromadb()
+        .PersistentClient(path=str(path))
+        .create_collection("big", embedding_function=None)
     )
     for start in range(0, N, 1000):
         part = slice(start, start + 1000)
@@ -110,16 +113,17 @@ def make_store(dsn: str, name: str) -> PGVStore:
     )
 
 
-def blocked_by_me(conn: psycopg.Connection, timeout: float = 60) -> int:
-    """The pid of a backend waiting for a lock this connection holds."""
+def blocked_by_me(conn: psycopg.Connection, timeout: float = 60) -> tuple[int, str]:
+    """The pid and statement of a backend waiting for a lock this connection holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            "SELECT pid, query FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
         ).fetchone()
         if row:
-            return int(row[0])
+            return int(row[0]), row[1]
         time.sleep(0.02)
     raise AssertionError("the import never waited for the lock")
 
@@ -134,14 +138,36 @@ def wait_gone(conn: psycopg.Connection, pid: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def checkpoint(dsn: str, collection: str) -> int:
+def settled(dsn: str, timeout: float = 30) -> None:
+    """Wait until no other client backend runs a statement or holds a transaction open:
+    whatever the killed child's last transaction was, it has committed or rolled back."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() AND datname = current_database()"
+            " AND state IS DISTINCT FROM 'idle'"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the killed import's backend is still busy"
+            time.sleep(0.05)
+
+
+def snapshot(dsn: str, collection: str) -> tuple[dict[str, str], int]:
+    """The collection's row versions and the import's recorded position, read at once."""
     with psycopg.connect(dsn) as conn:
-        return conn.execute(
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        versions = dict(
+            conn.execute(
+                sql.SQL("SELECT id, xmin::text FROM {}").format(sql.Identifier(collection))
+            ).fetchall()
+        )
+        done = conn.execute(
             "SELECT done FROM public.pgvstore_imports WHERE collection = %s", (collection,)
         ).fetchone()[0]
+    return versions, done
 
 
-@pytest.mark.parametrize("where", ["anywhere", "mid-batch", "before-checkpoint"])
+@pytest.mark.parametrize("where", ["anywhere", "mid-batch", "at-checkpoint"])
 def test_killed_import_resumes_to_the_same_collection(
     dsn, source, collection_name, where, tmp_path
 ) -> None:
@@ -156,7 +182,7 @@ def test_killed_import_resumes_to_the_same_collection(
     env = {**os.environ, "PGOPTIONS": "-c client_connection_check_interval=100"}
     lock_target = {
         "mid-batch": sql.Identifier("public", collection_name),
-        "before-checkpoint": sql.Identifier("public", "pgvstore_imports"),
+        "at-checkpoint": sql.Identifier("public", "pgvstore_imports"),
     }.get(where)
     errors = tmp_path / "child.err"
     with (
@@ -185,7 +211,10 @@ def test_killed_import_resumes_to_the_same_collection(
             else:
                 # SHARE mode lets reads through and stops the child's next write to the table
                 blocker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(lock_target))
-                waiting = blocked_by_me(blocker)
+                waiting, statement = blocked_by_me(blocker)
+                # the statement it waits in: the batch's upsert, or the checkpoint's after it
+                assert statement.startswith("INSERT INTO"), statement
+                assert ("pgvstore_imports" in statement) == (where == "at-checkpoint"), statement
                 os.kill(child.pid, signal.SIGKILL)
                 wait_gone(blocker, waiting)
             assert child.wait(30) == -signal.SIGKILL
@@ -194,17 +223,17 @@ def test_killed_import_resumes_to_the_same_collection(
             if child.poll() is None:
                 child.kill()
 
-    before = row_versions(dsn, "public", collection_name)
-    recorded = checkpoint(dsn, collection_name)
+    settled(dsn)
+    before, recorded = snapshot(dsn, collection_name)
     assert 3 * BATCH <= len(before) < N, "the kill must land part-way"
-    if where == "mid-batch":
-        assert len(before) == recorded  # the batch in flight left nothing behind
-    if where == "before-checkpoint":
-        assert len(before) == recorded + BATCH  # committed, not yet recorded
+    # the batch in flight left nothing behind, its checkpoint included
+    assert len(before) == recorded
 
     store = make_store(dsn, collection_name)
     report = run_import(store, job)
     assert report.skipped == recorded and report.skipped + report.read == N
+    # every row read was written, once: no batch was sent again
+    assert report.written == report.read
     after = row_versions(dsn, "public", collection_name)
     # no row written twice: what the first run wrote keeps its row version
     assert {id_: after[id_] for id_ in before} == before

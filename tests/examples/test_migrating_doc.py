@@ -17,7 +17,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
 
 from langchain_pgvstore import PGVStore
-from tests.importing.sources import database, rows, write
+from tests.importing.sources import database, need_chromadb, rows, write
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "migrating.md"
 OLD = "postgresql+psycopg://user:pass@old-host:5432/app"
@@ -49,8 +49,6 @@ def count(dsn: str, collection: str) -> int:
 
 
 def test_the_docs_import_code_runs(dsn, tmp_path) -> None:
-    import chromadb
-
     blocks = sections()
     assert set(blocks) >= {
         "From `PGVector`",
@@ -60,8 +58,12 @@ def test_the_docs_import_code_runs(dsn, tmp_path) -> None:
         "Speed",
     }
     chroma = tmp_path / "chroma"
-    notes = chromadb.PersistentClient(path=str(chroma)).create_collection(
-        "notes", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+    notes = (
+        need_chromadb()
+        .PersistentClient(path=str(chroma))
+        .create_collection(
+            "notes", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
     )
     data = rows(40, DIM, seed=60)
     notes.add(ids=data["ids"], embeddings=np.asarray(data["vectors"]), documents=data["texts"])

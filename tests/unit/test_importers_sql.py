@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from langchain_pgvstore._sql import importers as q
+from langchain_pgvstore.config import Table
+from langchain_pgvstore.errors import ConfigError
 
 V1 = q.SourceTable(
     schema="public",
@@ -73,13 +76,17 @@ def test_pgvectorstore_columns_are_read_as_jsonb() -> None:
 
 def test_checkpoint_statements() -> None:
     save = q.save_checkpoint(
-        "app", "docs", "chroma:1", table_oid=7, last_key="k", done=5, total=9, finished=False
+        "app", "docs", "chroma:1", last_key="k", done=5, total=9, finished=False
     )
+    # the collection's table oid is looked up by the statement itself, in the batch's
+    # transaction: no row (and no checkpoint) without the table
     assert save.as_string().startswith(
         'INSERT INTO "app"."pgvstore_imports" AS c (collection, source, table_oid, last_key, done,'
-        " total, finished) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (collection, source)"
+        " total, finished) SELECT %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+        " WHERE n.nspname = %s AND r.relname = %s ON CONFLICT (collection, source)"
     )
-    assert save.params == ("docs", "chroma:1", 7, "k", 5, 9, False)
+    assert save.params == ("docs", "chroma:1", "k", 5, 9, False, "app", "docs")
     assert q.read_checkpoint("app", "docs", "s").params == ("docs", "s")
     assert (
         'CREATE TABLE IF NOT EXISTS "app"."pgvstore_imports"'
@@ -117,12 +124,17 @@ def test_names_cannot_change_a_statement_and_values_stay_parameters(
         assert frag.params == (schema, table)
         assert frag.as_string() == build("s", "t").as_string()
     assert q.pgvector_collection(schema, value).params == (value,)
+    assert q.try_advisory_lock(7).params == (7,)
     assert _skeleton(
         q.save_checkpoint(
-            schema, value, value, table_oid=1, last_key=value, done=1, total=1, finished=True
+            schema, value, value, last_key=value, done=1, total=1, finished=True
         ).as_string()
     ) == _skeleton(
-        q.save_checkpoint(
-            "s", "c", "x", table_oid=1, last_key="k", done=1, total=1, finished=True
-        ).as_string()
+        q.save_checkpoint("s", "c", "x", last_key="k", done=1, total=1, finished=True).as_string()
     )
+
+
+def test_the_checkpoint_table_name_is_reserved_for_collections() -> None:
+    # a collection of that name would be the imports' own table: the store refuses it
+    with pytest.raises(ConfigError, match="collection name 'pgvstore_imports' is reserved"):
+        Table("public", q.CHECKPOINT_TABLE)

@@ -24,6 +24,7 @@ PUBLIC_MODULES = {
     "langchain_pgvstore.embeddings.openai",
     "langchain_pgvstore.errors",
     "langchain_pgvstore.fusion",
+    "langchain_pgvstore.importers",
     "langchain_pgvstore.mmr",
     "langchain_pgvstore.record_manager",
     "langchain_pgvstore.retriever",

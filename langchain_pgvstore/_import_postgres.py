@@ -1,114 +1,28 @@
-"""Readers of the importers' sources: langchain-postgres tables and Chroma collections.
+"""Readers of langchain-postgres' tables: `PGVector`'s shared `langchain_pg_embedding`
+(and langchain-community's older layout of it) and `PGVectorStore`'s v2 tables.
 
-A reader knows how many rows its source holds and yields them in batches, in
-the order of a unique key, starting after a given key; the import loop in
-`importers` does the rest. Rows come out as the store takes them: text ids,
-texts, metadata dicts and a float32 matrix of vectors. What the store would
-refuse is refused here already, with the source's id in the message.
+The tables are read with psycopg, keyset-paginated in the order of a unique
+column; langchain-postgres itself is not needed. Vectors are decoded from
+pgvector's binary format straight into numpy, so the source's pgvector-python
+version does not matter.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg.adapt import Buffer, Loader
 from psycopg.pq import Format
 
+from ._import_rows import Rows, check_id, check_vectors, connect, metadata_object
 from ._sql import importers as q
-from .config import Distance
-from .connection import _redact, describe_dsn, normalise_dsn
-from .errors import ConfigError, DatabaseUnavailableError, DimensionError, InputError, SchemaError
+from .errors import ConfigError, SchemaError
 
-__all__ = [
-    "ChromaReader",
-    "connect",
-    "name_source_row",
-    "Reader",
-    "Rows",
-    "SqlReader",
-    "chroma_space",
-    "pgvector_source",
-    "pgvectorstore_source",
-]
-
-APPLICATION_NAME = "langchain-pgvstore importer"
-
-
-@dataclass(frozen=True, slots=True)
-class Rows:
-    """One batch in key order: `keys[-1]` is where the next batch starts."""
-
-    keys: list[str]
-    ids: list[str]
-    texts: list[str]
-    metadatas: list[dict[str, Any]]
-    vectors: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-class Reader(Protocol):
-    #: what the source is, for messages and the report (never a password)
-    description: str
-    #: stable name of the source for the checkpoint: the same source, the same name
-    identity: str
-
-    def count(self) -> int: ...
-
-    def batches(self, after: str | None, size: int) -> Iterator[Rows]: ...
-
-    def close(self) -> None: ...
-
-
-# -- shared row checks ---------------------------------------------------------
-
-
-def check_vectors(ids: Sequence[str], vectors: Sequence[Any], expected: int | None) -> np.ndarray:
-    """Stack a batch's vectors, refusing a missing one or one of another size by its id."""
-    rows: list[np.ndarray] = []
-    for id_, vec in zip(ids, vectors, strict=True):
-        if vec is None:
-            raise InputError(f"source document {id_!r} has no embedding")
-        arr = np.asarray(vec, dtype=np.float32).reshape(-1)
-        if expected is None:
-            expected = len(arr)
-        elif len(arr) != expected:
-            raise DimensionError(
-                f"source document {id_!r} has {len(arr)} dimensions, expected {expected}"
-            )
-        rows.append(arr)
-    if not rows:
-        return np.zeros((0, expected or 0), dtype=np.float32)
-    return np.stack(rows)
-
-
-def check_id(key: str, value: str | None) -> str:
-    if not value:
-        raise InputError(
-            f"source row {key!r} has an empty id; the store needs a non-empty id per document"
-        )
-    return value
-
-
-def metadata_object(id_: str, value: Any) -> dict[str, Any]:
-    """A metadata value as a dict: NULL or JSON null is `{}`; anything but an object is refused."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InputError(
-            f"metadata of source document {id_!r} is a JSON {type(value).__name__}, not an object"
-        )
-    return dict(value)
-
-
-# -- PostgreSQL sources ----------------------------------------------------------
+__all__ = ["SqlReader", "pgvector_source", "pgvectorstore_source"]
 
 
 class _VectorLoader(Loader):
@@ -136,27 +50,14 @@ _JSON_TYPES = {"json", "jsonb"}
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A source column as the catalog describes it."""
+
     name: str
     type_name: str
     written: str
     type_oid: int
     typmod: int
     unique: bool
-
-
-def connect(dsn: str, role: str) -> psycopg.Connection[Any]:
-    """An autocommit connection to the source or destination database; UTC time zone, so
-    dates and timestamps in metadata columns become the same JSON strings on every run."""
-    dsn = normalise_dsn(dsn)
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME)
-    except psycopg.OperationalError as e:
-        raise DatabaseUnavailableError(
-            f"cannot connect to the {role} database ({describe_dsn(dsn)}):"
-            f" {_redact(str(e).strip(), dsn)}"
-        ) from None
-    conn.execute("SELECT set_config('TimeZone', 'UTC', false)")
-    return conn
 
 
 def _columns(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str, Column]:
@@ -439,120 +340,3 @@ def pgvectorstore_source(
     except BaseException:
         conn.close()
         raise
-
-
-# -- Chroma ------------------------------------------------------------------------
-
-_CHROMA_SPACES = {"cosine": Distance.COSINE, "l2": Distance.L2, "ip": Distance.INNER_PRODUCT}
-
-
-def chroma_space(collection: Any) -> tuple[str, Distance]:
-    """The collection's distance space and the store's equivalent.
-
-    Chroma 1.x keeps it in the collection's configuration (`hnsw` or `spann`
-    `space`); collections made by older releases have `hnsw:space` in their
-    metadata. Chroma's default is `l2`.
-    """
-    space: Any = None
-    # the raw JSON: the parsed `configuration` warns about embedding-function configs
-    # older releases wrote, which are none of the caller's business here
-    configuration = getattr(collection, "configuration_json", None)
-    if not isinstance(configuration, Mapping):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            configuration = getattr(collection, "configuration", None)
-    if isinstance(configuration, Mapping):
-        for index in ("hnsw", "spann"):
-            part = configuration.get(index)
-            if isinstance(part, Mapping) and part.get("space"):
-                space = part["space"]
-                break
-    if space is None:
-        metadata = getattr(collection, "metadata", None) or {}
-        space = metadata.get("hnsw:space", "l2")
-    name = str(getattr(space, "value", space)).lower()
-    if name not in _CHROMA_SPACES:
-        raise SchemaError(
-            f"chroma collection {collection.name!r} uses distance space {name!r};"
-            " expected cosine, l2 or ip"
-        )
-    return name, _CHROMA_SPACES[name]
-
-
-class ChromaReader:
-    """A Chroma collection's records, in id order, through the chromadb client.
-
-    The ids are listed once and sorted; each batch is fetched by its ids, so
-    resuming needs only the last id, and the order does not depend on how
-    Chroma stores the records.
-    """
-
-    def __init__(self, collection: Any, where: str, dimensions: int | None) -> None:
-        self._collection = collection
-        self.description = f"chroma collection {collection.name!r} ({where})"
-        self.identity = f"chroma:{collection.id}"
-        self._dimensions = dimensions
-        self._ids: list[str] | None = None
-
-    def count(self) -> int:
-        return int(self._collection.count())
-
-    def _all_ids(self) -> list[str]:
-        if self._ids is None:
-            ids: list[str] = []
-            page = 10_000
-            while True:
-                got = self._collection.get(include=[], limit=page, offset=len(ids))["ids"]
-                ids.extend(got)
-                if len(got) < page:
-                    break
-            self._ids = sorted(set(ids))
-        return self._ids
-
-    def batches(self, after: str | None, size: int) -> Iterator[Rows]:
-        ids = self._all_ids()
-        start = 0
-        if after is not None:
-            import bisect
-
-            start = bisect.bisect_right(ids, after)
-        for first in range(start, len(ids), size):
-            wanted = ids[first : first + size]
-            got = self._collection.get(ids=wanted, include=["documents", "metadatas", "embeddings"])
-            position = {id_: i for i, id_ in enumerate(got["ids"])}
-            missing = [id_ for id_ in wanted if id_ not in position]
-            if missing:
-                raise InputError(
-                    f"{self.description}: record {missing[0]!r} disappeared during the import"
-                )
-            order = [position[id_] for id_ in wanted]
-            documents = got.get("documents") or [None] * len(got["ids"])
-            metadatas = got.get("metadatas") or [None] * len(got["ids"])
-            embeddings = got.get("embeddings")
-            if embeddings is None:
-                embeddings = [None] * len(got["ids"])
-            texts = [documents[i] if documents[i] is not None else "" for i in order]
-            metas = [
-                metadata_object(id_, metadatas[i]) for id_, i in zip(wanted, order, strict=True)
-            ]
-            matrix = check_vectors(wanted, [embeddings[i] for i in order], self._dimensions)
-            self._dimensions = matrix.shape[1]
-            yield Rows(list(wanted), list(wanted), texts, metas, matrix)
-
-    def close(self) -> None:
-        pass
-
-
-#: the document index in the store's own input errors ("... (document 3)", "vector 3 ...")
-_DOCUMENT_INDEX = re.compile(r"\b(?:document|vector) (\d+)\b")
-
-
-def name_source_row(error: InputError, ids: Sequence[str], description: str) -> InputError:
-    """The store's error about a batch, re-raised naming the source's id for the row."""
-    message = str(error)
-    match = _DOCUMENT_INDEX.search(message)
-    if match and int(match.group(1)) < len(ids):
-        where = f"source document {ids[int(match.group(1))]!r}"
-    else:
-        where = f"a source document between {ids[0]!r} and {ids[-1]!r}"
-    return type(error)(f"{description}: the store refused {where}: {message}")
