@@ -4,22 +4,24 @@
 
 The sources are written once by the real packages: langchain-postgres' `PGVector`
 and `PGVectorStore` (two metadata columns) into a database of their own on the
-same server, run from the `sources` virtualenv that scripts/dev installs
-(`PGVSTORE_SOURCES_PYTHON`), and chromadb into a temporary directory. Each repeat
+same server, run from the `sources` virtualenv that scripts/dev installs with
+PGVSTORE_SOURCES=1 (`PGVSTORE_SOURCES_PYTHON`), and chromadb into a temporary directory. Each repeat
 runs every workload once into a fresh collection (`index=None`, so no ANN index
 is maintained), in a rotating order. Workloads:
 
 - add_embeddings: the rows already in memory, in the same batches: the floor
   for writing them, and the baseline the ratios are against.
 - from PGVector / from PGVectorStore / from Chroma: the importers, end to end
-  (reading the source, checks, writing, a checkpoint per batch).
+  (reading the source, checks, writing; each batch commits with its checkpoint).
 - from PGVector, HNSW store: the same into a store with the default HNSW index,
   which the first batch builds and later batches insert into.
 - from PGVector, then create_index: into a store without an index, then
   `create_index(HNSWIndex())` once: what docs/migrating.md advises for large
   collections.
 
-Prints medians and ratios, and writes benchmarks/results/importers-<rows>x<dim>.json.
+Prints medians and ratios, and writes benchmarks/results/importers.json (a run with
+other settings needs --out). Run it through `PGVSTORE_SOURCES=1 PGVSTORE_CHROMA=1
+scripts/dev run`, which provides both sources.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ from _common import (  # noqa: E402
     documents,
     environment,
     median,
+    output_argument,
     print_table,
+    report_path,
     server_dsn,
     timed,
     write_report,
@@ -65,7 +69,9 @@ WRITER = Path(__file__).resolve().parents[1] / "tests" / "importing" / "writer.p
 def write_source(job: dict[str, Any]) -> None:
     python = os.environ.get("PGVSTORE_SOURCES_PYTHON")
     if not python:
-        sys.exit("PGVSTORE_SOURCES_PYTHON is not set: run through scripts/dev run")
+        sys.exit(
+            "PGVSTORE_SOURCES_PYTHON is not set: run through PGVSTORE_SOURCES=1 scripts/dev run"
+        )
     out = subprocess.run(
         [python, str(WRITER)], input=json.dumps(job), capture_output=True, text=True
     )
@@ -79,7 +85,9 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1000)
+    output_argument(parser)
     args = parser.parse_args()
+    out = report_path(parser, args, "importers")
     n, dim, batch = args.rows, args.dim, args.batch_size
 
     dsn, server = server_dsn()
@@ -229,7 +237,7 @@ def main() -> None:
     )
     print_table(["workload", "median s", "rows/s", "vs add_embeddings"], table)
     path = write_report(
-        f"importers-{n}x{dim}",
+        out,
         {
             "benchmark": "importers",
             "rows": n,
