@@ -36,10 +36,11 @@ class Reads(StoreCore):
 
     def _by_ids(self, ids: Sequence[str]) -> Flow[list[Document]]:
         id_list = check_ids(ids)
+        scope = self._compile(None) if self._configured.table.multi_tenant else None
         if not id_list:
             return value_flow([])
         return read_flow(
-            lambda spec: Query(dml.get_by_ids(spec.table, id_list)),
+            lambda spec: Query(dml.get_by_ids(spec.table, id_list, scope)),
             lambda rows: _in_order(id_list, rows),
             [],
         )

@@ -1,25 +1,14 @@
-"""The collection's lifecycle as plans: provision, load with the index policy, drop.
+"""The collection's lifecycle as plans: look up, provision, drop (loads: `_load.py`).
 
 Provisioning is idempotent and safe when several processes do it at once:
 `CREATE EXTENSION` and the registry run under a global advisory lock, the
 collection's table and indexes under a per-collection one.
-
-Index policy. Maintaining an HNSW graph row by row is several times slower
-than building it once over data already in the table, so the ANN index is
-built at the end of the first load that leaves the table non-empty, inside
-that load's transaction. A later load that changes at least
-`bulk_rebuild_rows` rows and at least as many rows as the table already holds
-drops the index, loads, and builds it again in the same transaction (readers
-wait for that transaction; the table is never visible without its index).
-Smaller loads insert into the existing index. Rows a load would not change
-(same content, metadata and vector) are not counted: they are not written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
 from ._plan import Execute, Fetch, Plan
 from ._sql import Frag, catalog, ddl, dml
 from ._sql.bm25_schema import bm25_ddl, drop_bm25
@@ -33,12 +22,20 @@ from .config import (
     HNSWIndex,
     IndexSpec,
     IVFFlatIndex,
+    RowLevelSecurity,
     Table,
     VectorType,
 )
 from .errors import ConfigError, SchemaError
 
-__all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
+__all__ = [
+    "MIN_PGVECTOR",
+    "CollectionSpec",
+    "build_index_plan",
+    "drop_plan",
+    "lookup_plan",
+    "provision_plan",
+]
 
 MIN_PGVECTOR = (0, 8, 0)
 
@@ -56,9 +53,12 @@ class CollectionSpec:
     embedding_model: str | None = None
     bulk_rebuild_rows: int = 10_000
     maintenance_work_mem: str | None = None
+    row_level_security: RowLevelSecurity | None = None
 
     def __post_init__(self) -> None:
         check_index_kind(self.distance, self.index)
+        if self.row_level_security is not None and not self.table.multi_tenant:
+            raise ConfigError("row_level_security needs multi_tenant=True")
 
 
 def check_index_kind(distance: Distance, index: IndexSpec) -> None:
@@ -163,6 +163,11 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
             yield Execute(ddl.create_schema(table.schema))
         yield Execute(ddl.create_registry(table))
+    elif not (yield Fetch(ddl.registry_is_current(table)))[0][0]:
+        # a registry an earlier release made: add what this release records
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        for frag in ddl.upgrade_registry(table):
+            yield Execute(frag)
 
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))
@@ -199,6 +204,10 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             yield Execute(frag)
         for frag in bm25_ddl(table, spec.ts_config):
             yield Execute(frag)
+        if table.multi_tenant and isinstance(spec.index, HNSWIndex):
+            # tenants load a little at a time, often through roles that may not
+            # create indexes: the graph exists from the start
+            yield from build_index_plan(spec)
         # a registry row without its table (dropped behind the store's back) is replaced
         yield Execute(ddl.delete_registry_row(table))
         yield Execute(
@@ -212,7 +221,26 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 SCHEMA_VERSION,
             )
         )
+    if spec.row_level_security is not None:
+        yield from _tenant_policy_plan(spec)
     return spec
+
+
+def _tenant_policy_plan(spec: CollectionSpec) -> Plan[None]:
+    """Row-level security on the collection's table, unless it is there already."""
+    table = spec.table
+    mode = spec.row_level_security
+    assert mode is not None
+    found = yield Fetch(catalog.tenant_policy(table))
+    if found and found[0][0]:
+        if found[0][1] != mode:
+            raise SchemaError(
+                f"collection {table.schema}.{table.name} has row-level security by"
+                f" {found[0][1]!r}, but this store asks for {mode!r}"
+            )
+        return
+    for frag in ddl.tenant_policy(table, mode):
+        yield Execute(frag)
 
 
 def _collides(table: Table) -> list[Frag]:
@@ -277,13 +305,21 @@ def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collecti
             f"collection {name} was created with text search configuration {ts_config!r},"
             f" but this store uses {spec.ts_config!r}"
         )
+    multi_tenant, distribution = bool(row[6]), row[7]
+    if spec.table.multi_tenant != multi_tenant:
+        raise SchemaError(
+            f"collection {name} is {'' if multi_tenant else 'not '}multi-tenant; open it with"
+            f" multi_tenant={multi_tenant}"
+        )
+    if spec.table.distribution is not None and spec.table.distribution != distribution:
+        shown = f"distributed by {distribution}" if distribution else "not distributed"
+        raise SchemaError(
+            f"collection {name} is {shown}, but this store asks for a collection distributed"
+            f" by {spec.table.distribution}"
+        )
     assert isinstance(dimensions, int)
-    return replace(spec, dimensions=dimensions)
-
-
-def _ann_index_present(rows: list[tuple[object, ...]], table: Table) -> bool:
-    names = {table.index_name("hnsw"), table.index_name("ivfflat")}
-    return any(name in names for name, _valid in rows)
+    table = replace(spec.table, distribution=distribution)  # type: ignore[arg-type]
+    return replace(spec, dimensions=dimensions, table=table)
 
 
 def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Plan[None]:
@@ -306,61 +342,6 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
             dimensions=spec.dimensions,
         )
     )
-
-
-def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[int]:
-    """Write a validated batch and keep the ANN index per the policy above; returns how
-    many rows were written (rows stored unchanged are not)."""
-    assert spec.dimensions is not None
-    table = spec.table
-    large = len(batch) >= spec.bulk_rebuild_rows
-    present = build = False
-    if spec.index is not None:
-        present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
-        if not present or large:
-            # index DDL must not race another loader's index DDL
-            yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-            present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
-        build = not present
-    direct = False
-    if large:
-        # A large load into an empty table (the first load, or a rebuild after
-        # everything was deleted) goes straight in: nothing can conflict once
-        # other writers are locked out, so staging and merging are wasted work.
-        if (yield Fetch(dml.is_empty(table)))[0][0]:
-            yield Execute(dml.lock_for_load(table))
-            direct = (yield Fetch(dml.is_empty(table)))[0][0]
-    if direct:
-        if present:  # emptied by deletes: build the graph over the new rows at the end
-            for frag in ddl.drop_ann_indexes(table):
-                yield Execute(frag)
-            build = True
-        written = yield from direct_write_plan(table, batch, spec.vector_type)
-    else:
-        yield from stage_plan(batch, spec.vector_type, spec.dimensions)
-        # a rebuild needs a load as large as the table: that cheap bound comes first
-        if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:
-            # rebuild only for what the merge will really write: re-sending rows
-            # that are already stored must not cost a graph rebuild
-            changed = (yield Fetch(dml.count_staged_changes(table)))[0][0]
-            if (
-                changed >= spec.bulk_rebuild_rows
-                and not (yield Fetch(dml.has_more_rows_than(table, changed)))[0][0]
-            ):
-                for frag in ddl.drop_ann_indexes(table):
-                    yield Execute(frag)
-                build = True
-        written = yield from merge_plan(table)
-    if build:
-        yield from build_index_plan(spec)
-    if written >= spec.bulk_rebuild_rows:
-        # A large load leaves its GIN entries in the pending list, which makes the
-        # planner shun the metadata index until VACUUM; merge them and refresh
-        # statistics now so filtered searches use the index right away.
-        for frag in ddl.clean_gin_pending(table):
-            yield Fetch(frag)
-        yield Execute(ddl.analyze(table))
-    return written
 
 
 def drop_plan(spec: CollectionSpec) -> Plan[None]:

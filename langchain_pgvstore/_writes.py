@@ -19,9 +19,10 @@ from . import _validate as check
 from ._core import StoreCore, model_failed
 from ._flow import Flow, change_flow, write_flow
 from ._ingest import Batch, check_ids, prepare_batch
+from ._load import load_plan
 from ._plan import Execute, Plan
 from ._progress import Progress, make_progress
-from ._schema import CollectionSpec, drop_plan, load_plan
+from ._schema import CollectionSpec, drop_plan
 from ._sql import Frag, dml
 from .errors import DimensionError, EmbeddingError, InputError
 
@@ -124,10 +125,10 @@ class Writes(StoreCore):
         # Validate what we can before paying for embeddings.
         prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
 
-    @staticmethod
-    def _load(batch: Batch, also: Sequence[Frag] = ()) -> Flow[int]:
-        """Write `batch`, then run the statements `also`, in one transaction; the rows
-        the load really wrote (rows stored unchanged are not written)."""
+    def _load(self, batch: Batch, also: Sequence[Frag] = ()) -> Flow[int]:
+        """Write `batch` (as the bound tenant's rows), then run the statements `also`, in
+        one transaction; the rows the load really wrote (unchanged rows are not written)."""
+        tenant = self._bound_tenant()
 
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[int]]:
             if batch.vectors.shape[1] != spec.dimensions:
@@ -137,7 +138,7 @@ class Writes(StoreCore):
                 )
 
             def plan() -> Plan[int]:
-                written = yield from load_plan(spec, batch)
+                written = yield from load_plan(spec, batch, tenant)
                 for frag in also:
                     yield Execute(frag)
                 return written
@@ -299,7 +300,10 @@ class Writes(StoreCore):
                 "delete needs ids or a non-empty filter; to remove everything use"
                 " delete_collection()"
             )
-        where = self._compile(filter) if filter else None
+        # the tenant's scope, and the filter if one was given
+        where = self._compile(filter) if filter or self._tenant is not None else None
+        if where is None and self._configured.table.multi_tenant:
+            self._bound_tenant()  # refuses the unbound store
         id_list = check_ids(ids) if ids is not None else None
 
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[bool]]:

@@ -17,13 +17,14 @@ from ._admin import IndexAdmin
 from ._keyword import KeywordSearch
 from ._reads import Reads
 from ._similarity import SimilaritySearch
+from ._tenants import Tenants
 from ._writes import Writes
 from .retriever import PGVStoreRetriever
 
 __all__ = ["PGVStore"]
 
 
-class PGVStore(KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
+class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
     """A LangChain vector store on PostgreSQL + pgvector that provisions its own schema.
 
     Setup:
@@ -83,6 +84,12 @@ class PGVStore(KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
             with iterative scans until `k` matching rows are found. Per call too.
         data_dir: data directory of the embedded server (default: `PGVSTORE_DATA_DIR`
             or a per-user folder).
+        multi_tenant: every document belongs to a tenant, and ids are unique per
+            tenant (primary key `(tenant, id)`). A store reads and writes one
+            tenant's documents only: bind it with `tenant=` or `for_tenant()`.
+        tenant: the tenant this store is bound to (multi-tenant collections).
+        distributed: on a Citus coordinator, create the collection distributed
+            over the cluster: by tenant when multi-tenant, else by id.
     """
 
     @override

@@ -111,15 +111,23 @@ def _trigger_body(table: Table) -> sql.Composed:
     stats = stats_table(table)
     key = sql.Literal(_compaction_key(table))
     none = sql.SQL("")
+
     # An UPDATE that leaves a row's tsvector as it was (a metadata-only change,
     # an upsert of identical content) contributes nothing: skip it before
     # unnesting instead of unnesting twice and cancelling out.
+    def same_row(alias: sql.SQL) -> sql.Composed:
+        # rows are matched by the whole key: in a multi-tenant collection an id
+        # alone may name rows of several tenants
+        return sql.SQL(" AND ").join(
+            sql.SQL("{a}.{c} = r.{c}").format(a=alias, c=c) for c in table.key
+        )
+
     changed_new = sql.SQL(
-        " WHERE NOT EXISTS (SELECT 1 FROM {old} AS o WHERE o.{id} = r.{id} AND o.{tsv} = r.{tsv})"
-    ).format(old=_OLD, id=table.id, tsv=table.tsv)
+        " WHERE NOT EXISTS (SELECT 1 FROM {old} AS o WHERE {same} AND o.{tsv} = r.{tsv})"
+    ).format(old=_OLD, same=same_row(sql.SQL("o")), tsv=table.tsv)
     changed_old = sql.SQL(
-        " WHERE NOT EXISTS (SELECT 1 FROM {new} AS n WHERE n.{id} = r.{id} AND n.{tsv} = r.{tsv})"
-    ).format(new=_NEW, id=table.id, tsv=table.tsv)
+        " WHERE NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {same} AND n.{tsv} = r.{tsv})"
+    ).format(new=_NEW, same=same_row(sql.SQL("n")), tsv=table.tsv)
     update = sql.SQL("{} UNION ALL {}").format(
         _contributions(table, _NEW, +1, changed_new),
         _contributions(table, _OLD, -1, changed_old),

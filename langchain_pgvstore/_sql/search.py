@@ -170,11 +170,16 @@ def ids_and_distances(nearest: Frag) -> Frag:
     return Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
 
 
-def ranked_documents(table: Table, ranked: Frag) -> Frag:
+def ranked_documents(table: Table, ranked: Frag, scope: Frag | None = None) -> Frag:
     """Join ranked `(id, score)` rows to their documents, keeping the ranking.
 
-    Rows: `(id, content, metadata, score)`, best first, ties by id.
+    Rows: `(id, content, metadata, score)`, best first, ties by id. `scope`
+    (the tenant predicate of a multi-tenant collection) picks the row among
+    those sharing the id.
     """
+    on = Frag(sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id").format(table.qualname, table.id))
+    if scope is not None:
+        on += Frag(sql.SQL(" AND d.")) + scope
     return (
         Frag(
             sql.SQL("SELECT d.{}, d.{}, d.{}, r.score FROM (").format(
@@ -182,11 +187,8 @@ def ranked_documents(table: Table, ranked: Frag) -> Frag:
             )
         )
         + ranked
-        + Frag(
-            sql.SQL(
-                ') AS r JOIN {} AS d ON d.{} = r.id ORDER BY r.score DESC, r.id COLLATE "C"'
-            ).format(table.qualname, table.id)
-        )
+        + on
+        + Frag(sql.SQL(' ORDER BY r.score DESC, r.id COLLATE "C"'))
     )
 
 

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, str] = {
     "hnsw.max_scan_tuples": "20000",
     "ivfflat.probes": "1",
     "ivfflat.iterative_scan": "off",
+    # no tenant: under row-level security by setting, no row matches
+    "pgvstore.tenant": "",
 }
 
 
