@@ -81,16 +81,18 @@ class Checkpoints:
     """The destination side of an import: its lock, and its recorded position."""
 
     def __init__(self, store: PGVStore, reader: Reader) -> None:
-        self._schema = store.schema
-        self._collection = store.collection
-        self._source = reader.identity
+        key = self._key = q.ImportKey(
+            store.schema, store.collection, store.tenant or "", reader.identity
+        )
         self._conn = connect(store.dsn, "destination")
-        key = _lock_key(self._schema, self._collection, self._source)
-        if not _fetch(self._conn, q.try_advisory_lock(key))[0][0]:
+        lock = _lock_key(key.schema, key.collection, key.tenant, key.source)
+        if not _fetch(self._conn, q.try_advisory_lock(lock))[0][0]:
             self._conn.close()
+            into = f"collection {key.collection!r}" + (
+                f" for tenant {key.tenant!r}" if key.tenant else ""
+            )
             raise ConfigError(
-                f"another run is importing {reader.description} into collection"
-                f" {self._collection!r}; wait for it to finish"
+                f"another run is importing {reader.description} into {into}; wait for it to finish"
             )
         #: whether `pgvstore_imports` exists (else the first batch creates it)
         self._ready = False
@@ -98,16 +100,17 @@ class Checkpoints:
     def position(self, restart: bool) -> tuple[str | None, int]:
         """Where to start: after the recorded key of an unfinished import into this very
         table, else from the first row (the first batch then overwrites the record)."""
-        self._ready = bool(_fetch(self._conn, q.relation_oid(self._schema, q.CHECKPOINT_TABLE)))
+        key = self._key
+        self._ready = bool(_fetch(self._conn, q.relation_oid(key.schema, q.CHECKPOINT_TABLE)))
         if not self._ready or restart:
             return None, 0
-        rows = _fetch(self._conn, q.read_checkpoint(self._schema, self._collection, self._source))
+        rows = _fetch(self._conn, q.read_checkpoint(key))
         if not rows:
             return None, 0
         table_oid, last_key, done, finished = rows[0]
         # finished: a new run is a new pass (unchanged rows cost no writes); a table
         # dropped and created again since the checkpoint holds none of its rows
-        table = _fetch(self._conn, q.relation_oid(self._schema, self._collection))
+        table = _fetch(self._conn, q.relation_oid(key.schema, key.collection))
         if finished or not table or table[0][0] != table_oid:
             return None, 0
         return last_key, int(done)
@@ -117,18 +120,11 @@ class Checkpoints:
         frags = []
         if not self._ready:
             # two imports into one schema may both find the table missing
-            frags.append(ddl.advisory_xact_lock(_lock_key(self._schema, q.CHECKPOINT_TABLE)))
-            frags.append(q.create_checkpoints(self._schema))
+            lock = _lock_key(self._key.schema, q.CHECKPOINT_TABLE)
+            frags.append(ddl.advisory_xact_lock(lock))
+            frags.append(q.create_checkpoints(self._key))
         frags.append(
-            q.save_checkpoint(
-                self._schema,
-                self._collection,
-                self._source,
-                last_key=last_key,
-                done=done,
-                total=total,
-                finished=False,
-            )
+            q.save_checkpoint(self._key, last_key=last_key, done=done, total=total, finished=False)
         )
         return frags
 
@@ -140,13 +136,7 @@ class Checkpoints:
         """Mark the import finished, so that the next run is a new pass."""
         if self._ready:
             frag = q.save_checkpoint(
-                self._schema,
-                self._collection,
-                self._source,
-                last_key=None,
-                done=done,
-                total=total,
-                finished=True,
+                self._key, last_key=None, done=done, total=total, finished=True
             )
             self._conn.execute(frag.sql, frag.params)
 

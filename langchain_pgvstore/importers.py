@@ -51,6 +51,8 @@ def _check_args(store: object, batch_size: object, progress: object) -> PGVStore
     if not isinstance(store, PGVStore):
         raise ConfigError(f"store must be a PGVStore, got {type(store).__name__}")
     check.positive_int(batch_size, "batch_size", ConfigError)
+    # a multi-tenant collection takes rows as one tenant's: refuse an unbound store now
+    store._bound_tenant()
     # imports record their progress on a connection of their own: a pool whose
     # conninfo is computed per connection has no DSN to open it with (ConfigError)
     store.dsn  # noqa: B018
@@ -77,7 +79,8 @@ def import_from_pgvector(
     `distance_strategy` the collection was searched by.
 
     Args:
-        store: the destination; its collection is created by the first batch.
+        store: the destination; its collection is created by the first batch. For a
+            multi-tenant collection, a store bound to the tenant (`for_tenant`).
         collection: the `PGVector` `collection_name`.
         source: DSN of the database `PGVector` wrote to (`postgresql://…` or
             `postgresql+psycopg://…`); None for the store's own database.
@@ -90,7 +93,8 @@ def import_from_pgvector(
         ConfigError: no such table or collection, or bad arguments.
         SchemaError: the table does not look like `PGVector`'s.
         InputError: the store refuses a row (the message names its source id);
-            batches before it are imported, and a re-run resumes at its batch.
+            batches before it are imported, and a re-run resumes at its batch. Also
+            for a multi-tenant collection's store bound to no tenant.
     """
     store = _check_args(store, batch_size, progress)
     reader = pgvector_source(source or store.dsn, collection, schema, store.dimensions)
@@ -124,7 +128,8 @@ def import_from_pgvectorstore(
     used as it is: the table does not record one.
 
     Args:
-        store: the destination; its collection is created by the first batch.
+        store: the destination; its collection is created by the first batch. For a
+            multi-tenant collection, a store bound to the tenant (`for_tenant`).
         table: the table `PGEngine.init_vectorstore_table` created.
         source: DSN of the database holding it; None for the store's own database.
         schema: the table's schema.
@@ -145,7 +150,8 @@ def import_from_pgvectorstore(
         ConfigError: no such table, an unknown metadata column, or bad arguments.
         SchemaError: the id, content or embedding column is missing or of the
             wrong type, or the id column is not unique.
-        InputError: the store refuses a row (the message names its source id).
+        InputError: the store refuses a row (the message names its source id), or
+            is a multi-tenant collection's bound to no tenant.
     """
     store = _check_args(store, batch_size, progress)
     reader = pgvectorstore_source(
@@ -195,7 +201,8 @@ def import_from_chroma(
     document gets an empty text, one without metadata an empty dict.
 
     Args:
-        store: the destination; its collection is created by the first batch.
+        store: the destination; its collection is created by the first batch. For a
+            multi-tenant collection, a store bound to the tenant (`for_tenant`).
         collection: the collection's name, or a chromadb `Collection`.
         path: a Chroma persistent directory (opened with `chromadb.PersistentClient`).
         client: a chromadb client instead, e.g. `chromadb.HttpClient(host, port)`
@@ -208,7 +215,8 @@ def import_from_chroma(
         ConfigError: chromadb is missing, no such collection, the store's distance
             differs from the collection's, or bad arguments.
         SchemaError: the collection's distance space is not one Chroma documents.
-        InputError: the store refuses a record (the message names its id).
+        InputError: the store refuses a record (the message names its id), or is
+            a multi-tenant collection's bound to no tenant.
     """
     store = _check_args(store, batch_size, progress)
     found, where = chroma_collection(collection, path, client)

@@ -16,6 +16,7 @@ from . import Frag
 
 __all__ = [
     "CHECKPOINT_TABLE",
+    "ImportKey",
     "SourceTable",
     "count_rows",
     "create_checkpoints",
@@ -165,16 +166,29 @@ def read_batch(
     return head + _where(source, scope_value, after) + tail
 
 
-def _checkpoints(schema: str) -> sql.Identifier:
-    return sql.Identifier(schema, CHECKPOINT_TABLE)
+@dataclass(frozen=True, slots=True)
+class ImportKey:
+    """One import: into which collection (and tenant of a multi-tenant one, else ''),
+    from which source. The checkpoint table lives in the collection's schema."""
+
+    schema: str
+    collection: str
+    tenant: str
+    source: str
+
+    @property
+    def checkpoints(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, CHECKPOINT_TABLE)
 
 
-def create_checkpoints(schema: str) -> Frag:
-    """The table recording, per destination collection and source, how far an import got."""
+def create_checkpoints(key: ImportKey) -> Frag:
+    """The table recording, per destination collection, tenant and source, how far an
+    import got."""
     return Frag(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
             "collection text NOT NULL,"
+            " tenant text NOT NULL,"
             " source text NOT NULL,"
             " table_oid oid NOT NULL,"
             " last_key text,"
@@ -183,46 +197,51 @@ def create_checkpoints(schema: str) -> Frag:
             " finished boolean NOT NULL DEFAULT false,"
             " started_at timestamptz NOT NULL DEFAULT now(),"
             " updated_at timestamptz NOT NULL DEFAULT now(),"
-            " PRIMARY KEY (collection, source))"
-        ).format(_checkpoints(schema))
+            " PRIMARY KEY (collection, tenant, source))"
+        ).format(key.checkpoints)
     )
 
 
-def read_checkpoint(schema: str, collection: str, source: str) -> Frag:
+def read_checkpoint(key: ImportKey) -> Frag:
     """table_oid, last_key, done, finished of one import (no row: never started)."""
     return Frag(
         sql.SQL(
             "SELECT table_oid, last_key, done, finished FROM {}"
-            " WHERE collection = %s AND source = %s"
-        ).format(_checkpoints(schema)),
-        (collection, source),
+            " WHERE collection = %s AND tenant = %s AND source = %s"
+        ).format(key.checkpoints),
+        (key.collection, key.tenant, key.source),
     )
 
 
 def save_checkpoint(
-    schema: str,
-    collection: str,
-    source: str,
-    *,
-    last_key: str | None,
-    done: int,
-    total: int,
-    finished: bool,
+    key: ImportKey, *, last_key: str | None, done: int, total: int, finished: bool
 ) -> Frag:
     """Record the import's position against the collection's table as it is now (its
     oid, looked up in the same statement); `started_at` is kept from the first batch.
     Writes nothing when the collection's table does not exist."""
     return Frag(
         sql.SQL(
-            "INSERT INTO {} AS c (collection, source, table_oid, last_key, done, total, finished)"
-            " SELECT %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
+            "INSERT INTO {} AS c"
+            " (collection, tenant, source, table_oid, last_key, done, total, finished)"
+            " SELECT %s, %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
             " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
             " WHERE n.nspname = %s AND r.relname = %s"
-            " ON CONFLICT (collection, source) DO UPDATE SET table_oid = EXCLUDED.table_oid,"
-            " last_key = EXCLUDED.last_key, done = EXCLUDED.done, total = EXCLUDED.total,"
-            " finished = EXCLUDED.finished, updated_at = now()"
-        ).format(_checkpoints(schema)),
-        (collection, source, last_key, done, total, finished, schema, collection),
+            " ON CONFLICT (collection, tenant, source) DO UPDATE SET"
+            " table_oid = EXCLUDED.table_oid, last_key = EXCLUDED.last_key,"
+            " done = EXCLUDED.done, total = EXCLUDED.total, finished = EXCLUDED.finished,"
+            " updated_at = now()"
+        ).format(key.checkpoints),
+        (
+            key.collection,
+            key.tenant,
+            key.source,
+            last_key,
+            done,
+            total,
+            finished,
+            key.schema,
+            key.collection,
+        ),
     )
 
 

@@ -585,6 +585,40 @@ def test_two_runs_of_one_import_do_not_overlap(dsn, v1, collection_name) -> None
     store.close()
 
 
+def test_tenants_of_a_multi_tenant_collection_import_on_their_own(dsn, v1, collection_name) -> None:
+    shared = make_store(dsn, collection_name, multi_tenant=True)
+    # the unbound store would write no tenant's rows: refused before anything is read
+    with pytest.raises(InputError, match="is multi-tenant: use store.for_tenant"):
+        import_from_pgvector(shared, "docs", source=v1["conninfo"])
+    assert not _exists(dsn, collection_name)
+    acme, globex = shared.for_tenant("acme"), shared.for_tenant("globex")
+    first = import_from_pgvector(acme, "docs", source=v1["conninfo"], batch_size=100)
+    # another tenant's import of the same source has a position of its own
+    second = import_from_pgvector(globex, "docs", source=v1["conninfo"], batch_size=100)
+    again = import_from_pgvector(acme, "docs", source=v1["conninfo"], batch_size=100)
+    assert [(r.skipped, r.read, r.written) for r in (first, second, again)] == [
+        (0, N, N),
+        (0, N, N),
+        (0, N, 0),
+    ]
+    with psycopg.connect(dsn) as conn:
+        counts = conn.execute(
+            sql.SQL("SELECT tenant, count(*) FROM {} GROUP BY tenant ORDER BY tenant").format(
+                sql.Identifier(collection_name)
+            )
+        ).fetchall()
+        recorded = conn.execute(
+            "SELECT tenant, done, finished FROM public.pgvstore_imports"
+            " WHERE collection = %s ORDER BY tenant",
+            (collection_name,),
+        ).fetchall()
+    assert counts == [("acme", N), ("globex", N)]
+    assert recorded == [("acme", N, True), ("globex", N, True)]
+    docs = v1["docs"]
+    assert [d.id for d in globex.get_by_ids(docs["ids"][:3])] == docs["ids"][:3]
+    shared.close()
+
+
 def test_tqdm_progress_bar(dsn, v1, collection_name, capsys) -> None:
     store = make_store(dsn, collection_name)
     import_from_pgvector(store, "docs", source=v1["conninfo"], progress=True)

@@ -75,23 +75,23 @@ def test_pgvectorstore_columns_are_read_as_jsonb() -> None:
 
 
 def test_checkpoint_statements() -> None:
-    save = q.save_checkpoint(
-        "app", "docs", "chroma:1", last_key="k", done=5, total=9, finished=False
-    )
+    key = q.ImportKey("app", "docs", "", "chroma:1")
+    save = q.save_checkpoint(key, last_key="k", done=5, total=9, finished=False)
     # the collection's table oid is looked up by the statement itself, in the batch's
     # transaction: no row (and no checkpoint) without the table
     assert save.as_string().startswith(
-        'INSERT INTO "app"."pgvstore_imports" AS c (collection, source, table_oid, last_key, done,'
-        " total, finished) SELECT %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
+        'INSERT INTO "app"."pgvstore_imports" AS c'
+        " (collection, tenant, source, table_oid, last_key, done, total, finished)"
+        " SELECT %s, %s, %s, r.oid, %s, %s, %s, %s FROM pg_catalog.pg_class r"
         " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
-        " WHERE n.nspname = %s AND r.relname = %s ON CONFLICT (collection, source)"
+        " WHERE n.nspname = %s AND r.relname = %s ON CONFLICT (collection, tenant, source)"
     )
-    assert save.params == ("docs", "chroma:1", "k", 5, 9, False, "app", "docs")
-    assert q.read_checkpoint("app", "docs", "s").params == ("docs", "s")
-    assert (
-        'CREATE TABLE IF NOT EXISTS "app"."pgvstore_imports"'
-        in q.create_checkpoints("app").as_string()
-    )
+    assert save.params == ("docs", "", "chroma:1", "k", 5, 9, False, "app", "docs")
+    tenant = q.ImportKey("app", "docs", "acme", "s")
+    assert q.read_checkpoint(tenant).params == ("docs", "acme", "s")
+    created = q.create_checkpoints(key).as_string()
+    assert created.startswith('CREATE TABLE IF NOT EXISTS "app"."pgvstore_imports"')
+    assert created.endswith("PRIMARY KEY (collection, tenant, source))")
 
 
 _names = st.text(
@@ -125,12 +125,15 @@ def test_names_cannot_change_a_statement_and_values_stay_parameters(
         assert frag.as_string() == build("s", "t").as_string()
     assert q.pgvector_collection(schema, value).params == (value,)
     assert q.try_advisory_lock(7).params == (7,)
-    assert _skeleton(
-        q.save_checkpoint(
-            schema, value, value, last_key=value, done=1, total=1, finished=True
-        ).as_string()
-    ) == _skeleton(
-        q.save_checkpoint("s", "c", "x", last_key="k", done=1, total=1, finished=True).as_string()
+    odd_key = q.ImportKey(schema, value, value, value)
+    saved = q.save_checkpoint(odd_key, last_key=value, done=1, total=1, finished=True)
+    plain_key = q.ImportKey("s", "c", "t", "x")
+    assert _skeleton(saved.as_string()) == _skeleton(
+        q.save_checkpoint(plain_key, last_key="k", done=1, total=1, finished=True).as_string()
+    )
+    assert saved.params == (value, value, value, value, 1, 1, True, schema, value)
+    assert _skeleton(q.create_checkpoints(odd_key).as_string()) == _skeleton(
+        q.create_checkpoints(plain_key).as_string()
     )
 
 
