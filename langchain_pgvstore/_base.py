@@ -17,7 +17,8 @@ from typing_extensions import override
 from . import _validate as check
 from ._closing import Closing
 from ._connection import Connector, PoolOptions
-from ._runner import AsyncRunner, Runner
+from ._runner import Runner
+from ._runner_async import AsyncRunner
 from ._schema import (
     CollectionSpec,
     check_indexable,
@@ -89,6 +90,7 @@ class StoreBase(Closing, VectorStore):
         multi_tenant: bool = False,
         tenant: str | None = None,
         distributed: bool = False,
+        shard_count: int | None = None,
         row_level_security: RowLevelSecurity | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
@@ -110,6 +112,10 @@ class StoreBase(Closing, VectorStore):
         distribution: Distribution | None = None
         if distributed:
             distribution = "tenant" if multi_tenant else "id"
+        if shard_count is not None:
+            if not distributed:
+                raise ConfigError("shard_count= needs distributed=True")
+            check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
         spec = CollectionSpec(
             table=Table(schema, collection, multi_tenant, distribution),
             distance=Distance.parse(distance),
@@ -126,6 +132,7 @@ class StoreBase(Closing, VectorStore):
                 if maintenance_work_mem is None
                 else memory_size(maintenance_work_mem, "maintenance_work_mem")
             ),
+            shard_count=shard_count,
             row_level_security=(
                 None
                 if row_level_security is None

@@ -25,13 +25,14 @@ from ._documents import document
 from ._flow import FORGET, LOOKUP, Flow, Need, Provision, Query, Write
 from ._nearest import nearest_statement
 from ._options import SearchOptions
-from ._plan import Execute, Plan
+from ._plan import Execute, Fetch, Plan
+from ._provision import provision_plan
 from ._schema import (
     CollectionSpec,
     lookup_plan,
-    provision_plan,
     provisioning_denied,
 )
+from ._session import propagated_plan
 from ._sql import Frag
 from ._sql.filters import TRUE, compile_filter
 from ._sql.settings import Settings
@@ -55,11 +56,11 @@ _NO_SETTINGS = Settings()
 SPEC_TTL = 30.0
 
 
-def _doc(row: Row) -> Document:
+def row_document(row: Row) -> Document:
     return document(row[0], row[1], row[2])
 
 
-def _as_array(value: Any) -> np.ndarray:
+def as_array(value: Any) -> np.ndarray:
     """A vector column value (pgvector `Vector` or `HalfVector`) as float32 numpy."""
     array: np.ndarray = np.asarray(value.to_numpy(), dtype=np.float32)
     return array
@@ -68,6 +69,10 @@ def _as_array(value: Any) -> np.ndarray:
 def model_failed(error: Exception) -> EmbeddingError:
     """The typed error for an embedding model that raised (the original is the cause)."""
     return EmbeddingError(f"the embedding model failed: {type(error).__name__}: {error}")
+
+
+def _fetch(query: Query) -> Fetch:
+    return Fetch(query.frag, query.binary, query.client)
 
 
 class StoreCore(StoreBase):
@@ -109,6 +114,8 @@ class StoreCore(StoreBase):
                 raise provisioning_denied(self._configured, e) from e
         if isinstance(need, Query):
             settings = need.settings.merged(self._tenant_settings())
+            if self._spec.table.distribution is not None:
+                return self._db.run(lambda: propagated_plan(settings, _fetch(need)))
             return self._db.fetch(need.frag, binary=need.binary, settings=settings)
         assert isinstance(need, Write)
         return self._db.run(self._tenant_plan(need.make_plan))
@@ -132,6 +139,8 @@ class StoreCore(StoreBase):
                 raise provisioning_denied(self._configured, e) from e
         if isinstance(need, Query):
             settings = need.settings.merged(self._tenant_settings())
+            if self._spec.table.distribution is not None:
+                return await self._adb.run(lambda: propagated_plan(settings, _fetch(need)))
             return await self._adb.fetch(need.frag, binary=need.binary, settings=settings)
         assert isinstance(need, Write)
         return await self._adb.run(self._tenant_plan(need.make_plan))

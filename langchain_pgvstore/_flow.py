@@ -72,6 +72,7 @@ class Query:
     frag: Frag
     settings: Settings = Settings()
     binary: bool = False
+    client: bool = False
 
 
 @dataclass(frozen=True, slots=True)

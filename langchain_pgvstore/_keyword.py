@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from pgvector import Vector
 
 from . import _validate as check
-from ._core import StoreCore, _doc
+from ._core import StoreCore, row_document
 from ._flow import Flow, Query, read_flow
 from ._options import SearchOptions, parse_options
 from ._schema import CollectionSpec
@@ -35,7 +35,7 @@ Scored = list[tuple[Document, float]]
 
 
 def _scored(rows: list[Row]) -> Scored:
-    return [(_doc(r), float(r[3])) for r in rows]
+    return [(row_document(r), float(r[3])) for r in rows]
 
 
 def _scope(spec: CollectionSpec, where: Frag) -> Frag | None:

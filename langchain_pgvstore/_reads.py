@@ -9,7 +9,7 @@ from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
-from ._core import StoreCore, _doc
+from ._core import StoreCore, row_document
 from ._flow import Flow, Query, read_flow, value_flow
 from ._ingest import check_ids
 from ._schema import CollectionSpec
@@ -27,7 +27,7 @@ def _in_order(ids: Sequence[str], rows: list[Row]) -> list[Document]:
     for i in ids:
         if i in by_id and i not in seen:
             seen.add(i)
-            docs.append(_doc(by_id[i]))
+            docs.append(row_document(by_id[i]))
     return docs
 
 
@@ -66,7 +66,7 @@ class Reads(StoreCore):
         def build(spec: CollectionSpec) -> Query:
             return Query(dml.get_where(spec.table, where, limit, offset))
 
-        return read_flow(build, lambda rows: [_doc(r) for r in rows], [])
+        return read_flow(build, lambda rows: [row_document(r) for r in rows], [])
 
     def get(
         self,

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-from pgvector.psycopg import register_vector, register_vector_async
+from pgvector.psycopg import register_vector
 from psycopg_pool import PoolTimeout
 
 from ._connection import Connector
@@ -31,27 +31,27 @@ from ._session import SessionState, local_plan, session_plan
 from ._sql import Frag
 from ._sql.settings import Settings
 
-__all__ = ["AsyncRunner", "Runner"]
+__all__ = ["Runner", "RunnerBase"]
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
 logger = logging.getLogger("langchain_pgvstore")
 
-_NO_SETTINGS = Settings()
+NO_SETTINGS = Settings()
 
 
-def _log(frag: Frag) -> None:
+def log_statement(frag: Frag) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("sql: %s", frag.as_string())
 
 
-def _in_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+def in_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     return (
         not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
     )
 
 
-def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
+def execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
     def plan() -> Plan[int]:
         count: int = yield Execute(frag)
         return count
@@ -59,7 +59,7 @@ def _execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
     return plan
 
 
-def _with_settings(settings: Settings, make_plan: Callable[[], Plan[T]]) -> Callable[[], Plan[T]]:
+def with_settings(settings: Settings, make_plan: Callable[[], Plan[T]]) -> Callable[[], Plan[T]]:
     def plan() -> Plan[T]:
         for frag in settings.local_frags():
             yield Execute(frag)
@@ -68,7 +68,7 @@ def _with_settings(settings: Settings, make_plan: Callable[[], Plan[T]]) -> Call
     return plan
 
 
-class _Base:
+class RunnerBase:
     """What both runners share: the connector and each own connection's settings."""
 
     _asynchronous = False
@@ -101,7 +101,7 @@ class _Base:
         state = self._sessions.get(conn)
         if state is None or not state.changed():
             return None
-        return session_plan(state, _NO_SETTINGS, None)
+        return session_plan(state, NO_SETTINGS, None)
 
     def _failed(self, error: psycopg.Error, conn: Any, attempt: int) -> BaseException | None:
         """The error to raise for a failed call, or None to retry it."""
@@ -125,10 +125,10 @@ class _Base:
         return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
 
-class Runner(_Base):
+class Runner(RunnerBase):
     """Runs fragments and plans on a sync `ConnectionPool`."""
 
-    def fetch(self, frag: Frag, *, binary: bool = False, settings: Settings = _NO_SETTINGS) -> Rows:
+    def fetch(self, frag: Frag, *, binary: bool = False, settings: Settings = NO_SETTINGS) -> Rows:
         """Run one query with `settings`: a single statement when the connection
         already has them, else one pipeline (settings, then the query)."""
         query = Fetch(frag, binary)
@@ -148,7 +148,7 @@ class Runner(_Base):
 
     def execute(self, frag: Frag) -> int:
         """Run one statement; returns its row count."""
-        return self.run(_execute_plan(frag), transaction=False)
+        return self.run(execute_plan(frag), transaction=False)
 
     def run(self, make_plan: Callable[[], Plan[T]], *, transaction: bool = True) -> T:
         """Drive a plan on one connection, by default in one transaction.
@@ -157,7 +157,7 @@ class Runner(_Base):
         """
         settings = self._connector.call_settings(False)
         if settings:
-            make_plan, transaction = _with_settings(settings, make_plan), True
+            make_plan, transaction = with_settings(settings, make_plan), True
         return self._call(lambda conn: self._drive(conn, make_plan()), transaction=transaction)
 
     def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
@@ -201,7 +201,7 @@ class Runner(_Base):
                         with conn.transaction():
                             return work(conn)
                     result = work(conn)
-                    if _in_transaction(conn):
+                    if in_transaction(conn):
                         # a lent pool without autocommit: end the implicit transaction
                         # psycopg began, rather than leave the pool to roll it back
                         conn.commit()
@@ -248,8 +248,13 @@ def _register(conn: psycopg.Connection[Any]) -> None:
 
 
 def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) -> Any:
-    _log(step.frag)
-    with conn.cursor(binary=getattr(step, "binary", False)) as cur:
+    log_statement(step.frag)
+    cursor = (
+        psycopg.ClientCursor(conn)
+        if getattr(step, "client", False)
+        else conn.cursor(binary=getattr(step, "binary", False))
+    )
+    with cursor as cur:
         if isinstance(step, Copy):
             with cur.copy(step.frag.sql, step.frag.params or None) as copy:
                 for chunk in step.chunks:
@@ -258,137 +263,4 @@ def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) ->
         cur.execute(step.frag.sql, step.frag.params or None, prepare=None if prepare else False)
         if isinstance(step, Fetch):
             return cur.fetchall()
-        return cur.rowcount
-
-
-class AsyncRunner(_Base):
-    """Runs fragments and plans on an `AsyncConnectionPool`; mirrors `Runner`."""
-
-    _asynchronous = True
-
-    async def fetch(
-        self, frag: Frag, *, binary: bool = False, settings: Settings = _NO_SETTINGS
-    ) -> Rows:
-        """Async `Runner.fetch`."""
-        query = Fetch(frag, binary)
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> Rows:
-            plan, pipelined = self._query_plan(conn, query, settings)
-            if plan is None:
-                rows: Rows = await _aperform(conn, query)
-                return rows
-            if not pipelined:
-                return await self._drive(conn, plan)
-            async with conn.pipeline():
-                return await self._drive(conn, plan, prepare=False)
-
-        return await self._call(work, transaction=False, restore_session=False)
-
-    async def execute(self, frag: Frag) -> int:
-        """Async `Runner.execute`."""
-        return await self.run(_execute_plan(frag), transaction=False)
-
-    async def run(self, make_plan: Callable[[], Plan[T]], *, transaction: bool = True) -> T:
-        """Async `Runner.run`."""
-        settings = self._connector.call_settings(True)
-        if settings:
-            make_plan, transaction = _with_settings(settings, make_plan), True
-        return await self._call(
-            lambda conn: self._drive(conn, make_plan()), transaction=transaction
-        )
-
-    async def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
-        """Async `Runner.run_dedicated`."""
-        try:
-            async with await self._connector.aconnect() as conn:
-                await _aregister(conn)
-                if transaction:
-                    async with conn.transaction():
-                        return await self._drive(conn, make_plan())
-                return await self._drive(conn, make_plan())
-        except psycopg.Error as e:
-            error = self._failed(e, None, 2)
-            if error is None or error is e:
-                raise
-            raise error from e
-
-    async def _call(
-        self,
-        work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
-        *,
-        transaction: bool,
-        restore_session: bool = True,
-    ) -> T:
-        """Async `Runner._call`."""
-        for attempt in (1, 2):
-            pool = await self._connector.async_pool()
-            conn: psycopg.AsyncConnection[Any] | None = None
-            try:
-                conn = await pool.getconn()
-                try:
-                    if conn.adapters.types.get("vector") is None:
-                        await _aregister(conn)
-                    restore = self._restore_plan(conn) if restore_session else None
-                    if restore is not None:
-                        await self._drive(conn, restore)
-                    if transaction:
-                        async with conn.transaction():
-                            return await work(conn)
-                    result = await work(conn)
-                    if _in_transaction(conn):
-                        await conn.commit()
-                    return result
-                except BaseException as exc:
-                    if self._discard(conn, exc):
-                        await conn.close()
-                    raise
-                finally:
-                    await pool.putconn(conn)
-            except PoolTimeout as e:
-                cause = await self._connector.aprobe()
-                raise (
-                    self._connector.unavailable(cause)
-                    if cause
-                    else self._connector.no_connection(pool)
-                ) from e
-            except psycopg.Error as e:
-                error = self._failed(e, conn, attempt)
-                if error is e:
-                    raise
-                if error is not None:
-                    raise error from e
-                await pool.check()
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    async def _drive(conn: psycopg.AsyncConnection[Any], plan: Plan[T], prepare: bool = True) -> T:
-        try:
-            step: Step = next(plan)
-            while True:
-                step = plan.send(await _aperform(conn, step, prepare))
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-
-
-async def _aregister(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
-        await register_vector_async(conn)
-    except psycopg.ProgrammingError:
-        pass
-
-
-async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:
-    _log(step.frag)
-    async with conn.cursor(binary=getattr(step, "binary", False)) as cur:
-        if isinstance(step, Copy):
-            async with cur.copy(step.frag.sql, step.frag.params or None) as copy:
-                for chunk in step.chunks:
-                    await copy.write(chunk)
-            return None
-        await cur.execute(
-            step.frag.sql, step.frag.params or None, prepare=None if prepare else False
-        )
-        if isinstance(step, Fetch):
-            return await cur.fetchall()
         return cur.rowcount

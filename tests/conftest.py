@@ -2,7 +2,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ("tests.fix_db", "tests.fix_openai", "tests.fix_replica")
+pytest_plugins = ("tests.fix_db", "tests.fix_openai", "tests.fix_replica", "tests.fix_citus")
 
 settings.register_profile(
     "default",
