@@ -56,14 +56,21 @@ class StoreFactory:
         kwargs.setdefault("connection", self._dsn)
         if self._collection is not None:
             kwargs.setdefault("collection", self._collection)
-        return self.adopt(PGVStore(embedding, **kwargs))
+        return self._keep(PGVStore(embedding, **kwargs), made_here=False)
 
     def adopt(self, store: PGVStore) -> PGVStore:
-        """Take over a store made elsewhere (`PGVStore.from_texts`, ...): closed, and its
-        collection dropped, with the others."""
+        """Take over a store made elsewhere with its collection (`PGVStore.from_texts`, ...):
+        closed, and the collection dropped, with the others."""
+        return self._keep(store, made_here=True)
+
+    def _keep(self, store: PGVStore, *, made_here: bool) -> PGVStore:
         table = store._spec.table
         key = (table.schema, table.name)
-        if key not in self._owned:
+        if made_here:
+            self._owned[key] = True
+        elif key not in self._owned:
+            # a table of that name that is there before the first store (a module's shared
+            # collection, a user's table) belongs to whoever made it
             [(exists,)] = run_sql(self._admin, catalog.table_exists(table))
             self._owned[key] = not exists
         self._stores.append(store)

@@ -427,13 +427,12 @@ async def test_more_callers_than_connections_wait_then_time_out(
     assert len(await call("similarity_search", "x", k=1)) == 1
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_more_callers_than_connections_take_turns(mode, make_store) -> None:
-    """24 concurrent callers on a pool of 2: they queue for connections, and all succeed;
-    the pool never opens more than 2."""
+async def test_more_callers_than_connections_take_turns(api, make_store) -> None:
+    """24 concurrent callers on a pool of 2 (24 threads behind a barrier, or 24 tasks):
+    they queue for connections, and all succeed; the pool never opens more than 2."""
     store = make_store(DIM, pool_size=2)
     store.add_texts(["seed"], ids=["seed"])
-    if mode == "sync":
+    if not api.is_async:
         barrier = threading.Barrier(24)
 
         def call() -> int:
