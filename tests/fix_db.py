@@ -49,6 +49,23 @@ def scratch_table(conn: psycopg.Connection, kind: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+class Locker:
+    """Another session that holds an exclusive lock on a table, as a migration or a
+    `VACUUM FULL` would: the store's statements on it wait."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        self.conn = psycopg.connect(dsn, connect_timeout=5)
+        self.table = table
+
+    def lock(self) -> None:
+        self.conn.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(self.table))
+        )
+
+    def release(self) -> None:
+        self.conn.rollback()
+
+
 def run_sql(conn: psycopg.Connection, frag: Frag) -> list[tuple[object, ...]]:
     """Run one built statement; its rows, if it returns any."""
     cur = conn.execute(frag.sql, frag.params)

@@ -28,6 +28,7 @@ from langchain_pgvstore import (
     QueryTimeoutError,
 )
 from langchain_pgvstore._connection import APPLICATION_NAME
+from tests.fix_db import Locker
 from tests.fix_store import Api
 
 DIM = 8
@@ -199,22 +200,6 @@ async def test_pool_recovers_promptly_after_a_longer_outage(make_store, server) 
 
 
 # -- statement timeouts -----------------------------------------------------------------------
-
-
-class Locker:
-    """Another session that holds an exclusive lock on the collection's table."""
-
-    def __init__(self, dsn: str, table: str) -> None:
-        self.conn = psycopg.connect(dsn, connect_timeout=5)
-        self.table = table
-
-    def lock(self) -> None:
-        self.conn.execute(
-            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(self.table))
-        )
-
-    def release(self) -> None:
-        self.conn.rollback()
 
 
 @pytest.fixture
