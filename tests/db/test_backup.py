@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from langchain_pgvstore import PGVStore
+from tests.fix_db import unique_name
 
 DIM = 32
 SCHEMA = "kb"
@@ -60,7 +60,7 @@ def new_database(dsn: str, conn: psycopg.Connection):
     made: list[str] = []
 
     def create() -> str:
-        name = f"bk_{uuid.uuid4().hex[:12]}"
+        name = unique_name("bk")
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         made.append(name)
         return make_conninfo(dsn, dbname=name)

@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from langchain_core.embeddings import DeterministicFakeEmbedding
 from prometheus_client.parser import text_string_to_metric_families
 
-from langchain_pgvstore import PGVStore
+from tests.fix_db import unique_name
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "search_api.py"
 
@@ -43,9 +41,8 @@ TEXT = dict(zip(IDS, TEXTS, strict=True))
 
 
 @pytest.fixture(scope="module")
-def base_url(dsn: str) -> Iterator[str]:
-    collection = f"t_api_{uuid.uuid4().hex[:12]}"
-    store = PGVStore(DeterministicFakeEmbedding(size=64), connection=dsn, collection=collection)
+def base_url(make_module_store) -> Iterator[str]:
+    store = make_module_store(64, collection=unique_name("api"))
     # the app seeds the demo corpus and closes the store, all on the server's own loop
     app = api.create_app(store, cache_size=64, cache_ttl=300, seed=True, close_store=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -68,9 +65,6 @@ def base_url(dsn: str) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         sock.close()
-        # the library's own drop: the table, its registry row and anything else it made
-        with PGVStore(store.embeddings, connection=dsn, collection=collection) as cleanup:
-            cleanup.delete_collection()
     assert not thread.is_alive(), "the server did not shut down"
 
 
