@@ -256,7 +256,10 @@ class IndexAdmin(StoreCore):
             query = self._search(spec, vector, k, where, options, from_model=from_model)
             return Query(explain(query.frag, analyze=analyze), query.settings)
 
-        return read_flow(build, lambda rows: "\n".join(str(r[0]) for r in rows), None)
+        def text(rows: list[tuple[Any, ...]]) -> str:
+            return "\n".join(str(r[0]) for r in rows)
+
+        return read_flow(build, text, None, options.route)
 
     def _explain_args(
         self, k: int, filter: Mapping[str, Any] | None, analyze: bool, kwargs: Mapping[str, Any]
