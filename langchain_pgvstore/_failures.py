@@ -46,6 +46,7 @@ _PERMANENT_SQLSTATES = frozenset(
 # server's refusals, whose SQLSTATE psycopg does not keep for a failed connection
 _PERMANENT_MESSAGES = (
     "password authentication failed",
+    "authentication failed for user",
     "no pg_hba.conf entry",
     "does not exist",  # role "x" / database "x" does not exist
     "permission denied for database",

@@ -15,6 +15,7 @@ that never leaves a statement half-prepared, is in `_session.py`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -63,13 +64,7 @@ class Runner(RunnerBase):
     ) -> ReplicaRead[Rows]:
         """`fetch` on a standby whose connection passes `probe` first (else not served)."""
         query = Fetch(frag, binary)
-
-        def work(conn: psycopg.Connection[Any]) -> ReplicaRead[Rows]:
-            refused, state = self._check(conn, probe)
-            if refused:
-                return ReplicaRead(None, False, state)
-            return ReplicaRead(self._query(conn, query, settings), True, state)
-
+        work = self._replica(probe, lambda conn: self._query(conn, query, settings))
         return self._call(work, transaction=False, restore_session=False)
 
     def _query(self, conn: psycopg.Connection[Any], query: Fetch, settings: Settings) -> Rows:
@@ -82,12 +77,20 @@ class Runner(RunnerBase):
         with conn.pipeline():
             return self._drive(conn, plan, prepare=False)
 
-    def _check(self, conn: psycopg.Connection[Any], probe: Probe) -> tuple[bool, Any]:
-        """Run `probe` on `conn` if it is needed: (refused, the state seen or None)."""
-        if not self._probe_needed(conn, probe):
-            return False, None
-        state = self._probed(conn, _perform(conn, _REPLICA_STATE)[0])
-        return not probe.accepts(state), state
+    def _replica(
+        self, probe: Probe, then: Callable[[psycopg.Connection[Any]], T]
+    ) -> Callable[[psycopg.Connection[Any]], ReplicaRead[T]]:
+        """Work that runs `probe` on its connection when needed, then `then` if it passed."""
+
+        def work(conn: psycopg.Connection[Any]) -> ReplicaRead[T]:
+            state = None
+            if self._probe_needed(conn, probe):
+                state = self._probed(conn, _perform(conn, _REPLICA_STATE)[0])
+                if not probe.accepts(state):
+                    return ReplicaRead(None, False, state)
+            return ReplicaRead(then(conn), True, state)
+
+        return work
 
     def execute(self, frag: Frag) -> int:
         """Run one statement; returns its row count."""
@@ -119,13 +122,7 @@ class Runner(RunnerBase):
 
     def run_replica(self, make_plan: Callable[[], Plan[T]], probe: Probe) -> ReplicaRead[T]:
         """A read-only plan on a standby whose connection passes `probe` first."""
-
-        def work(conn: psycopg.Connection[Any]) -> ReplicaRead[T]:
-            refused, state = self._check(conn, probe)
-            if refused:
-                return ReplicaRead(None, False, state)
-            return ReplicaRead(self._drive(conn, make_plan()), True, state)
-
+        work = self._replica(probe, lambda conn: self._drive(conn, make_plan()))
         return self._call(work, transaction=False)
 
     def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
@@ -152,6 +149,7 @@ class Runner(RunnerBase):
     ) -> T:
         """Run `work` on a pooled connection, retried once if the connection was stale."""
         connector = self._connector
+        deadline = 0.0
         for attempt in (1, 2):
             pool = connector.sync_pool()
             if connector.down:  # one connection attempt decides: fail now, or refill
@@ -162,7 +160,9 @@ class Runner(RunnerBase):
                 # getconn/putconn rather than pool.connection(): connections are in
                 # autocommit and every transaction here is a block of its own, so the
                 # context manager's commit-on-exit is a no-op that costs a search ~10 µs
-                conn = pool.getconn()
+                # a retry waits for what is left of the pool timeout, not for all of it
+                deadline = deadline or time.monotonic() + pool.timeout
+                conn = pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
                         _register(conn)
@@ -252,13 +252,7 @@ class AsyncRunner(RunnerBase):
     ) -> ReplicaRead[Rows]:
         """Async `Runner.fetch_replica`."""
         query = Fetch(frag, binary)
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> ReplicaRead[Rows]:
-            refused, state = await self._check(conn, probe)
-            if refused:
-                return ReplicaRead(None, False, state)
-            return ReplicaRead(await self._query(conn, query, settings), True, state)
-
+        work = self._replica(probe, lambda conn: self._query(conn, query, settings))
         return await self._call(work, transaction=False, restore_session=False)
 
     async def _query(
@@ -273,11 +267,20 @@ class AsyncRunner(RunnerBase):
         async with conn.pipeline():
             return await self._drive(conn, plan, prepare=False)
 
-    async def _check(self, conn: psycopg.AsyncConnection[Any], probe: Probe) -> tuple[bool, Any]:
-        if not self._probe_needed(conn, probe):
-            return False, None
-        state = self._probed(conn, (await _aperform(conn, _REPLICA_STATE))[0])
-        return not probe.accepts(state), state
+    def _replica(
+        self, probe: Probe, then: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[ReplicaRead[T]]]:
+        """Async `Runner._replica`."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> ReplicaRead[T]:
+            state = None
+            if self._probe_needed(conn, probe):
+                state = self._probed(conn, (await _aperform(conn, _REPLICA_STATE))[0])
+                if not probe.accepts(state):
+                    return ReplicaRead(None, False, state)
+            return ReplicaRead(await then(conn), True, state)
+
+        return work
 
     async def execute(self, frag: Frag) -> int:
         """Async `Runner.execute`."""
@@ -307,13 +310,7 @@ class AsyncRunner(RunnerBase):
 
     async def run_replica(self, make_plan: Callable[[], Plan[T]], probe: Probe) -> ReplicaRead[T]:
         """Async `Runner.run_replica`."""
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> ReplicaRead[T]:
-            refused, state = await self._check(conn, probe)
-            if refused:
-                return ReplicaRead(None, False, state)
-            return ReplicaRead(await self._drive(conn, make_plan()), True, state)
-
+        work = self._replica(probe, lambda conn: self._drive(conn, make_plan()))
         return await self._call(work, transaction=False)
 
     async def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
@@ -340,6 +337,7 @@ class AsyncRunner(RunnerBase):
     ) -> T:
         """Async `Runner._call`."""
         connector = self._connector
+        deadline = 0.0
         for attempt in (1, 2):
             pool = await connector.async_pool()
             if connector.down:  # one connection attempt decides: fail now, or refill
@@ -347,7 +345,8 @@ class AsyncRunner(RunnerBase):
                 await pool.check()
             conn: psycopg.AsyncConnection[Any] | None = None
             try:
-                conn = await pool.getconn()
+                deadline = deadline or time.monotonic() + pool.timeout
+                conn = await pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
                         await _aregister(conn)

@@ -10,8 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_pgvstore import ConfigError, DatabaseUnavailableError, InputError, PGVStore
-from langchain_pgvstore import WriteToken
+from langchain_pgvstore import (
+    ConfigError,
+    DatabaseUnavailableError,
+    InputError,
+    PGVStore,
+    WriteToken,
+)
 from langchain_pgvstore._options import SearchOptions, parse_options
 from langchain_pgvstore._routing import (
     PRIMARY,
@@ -206,3 +211,25 @@ def test_bad_route_arguments_are_input_errors_before_any_io() -> None:
         store.count(after="0/xyz")
     with pytest.raises(InputError, match="read_from"):
         store.similarity_search_by_vector([0.1] * 4, read_from=1)
+
+
+@pytest.mark.parametrize(
+    ("message", "permanent"),
+    [
+        ('connection failed: FATAL:  database "gone" does not exist', True),
+        ('connection failed: FATAL:  role "nobody" does not exist', True),
+        ('FATAL:  password authentication failed for user "app"', True),
+        ('FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "app"', True),
+        ('could not translate host name "db.invalid" to address', True),
+        ("connection refused\n\tIs the server running on that host?", False),
+        ("FATAL:  sorry, too many clients already", False),
+        ("FATAL:  the database system is starting up", False),
+        ("server closed the connection unexpectedly", False),
+    ],
+)
+def test_which_connection_failures_are_permanent(message: str, permanent: bool) -> None:
+    import psycopg
+
+    from langchain_pgvstore._failures import permanent_connect_error
+
+    assert permanent_connect_error(psycopg.OperationalError(message)) is permanent
