@@ -34,7 +34,9 @@ def commit_lsn() -> Frag:
 
 def replica_state() -> Frag:
     """(replayed position, seconds behind) of a standby; (NULL, NULL) on a primary
-    (a promoted standby included: everything committed on it is visible).
+    (a promoted standby included: everything committed on it is visible). A standby
+    that reports no replay position counts as having replayed nothing: reads that
+    must see a write then wait and go to the primary, never read too early.
 
     A standby that has replayed everything it received counts as current (0 s):
     on an idle primary the last replayed transaction only gets older.
@@ -42,7 +44,7 @@ def replica_state() -> Frag:
     return Frag(
         sql.SQL(
             "SELECT CASE WHEN pg_is_in_recovery()"
-            " THEN (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint END,"
+            " THEN coalesce((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0) END,"
             " CASE WHEN NOT pg_is_in_recovery() THEN NULL"
             " WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()"
             " THEN 0.0"
