@@ -229,12 +229,25 @@ class Router:
             return Probe(lsn, self.max_lag)
         return Probe(lsn) if lsn is not None else NO_PROBE
 
+    def too_far(self, state: ReplicaState | None) -> bool:
+        """Whether a server in `state` is more than `max_replica_lag` behind."""
+        return (
+            self.max_lag is not None
+            and state is not None
+            and state.lag is not None
+            and state.lag > self.max_lag
+        )
+
     def seen(self, i: int, read: ReplicaRead[Any], now: float) -> None:
         """Record a read that reached endpoint `i` (served or not)."""
-        health, state = self._health[i], read.state
+        with self._lock:
+            self._seen(self._health[i], read, now)
+
+    def _seen(self, health: _Health, read: ReplicaRead[Any], now: float) -> None:
+        state = read.state
         if state is not None and state.lag is not None:
             health.lag_measured = now
-            if self.max_lag is not None and state.lag > self.max_lag:
+            if self.too_far(state):
                 self._skip(
                     health,
                     f"is {state.lag:.1f} s behind (max_replica_lag={self.max_lag:g})",
@@ -247,10 +260,11 @@ class Router:
 
     def failed(self, i: int, error: BaseException, now: float) -> None:
         """Endpoint `i` could not be reached: skip it, for longer each time."""
-        health = self._health[i]
-        health.backoff = min(BACKOFF_MAX, health.backoff * 2 or BACKOFF_FIRST)
         reason = str(error).split(": ", 1)[-1].strip().splitlines()[0][:200]
-        self._skip(health, f"is unreachable ({reason})", now + health.backoff)
+        with self._lock:
+            health = self._health[i]
+            health.backoff = min(BACKOFF_MAX, health.backoff * 2 or BACKOFF_FIRST)
+            self._skip(health, f"is unreachable ({reason})", now + health.backoff)
 
     def _skip(self, health: _Health, reason: str, until: float) -> None:
         health.retry_at = until
@@ -299,13 +313,15 @@ def read_course(
 
     A replica down or lagging is marked and the next one tried; a recovery
     conflict (the replica cancelled the read to apply WAL) tries the next one
-    without marking. When every replica is behind `lsn`, pause and try again
-    until `wait` seconds have passed; then (or when none is usable) the primary.
+    without marking. While a replica that answered is only behind `lsn`, pause
+    and try again until `wait` seconds have passed; then, or at once when no
+    replica is usable, the primary.
     """
     deadline: float | None = None
     pause = POLL_FIRST
     while True:
         t = now()
+        behind = False  # a replica answered but has not replayed `lsn` yet
         for i in router.order(t):
             outcome = yield TryReplica(i, router.probe(i, lsn, t))
             t = now()
@@ -318,7 +334,9 @@ def read_course(
                 router.seen(i, outcome, t)
                 if outcome.served:
                     return outcome.value
-        if lsn is None:
+                # not served: behind `lsn` (worth a wait), or too far behind (skipped)
+                behind = behind or not router.too_far(outcome.state)
+        if lsn is None or not behind:
             return (yield UsePrimary("no replica is usable"))
         if deadline is None:
             deadline = t + wait

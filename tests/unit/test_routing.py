@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from psycopg import errors as pg_errors
 
 from langchain_pgvstore import (
     ConfigError,
@@ -180,10 +181,22 @@ def test_course_waits_for_replay_then_falls_back_to_the_primary() -> None:
 
 def test_course_without_usable_replicas_goes_to_the_primary_at_once() -> None:
     router = Router(["r1"], None)
-    conflict = RuntimeError("canceling statement due to conflict with recovery")
+    conflict = pg_errors.SerializationFailure("canceling statement due to conflict with recovery")
     steps = _run(read_course(router, None, 1.0, Clock()), {0: [conflict]})
     assert [type(s) for s in steps[:-1]] == [TryReplica, UsePrimary]
     assert router.skipped() == {}  # a recovery conflict says nothing about health
+    # a read that must see a write does not wait for replicas that are down or too far behind
+    down = DatabaseUnavailableError("cannot reach PostgreSQL at host=r1: refused")
+    steps = _run(read_course(Router(["r1"], None), 10, 5.0, Clock()), {0: [down]})
+    assert [type(s) for s in steps[:-1]] == [TryReplica, UsePrimary]
+    lagging = Router(["r1"], max_lag=1.0)
+    far = ReplicaRead(None, False, ReplicaState(20, 9.0))
+    steps = _run(read_course(lagging, 10, 5.0, Clock()), {0: [far]})
+    assert [type(s) for s in steps[:-1]] == [TryReplica, UsePrimary]
+    assert _run(read_course(lagging, 10, 5.0, Clock()), {}) == [
+        UsePrimary("no replica is usable"),
+        ("value", "primary"),
+    ]
 
 
 @pytest.mark.parametrize(
