@@ -38,7 +38,8 @@ R = TypeVar("R")
 
 def _on_standby(spec: CollectionSpec, error: ConfigError, where: str) -> ConfigError:
     """Provisioning reached a standby: name the collection and the server to use."""
-    if not isinstance(error.__cause__, pg_errors.ReadOnlySqlTransaction):
+    standby = "in_hot_standby=on" in str(error)  # not a read-only session on a primary
+    if not isinstance(error.__cause__, pg_errors.ReadOnlySqlTransaction) or not standby:
         return error
     table = spec.table
     return ConfigError(

@@ -217,7 +217,13 @@ def test_routing_arguments_are_checked_before_any_connection(kwargs, message) ->
 
 
 def test_bad_route_arguments_are_input_errors_before_any_io() -> None:
-    store = PGVStore(DeterministicFakeEmbedding(size=4), connection=DSN, read_connections=DSN)
+    replica = DSN.replace("127.0.0.1", "10.0.0.2")
+    store = PGVStore(DeterministicFakeEmbedding(size=4), connection=DSN, read_connections=replica)
+    assert repr(store).endswith(
+        "host=127.0.0.1 port=1 dbname=app user=app,"
+        " read from: host=10.0.0.2 port=1 dbname=app user=app)"
+    )
+    assert "s3cret" not in repr(store)
     with pytest.raises(InputError, match="read_from"):
         store.get_by_ids(["a"], read_from="nearest")
     with pytest.raises(InputError, match="write token"):
