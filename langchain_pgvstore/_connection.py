@@ -263,15 +263,20 @@ class Connector:
         self.down = cause is not None
         return self.unavailable(cause) if cause is not None else self.no_connection(pool)
 
+    @property
+    def _patience(self) -> float:
+        # one attempt (and at most one more at once) for a read endpoint
+        return self._options.timeout if self.patient else 0.01
+
     def _check_open(self) -> None:
         if self._closed:
             raise DatabaseUnavailableError("the store is closed")
 
     def first_connect(self) -> None:
         """Connect once, outside any pool: raise a permanent failure now, wait out a
-        passing one for up to `pool_timeout`."""
+        passing one for up to `pool_timeout` (a read endpoint does not wait)."""
         error: Exception | None = None
-        for pause in _backoff(self._options.timeout):
+        for pause in _backoff(self._patience):
             try:
                 with psycopg.connect(self.dsn, **self._connect_kwargs()):
                     return
@@ -285,7 +290,7 @@ class Connector:
     async def afirst_connect(self) -> None:
         """Async `first_connect`."""
         error: Exception | None = None
-        for pause in _backoff(self._options.timeout):
+        for pause in _backoff(self._patience):
             try:
                 conn = await psycopg.AsyncConnection.connect(self.dsn, **self._connect_kwargs())
             except psycopg.Error as e:
@@ -352,7 +357,10 @@ class Connector:
             raise self.unavailable(e) from None
 
     def probe(self) -> BaseException | None:
-        """Connect once, outside the pool, to learn why the pool cannot connect."""
+        """Connect once, outside the pool, to learn why the pool cannot connect (None:
+        it can, or a lent pool computes its conninfo and there is nothing to try)."""
+        if self._parsed is None and not self._embedded:
+            return None
         try:
             with psycopg.connect(self.dsn, **self._connect_kwargs()):
                 return None
@@ -361,6 +369,8 @@ class Connector:
 
     async def aprobe(self) -> BaseException | None:
         """Async `probe`."""
+        if self._parsed is None and not self._embedded:
+            return None
         try:
             conn = await psycopg.AsyncConnection.connect(self.dsn, **self._connect_kwargs())
         except psycopg.Error as e:

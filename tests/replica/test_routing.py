@@ -365,3 +365,18 @@ def test_reads_on_replicas_never_create(replica_bed) -> None:
             "SELECT to_regclass(%s)", (sql.Identifier(collection).as_string(None),)
         ).fetchone()
     assert found == (None,)
+
+
+async def test_a_replica_down_from_the_start_costs_no_wait(replica_bed, make_store, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="langchain_pgvstore")
+    nothing = "host=127.0.0.1 port=1 dbname=postgres user=postgres connect_timeout=2"
+    store = make_store(read_connections=[nothing, replica_bed.replicas[0].dsn], pool_timeout=20)
+    store.add_texts(["alpha"], ids=["a"])
+    caught_up(replica_bed)
+    t0 = time.monotonic()
+    assert store.count() == 1 and await store.acount() == 1
+    took = time.monotonic() - t0
+    assert took < 10  # not the pool timeout (20 s)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "port=1 " in warnings[0] and "unreachable" in warnings[0]
+    print(f"\ntwo reads with one replica never reachable: {took:.3f} s")
