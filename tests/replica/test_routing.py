@@ -14,8 +14,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
@@ -380,3 +382,56 @@ async def test_a_replica_down_from_the_start_costs_no_wait(replica_bed, make_sto
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "port=1 " in warnings[0] and "unreachable" in warnings[0]
     print(f"\ntwo reads with one replica never reachable: {took:.3f} s")
+
+
+def test_a_read_cancelled_by_recovery_is_answered_elsewhere(replica_bed, make_store, caplog):
+    """Replay that must take a lock a replica read holds cancels the read (with
+    max_standby_streaming_delay = 0); the store answers it on the primary."""
+    caplog.set_level(logging.DEBUG, logger="langchain_pgvstore")
+    replica = replica_bed.replicas[0]
+    store = make_store(read_connections=[replica.dsn], index=None, pool_size=1)
+    rows = 40_000
+    vectors = np.random.default_rng(15).normal(size=(rows, DIM)).astype(np.float32)
+    store.add_embeddings(
+        [f"t{i}" for i in range(rows)], vectors, ids=[f"r{i}" for i in range(rows)]
+    )
+    query = [float(x) for x in vectors[7]]
+    expected = [d.id for d in store.similarity_search_by_vector(query, k=3, read_from="primary")]
+    caught_up(replica_bed)
+    assert [d.id for d in store.similarity_search_by_vector(query, k=3)] == expected
+    table = sql.Identifier(store.collection)
+
+    watcher = replica.connect()
+
+    def active() -> bool:
+        return bool(
+            watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                " AND application_name = 'langchain-pgvstore' AND query LIKE 'SELECT%%'"
+            ).fetchone()[0]  # type: ignore[index]
+        )
+
+    replica.configure({"max_standby_streaming_delay": "0"})
+    with replica.connect() as c:
+        c.execute("SELECT pg_reload_conf()")
+    try:
+        attempts = 0
+        while attempts < 20:
+            attempts += 1
+            with ThreadPoolExecutor(1) as pool:
+                search = pool.submit(store.similarity_search_by_vector, query, k=3)
+                deadline = time.monotonic() + 5
+                while not active() and not search.done() and time.monotonic() < deadline:
+                    pass
+                with replica_bed.primary.connect() as c, c.transaction():
+                    c.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+                assert [d.id for d in search.result(30)] == expected
+            if "cancelled a read" in caplog.text:
+                break
+        assert "cancelled a read" in caplog.text and "conflict with recovery" in caplog.text
+        print(f"\na read cancelled by recovery, answered on the primary (attempt {attempts})")
+    finally:
+        watcher.close()
+        replica.configure({"max_standby_streaming_delay": "30s"})
+        with replica.connect() as c:
+            c.execute("SELECT pg_reload_conf()")
