@@ -39,7 +39,7 @@ class Reads(StoreCore):
     `WriteToken` (or its text) to see the write it came from (see `PGVStore`).
     """
 
-    def _by_ids(self, ids: Sequence[str], where: ReadRoute) -> Flow[list[Document]]:
+    def _by_ids(self, ids: Sequence[str], read: ReadRoute) -> Flow[list[Document]]:
         id_list = check_ids(ids)
         scope = self._compile(None) if self._configured.table.multi_tenant else None
         if not id_list:
@@ -48,7 +48,7 @@ class Reads(StoreCore):
             lambda spec: Query(dml.get_by_ids(spec.table, id_list, scope)),
             lambda rows: _in_order(id_list, rows),
             [],
-            where,
+            read,
         )
 
     @override
@@ -66,7 +66,7 @@ class Reads(StoreCore):
         return await self._adrive(self._by_ids(ids, route(read_from, after)))
 
     def _get(
-        self, filter: Mapping[str, Any] | None, limit: int | None, offset: int, where_: ReadRoute
+        self, filter: Mapping[str, Any] | None, limit: int | None, offset: int, read: ReadRoute
     ) -> Flow[list[Document]]:
         if limit is not None:
             limit = check.positive_int(limit, "limit", maximum=check.INT8_MAX)
@@ -76,7 +76,7 @@ class Reads(StoreCore):
         def build(spec: CollectionSpec) -> Query:
             return Query(dml.get_where(spec.table, where, limit, offset))
 
-        return read_flow(build, lambda rows: [_doc(r) for r in rows], [], where_)
+        return read_flow(build, lambda rows: [_doc(r) for r in rows], [], read)
 
     def get(
         self,
@@ -102,13 +102,13 @@ class Reads(StoreCore):
         """Async `get`."""
         return await self._adrive(self._get(filter, limit, offset, route(read_from, after)))
 
-    def _count(self, filter: Mapping[str, Any] | None, where_: ReadRoute) -> Flow[int]:
+    def _count(self, filter: Mapping[str, Any] | None, read: ReadRoute) -> Flow[int]:
         where = self._compile(filter)
         return read_flow(
             lambda spec: Query(dml.count_rows(spec.table, where)),
             lambda rows: int(rows[0][0]),
             0,
-            where_,
+            read,
         )
 
     def count(

@@ -81,7 +81,7 @@ class WriteToken:
         return f"{self.lsn >> 32:X}/{self.lsn & 0xFFFFFFFF:X}"
 
     @classmethod
-    def parse(cls, text: str | WriteToken) -> WriteToken:
+    def parse(cls, text: object) -> WriteToken:
         """A token from its text form (`"16/B374D848"`); `InputError` for anything else."""
         if isinstance(text, WriteToken):
             return text
@@ -112,7 +112,7 @@ def route(read_from: object = None, after: object = None) -> ReadRoute:
         if read_from is None
         else check.choice(read_from, "read_from", ("replica", "primary"))
     )
-    token = None if after is None else WriteToken.parse(after)  # type: ignore[arg-type]
+    token = None if after is None else WriteToken.parse(after)
     if token is None:
         return PRIMARY if source == "primary" else REPLICA
     return ReadRoute(source, token)
