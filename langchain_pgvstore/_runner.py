@@ -10,7 +10,8 @@ key, reads), and a failed transaction wrote nothing.
 A connection of the store's own pool is closed instead of reused when a call
 was interrupted (a cancelled task) or left it outside a clean idle state: its
 session settings are then unknown. How settings reach the server, and why
-that never leaves a statement half-prepared, is in `_session.py`.
+that never leaves a statement half-prepared, is in `_session.py`; what both
+runners share and decide, in `_runner_base.py`.
 """
 
 from __future__ import annotations
@@ -20,29 +21,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from pgvector.psycopg import register_vector, register_vector_async
 from psycopg_pool import PoolTimeout
 
 from ._plan import Copy, Fetch, Plan, Step
 from ._routing import Probe, ReplicaRead
 from ._runner_base import (
+    COMMIT_LSN,
     NO_SETTINGS,
+    REPLICA_STATE,
     RunnerBase,
+    aregister,
     execute_plan,
     in_transaction,
     log_sql,
+    register,
     with_settings,
 )
 from ._sql import Frag
-from ._sql.replication import commit_lsn, replica_state
 from ._sql.settings import Settings
 
 __all__ = ["AsyncRunner", "Runner"]
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
-_COMMIT_LSN = Fetch(commit_lsn())
-_REPLICA_STATE = Fetch(replica_state())
 
 
 class Runner(RunnerBase):
@@ -85,7 +86,7 @@ class Runner(RunnerBase):
         def work(conn: psycopg.Connection[Any]) -> ReplicaRead[T]:
             state = None
             if self._probe_needed(conn, probe):
-                state = self._probed(conn, _perform(conn, _REPLICA_STATE)[0])
+                state = self._probed(conn, _perform(conn, REPLICA_STATE)[0])
                 if not probe.accepts(state):
                     return ReplicaRead(None, False, state)
             return ReplicaRead(then(conn), True, state)
@@ -116,7 +117,7 @@ class Runner(RunnerBase):
         def work(conn: psycopg.Connection[Any]) -> tuple[T, int]:
             with conn.transaction():
                 result = self._drive(conn, make_plan())
-            return result, int(_perform(conn, _COMMIT_LSN)[0][0])
+            return result, int(_perform(conn, COMMIT_LSN)[0][0])
 
         return self._call(work, transaction=False)
 
@@ -129,7 +130,7 @@ class Runner(RunnerBase):
         """Drive a plan on a connection of its own, closed afterwards (index builds)."""
         try:
             with self._connector.connect() as conn:
-                _register(conn)
+                register(conn)
                 if transaction:
                     with conn.transaction():
                         return self._drive(conn, make_plan())
@@ -165,7 +166,7 @@ class Runner(RunnerBase):
                 conn = pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
-                        _register(conn)
+                        register(conn)
                     restore = self._restore_plan(conn) if restore_session else None
                     if restore is not None:
                         self._drive(conn, restore)
@@ -207,14 +208,6 @@ class Runner(RunnerBase):
         except StopIteration as stop:
             result: T = stop.value
             return result
-
-
-def _register(conn: psycopg.Connection[Any]) -> None:
-    try:
-        register_vector(conn)
-    except psycopg.ProgrammingError:
-        # pgvector not installed yet: provisioning creates it, later borrows register
-        pass
 
 
 def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) -> Any:
@@ -275,7 +268,7 @@ class AsyncRunner(RunnerBase):
         async def work(conn: psycopg.AsyncConnection[Any]) -> ReplicaRead[T]:
             state = None
             if self._probe_needed(conn, probe):
-                state = self._probed(conn, (await _aperform(conn, _REPLICA_STATE))[0])
+                state = self._probed(conn, (await _aperform(conn, REPLICA_STATE))[0])
                 if not probe.accepts(state):
                     return ReplicaRead(None, False, state)
             return ReplicaRead(await then(conn), True, state)
@@ -304,7 +297,7 @@ class AsyncRunner(RunnerBase):
         async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[T, int]:
             async with conn.transaction():
                 result = await self._drive(conn, make_plan())
-            return result, int((await _aperform(conn, _COMMIT_LSN))[0][0])
+            return result, int((await _aperform(conn, COMMIT_LSN))[0][0])
 
         return await self._call(work, transaction=False)
 
@@ -317,7 +310,7 @@ class AsyncRunner(RunnerBase):
         """Async `Runner.run_dedicated`."""
         try:
             async with await self._connector.aconnect() as conn:
-                await _aregister(conn)
+                await aregister(conn)
                 if transaction:
                     async with conn.transaction():
                         return await self._drive(conn, make_plan())
@@ -349,7 +342,7 @@ class AsyncRunner(RunnerBase):
                 conn = await pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
-                        await _aregister(conn)
+                        await aregister(conn)
                     restore = self._restore_plan(conn) if restore_session else None
                     if restore is not None:
                         await self._drive(conn, restore)
@@ -389,13 +382,6 @@ class AsyncRunner(RunnerBase):
         except StopIteration as stop:
             result: T = stop.value
             return result
-
-
-async def _aregister(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
-        await register_vector_async(conn)
-    except psycopg.ProgrammingError:
-        pass
 
 
 async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
+from pgvector.psycopg import register_vector, register_vector_async
 
 from ._connection import Connector
 from ._failures import connection_lost, standby_write, timeout_error
@@ -21,15 +22,20 @@ from ._plan import Execute, Fetch, Plan
 from ._routing import Probe, ReplicaState
 from ._session import SessionState, local_plan, session_plan
 from ._sql import Frag
+from ._sql.replication import commit_lsn, replica_state
 from ._sql.settings import Settings
 
 __all__ = [
+    "COMMIT_LSN",
     "EVERYTHING",
     "NO_SETTINGS",
+    "REPLICA_STATE",
     "RunnerBase",
+    "aregister",
     "execute_plan",
     "in_transaction",
     "log_sql",
+    "register",
     "with_settings",
 ]
 
@@ -40,6 +46,26 @@ logger = logging.getLogger("langchain_pgvstore")
 NO_SETTINGS = Settings()
 #: the replay position recorded for a primary's connection: it covers every write
 EVERYTHING = 1 << 64
+#: the WAL position after a write's commit; a standby's replay position and lag
+COMMIT_LSN = Fetch(commit_lsn())
+REPLICA_STATE = Fetch(replica_state())
+
+
+def register(conn: psycopg.Connection[Any]) -> None:
+    """Register pgvector's types on a connection (once pgvector is installed)."""
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        # pgvector not installed yet: provisioning creates it, later borrows register
+        pass
+
+
+async def aregister(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Async `register`."""
+    try:
+        await register_vector_async(conn)
+    except psycopg.ProgrammingError:
+        pass
 
 
 def log_sql(frag: Frag) -> None:
