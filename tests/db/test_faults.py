@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,8 +100,12 @@ def large_batch(n: int = LARGE) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def own_server(tmp_path_factory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("faults") / "pgdata")
+def own_server() -> Iterator[EmbeddedPostgres]:
+    # A directory of its own, not under pytest's base temp: another pytest session
+    # on the machine resets that tree to mode 0700, and the server (run as another
+    # user under root) could then no longer reach its data directory to restart.
+    root = Path(tempfile.mkdtemp(prefix="pgvstore-faults-"))
+    server = EmbeddedPostgres(root / "pgdata")
     server.start()
     with psycopg.connect(server.dsn, autocommit=True) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -107,6 +114,7 @@ def own_server(tmp_path_factory) -> Iterator[EmbeddedPostgres]:
     finally:
         server.restart()  # stop() below expects a running server
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
