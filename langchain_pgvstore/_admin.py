@@ -267,7 +267,10 @@ class IndexAdmin(StoreCore):
             settings = query.settings.merged(every_task)
             return Query(explain(query.frag, analyze=analyze), settings, client=True)
 
-        return read_flow(build, lambda rows: "\n".join(str(r[0]) for r in rows), None)
+        def text(rows: list[tuple[Any, ...]]) -> str:
+            return "\n".join(str(r[0]) for r in rows)
+
+        return read_flow(build, text, None, options.route)
 
     def _explain_args(
         self, k: int, filter: Mapping[str, Any] | None, analyze: bool, kwargs: Mapping[str, Any]

@@ -80,7 +80,7 @@ class KeywordSearch(StoreCore):
             template = self._template(("keyword", k, options, filter_key), make)
             return Query(template.fill(None, text, where.params), template.settings)
 
-        return read_flow(build, _scored, [])
+        return read_flow(build, _scored, [], options.route)
 
     def keyword_search_with_score(
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
@@ -155,7 +155,7 @@ class KeywordSearch(StoreCore):
             frag = template.fill(Vector(self._fits(spec, vector, from_model)), text, where.params)
             return Query(frag, template.settings)
 
-        return read_flow(build, _scored, [])
+        return read_flow(build, _scored, [], options.route)
 
     def hybrid_search_with_score_by_vector(
         self,

@@ -10,119 +10,39 @@ key, reads), and a failed transaction wrote nothing.
 A connection of the store's own pool is closed instead of reused when a call
 was interrupted (a cancelled task) or left it outside a clean idle state: its
 session settings are then unknown. How settings reach the server, and why
-that never leaves a statement half-prepared, is in `_session.py`.
+that never leaves a statement half-prepared, is in `_session.py`; what both
+runners share and decide, in `_runner_base.py`.
 """
 
 from __future__ import annotations
 
-import logging
-import weakref
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg_pool import PoolTimeout
 
-from ._connection import Connector
-from ._failures import connection_lost, timeout_error
-from ._plan import Copy, Execute, Fetch, Plan, Step
-from ._session import SessionState, local_plan, session_plan
+from ._plan import Copy, Fetch, Plan, Step
+from ._routing import Probe, ReplicaRead
+from ._runner_base import (
+    COMMIT_LSN,
+    NO_SETTINGS,
+    REPLICA_STATE,
+    RunnerBase,
+    execute_plan,
+    in_transaction,
+    log_sql,
+    register,
+    with_settings,
+)
 from ._sql import Frag
 from ._sql.settings import Settings
 
-__all__ = ["Runner", "RunnerBase"]
+__all__ = ["Runner"]
 
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
-logger = logging.getLogger("langchain_pgvstore")
-
-NO_SETTINGS = Settings()
-
-
-def log_statement(frag: Frag) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("sql: %s", frag.as_string())
-
-
-def in_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    return (
-        not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-    )
-
-
-def execute_plan(frag: Frag) -> Callable[[], Plan[int]]:
-    def plan() -> Plan[int]:
-        count: int = yield Execute(frag)
-        return count
-
-    return plan
-
-
-def with_settings(settings: Settings, make_plan: Callable[[], Plan[T]]) -> Callable[[], Plan[T]]:
-    def plan() -> Plan[T]:
-        for frag in settings.local_frags():
-            yield Execute(frag)
-        return (yield from make_plan())
-
-    return plan
-
-
-class RunnerBase:
-    """What both runners share: the connector and each own connection's settings."""
-
-    _asynchronous = False
-
-    def __init__(self, connector: Connector) -> None:
-        self._connector = connector
-        self._sessions: weakref.WeakKeyDictionary[Any, SessionState] = weakref.WeakKeyDictionary()
-
-    def _query_plan(
-        self, conn: Any, query: Fetch, settings: Settings
-    ) -> tuple[Plan[Rows] | None, bool]:
-        """The plan for a query with settings on `conn` (None when the query can go
-        alone), and whether it runs in a pipeline, where nothing is prepared."""
-        if not self._connector.owns(self._asynchronous):
-            settings = self._connector.call_settings(self._asynchronous).merged(settings)
-            if not settings:
-                return None, False
-            return local_plan(settings, query), True
-        state = self._sessions.get(conn)
-        if state is None:
-            if not settings:
-                return None, False
-            state = self._sessions[conn] = SessionState()
-        if state.idle(settings):
-            return None, False
-        return session_plan(state, settings, query), False
-
-    def _restore_plan(self, conn: Any) -> Plan[Rows] | None:
-        """Put back the session settings an earlier search changed, before other work."""
-        state = self._sessions.get(conn)
-        if state is None or not state.changed():
-            return None
-        return session_plan(state, NO_SETTINGS, None)
-
-    def _failed(self, error: psycopg.Error, conn: Any, attempt: int) -> BaseException | None:
-        """The error to raise for a failed call, or None to retry it."""
-        timeout = timeout_error(error)
-        if timeout is not None:
-            return timeout
-        if not connection_lost(error, conn):
-            return error
-        if attempt == 2 or conn is None:
-            return self._connector.unavailable(error)
-        return None
-
-    def _discard(self, conn: Any, error: BaseException) -> bool:
-        """Whether a connection of the store's own pool on which a call failed must be
-        closed rather than reused (a lent pool checks its connections itself)."""
-        if not self._connector.owns(self._asynchronous):
-            return False
-        if not isinstance(error, Exception) or conn.broken:
-            self._sessions.pop(conn, None)
-            return True
-        return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
 
 class Runner(RunnerBase):
@@ -132,19 +52,45 @@ class Runner(RunnerBase):
         """Run one query with `settings`: a single statement when the connection
         already has them, else one pipeline (settings, then the query)."""
         query = Fetch(frag, binary)
-
-        def work(conn: psycopg.Connection[Any]) -> Rows:
-            plan, pipelined = self._query_plan(conn, query, settings)
-            if plan is None:
-                rows: Rows = _perform(conn, query)
-                return rows
-            if not pipelined:
-                return self._drive(conn, plan)
-            with conn.pipeline():
-                return self._drive(conn, plan, prepare=False)
-
         # the query's own plan restores what it does not set
+        return self._call(
+            lambda conn: self._query(conn, query, settings),
+            transaction=False,
+            restore_session=False,
+        )
+
+    def fetch_replica(
+        self, frag: Frag, probe: Probe, *, binary: bool = False, settings: Settings = NO_SETTINGS
+    ) -> ReplicaRead[Rows]:
+        """`fetch` on a standby whose connection passes `probe` first (else not served)."""
+        query = Fetch(frag, binary)
+        work = self._replica(probe, lambda conn: self._query(conn, query, settings))
         return self._call(work, transaction=False, restore_session=False)
+
+    def _query(self, conn: psycopg.Connection[Any], query: Fetch, settings: Settings) -> Rows:
+        plan, pipelined = self._query_plan(conn, query, settings)
+        if plan is None:
+            rows: Rows = _perform(conn, query)
+            return rows
+        if not pipelined:
+            return self._drive(conn, plan)
+        with conn.pipeline():
+            return self._drive(conn, plan, prepare=False)
+
+    def _replica(
+        self, probe: Probe, then: Callable[[psycopg.Connection[Any]], T]
+    ) -> Callable[[psycopg.Connection[Any]], ReplicaRead[T]]:
+        """Work that runs `probe` on its connection when needed, then `then` if it passed."""
+
+        def work(conn: psycopg.Connection[Any]) -> ReplicaRead[T]:
+            state = None
+            if self._probe_needed(conn, probe):
+                state = self._probed(conn, _perform(conn, REPLICA_STATE)[0])
+                if not probe.accepts(state):
+                    return ReplicaRead(None, False, state)
+            return ReplicaRead(then(conn), True, state)
+
+        return work
 
     def execute(self, frag: Frag) -> int:
         """Run one statement; returns its row count."""
@@ -160,11 +106,30 @@ class Runner(RunnerBase):
             make_plan, transaction = with_settings(settings, make_plan), True
         return self._call(lambda conn: self._drive(conn, make_plan()), transaction=transaction)
 
+    def run_marked(self, make_plan: Callable[[], Plan[T]]) -> tuple[T, int]:
+        """`run` in one transaction, then, on the same connection, the WAL position
+        after its commit (the write's token for read-your-writes)."""
+        settings = self._connector.call_settings(False)
+        if settings:
+            make_plan = with_settings(settings, make_plan)
+
+        def work(conn: psycopg.Connection[Any]) -> tuple[T, int]:
+            with conn.transaction():
+                result = self._drive(conn, make_plan())
+            return result, int(_perform(conn, COMMIT_LSN)[0][0])
+
+        return self._call(work, transaction=False)
+
+    def run_replica(self, make_plan: Callable[[], Plan[T]], probe: Probe) -> ReplicaRead[T]:
+        """A read-only plan on a standby whose connection passes `probe` first."""
+        work = self._replica(probe, lambda conn: self._drive(conn, make_plan()))
+        return self._call(work, transaction=False)
+
     def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
         """Drive a plan on a connection of its own, closed afterwards (index builds)."""
         try:
             with self._connector.connect() as conn:
-                _register(conn)
+                register(conn)
                 if transaction:
                     with conn.transaction():
                         return self._drive(conn, make_plan())
@@ -183,17 +148,24 @@ class Runner(RunnerBase):
         restore_session: bool = True,
     ) -> T:
         """Run `work` on a pooled connection, retried once if the connection was stale."""
+        connector = self._connector
+        deadline = 0.0
         for attempt in (1, 2):
-            pool = self._connector.sync_pool()
+            pool = connector.sync_pool()
+            if connector.down:  # one connection attempt decides: fail now, or refill
+                connector.revive(connector.probe())
+                pool.check()
             conn: psycopg.Connection[Any] | None = None
             try:
                 # getconn/putconn rather than pool.connection(): connections are in
                 # autocommit and every transaction here is a block of its own, so the
                 # context manager's commit-on-exit is a no-op that costs a search ~10 µs
-                conn = pool.getconn()
+                # a retry waits for what is left of the pool timeout, not for all of it
+                deadline = deadline or time.monotonic() + pool.timeout
+                conn = pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
-                        _register(conn)
+                        register(conn)
                     restore = self._restore_plan(conn) if restore_session else None
                     if restore is not None:
                         self._drive(conn, restore)
@@ -213,18 +185,16 @@ class Runner(RunnerBase):
                 finally:
                     pool.putconn(conn)
             except PoolTimeout as e:
-                cause = self._connector.probe()
-                raise (
-                    self._connector.unavailable(cause)
-                    if cause
-                    else self._connector.no_connection(pool)
-                ) from e
+                raise connector.timed_out(pool, connector.probe()) from e
             except psycopg.Error as e:
                 error = self._failed(e, conn, attempt)
                 if error is e:
                     raise
                 if error is not None:
                     raise error from e
+                lost = connector.lost(connector.probe())
+                if lost is not None:
+                    raise lost from e
                 pool.check()
         raise AssertionError("unreachable")
 
@@ -239,16 +209,8 @@ class Runner(RunnerBase):
             return result
 
 
-def _register(conn: psycopg.Connection[Any]) -> None:
-    try:
-        register_vector(conn)
-    except psycopg.ProgrammingError:
-        # pgvector not installed yet: provisioning creates it, later borrows register
-        pass
-
-
 def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) -> Any:
-    log_statement(step.frag)
+    log_sql(step.frag)
     cursor = (
         psycopg.ClientCursor(conn)
         if getattr(step, "client", False)

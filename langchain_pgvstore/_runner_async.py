@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from pgvector.psycopg import register_vector_async
 from psycopg_pool import PoolTimeout
 
 from ._plan import Copy, Fetch, Plan, Step
-from ._runner import (
+from ._routing import Probe, ReplicaRead
+from ._runner_base import (
+    COMMIT_LSN,
     NO_SETTINGS,
-    Rows,
+    REPLICA_STATE,
     RunnerBase,
+    aregister,
     execute_plan,
     in_transaction,
-    log_statement,
+    log_sql,
     with_settings,
 )
 from ._sql import Frag
@@ -25,6 +28,7 @@ from ._sql.settings import Settings
 __all__ = ["AsyncRunner"]
 
 T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
 
 
 class AsyncRunner(RunnerBase):
@@ -37,18 +41,46 @@ class AsyncRunner(RunnerBase):
     ) -> Rows:
         """Async `Runner.fetch`."""
         query = Fetch(frag, binary)
+        return await self._call(
+            lambda conn: self._query(conn, query, settings),
+            transaction=False,
+            restore_session=False,
+        )
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> Rows:
-            plan, pipelined = self._query_plan(conn, query, settings)
-            if plan is None:
-                rows: Rows = await _aperform(conn, query)
-                return rows
-            if not pipelined:
-                return await self._drive(conn, plan)
-            async with conn.pipeline():
-                return await self._drive(conn, plan, prepare=False)
-
+    async def fetch_replica(
+        self, frag: Frag, probe: Probe, *, binary: bool = False, settings: Settings = NO_SETTINGS
+    ) -> ReplicaRead[Rows]:
+        """Async `Runner.fetch_replica`."""
+        query = Fetch(frag, binary)
+        work = self._replica(probe, lambda conn: self._query(conn, query, settings))
         return await self._call(work, transaction=False, restore_session=False)
+
+    async def _query(
+        self, conn: psycopg.AsyncConnection[Any], query: Fetch, settings: Settings
+    ) -> Rows:
+        plan, pipelined = self._query_plan(conn, query, settings)
+        if plan is None:
+            rows: Rows = await _aperform(conn, query)
+            return rows
+        if not pipelined:
+            return await self._drive(conn, plan)
+        async with conn.pipeline():
+            return await self._drive(conn, plan, prepare=False)
+
+    def _replica(
+        self, probe: Probe, then: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[ReplicaRead[T]]]:
+        """Async `Runner._replica`."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> ReplicaRead[T]:
+            state = None
+            if self._probe_needed(conn, probe):
+                state = self._probed(conn, (await _aperform(conn, REPLICA_STATE))[0])
+                if not probe.accepts(state):
+                    return ReplicaRead(None, False, state)
+            return ReplicaRead(await then(conn), True, state)
+
+        return work
 
     async def execute(self, frag: Frag) -> int:
         """Async `Runner.execute`."""
@@ -63,11 +95,29 @@ class AsyncRunner(RunnerBase):
             lambda conn: self._drive(conn, make_plan()), transaction=transaction
         )
 
+    async def run_marked(self, make_plan: Callable[[], Plan[T]]) -> tuple[T, int]:
+        """Async `Runner.run_marked`."""
+        settings = self._connector.call_settings(True)
+        if settings:
+            make_plan = with_settings(settings, make_plan)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[T, int]:
+            async with conn.transaction():
+                result = await self._drive(conn, make_plan())
+            return result, int((await _aperform(conn, COMMIT_LSN))[0][0])
+
+        return await self._call(work, transaction=False)
+
+    async def run_replica(self, make_plan: Callable[[], Plan[T]], probe: Probe) -> ReplicaRead[T]:
+        """Async `Runner.run_replica`."""
+        work = self._replica(probe, lambda conn: self._drive(conn, make_plan()))
+        return await self._call(work, transaction=False)
+
     async def run_dedicated(self, make_plan: Callable[[], Plan[T]], *, transaction: bool) -> T:
         """Async `Runner.run_dedicated`."""
         try:
             async with await self._connector.aconnect() as conn:
-                await _aregister(conn)
+                await aregister(conn)
                 if transaction:
                     async with conn.transaction():
                         return await self._drive(conn, make_plan())
@@ -86,14 +136,20 @@ class AsyncRunner(RunnerBase):
         restore_session: bool = True,
     ) -> T:
         """Async `Runner._call`."""
+        connector = self._connector
+        deadline = 0.0
         for attempt in (1, 2):
-            pool = await self._connector.async_pool()
+            pool = await connector.async_pool()
+            if connector.down:  # one connection attempt decides: fail now, or refill
+                connector.revive(await connector.aprobe())
+                await pool.check()
             conn: psycopg.AsyncConnection[Any] | None = None
             try:
-                conn = await pool.getconn()
+                deadline = deadline or time.monotonic() + pool.timeout
+                conn = await pool.getconn(max(0.0, deadline - time.monotonic()))
                 try:
                     if conn.adapters.types.get("vector") is None:
-                        await _aregister(conn)
+                        await aregister(conn)
                     restore = self._restore_plan(conn) if restore_session else None
                     if restore is not None:
                         await self._drive(conn, restore)
@@ -111,18 +167,16 @@ class AsyncRunner(RunnerBase):
                 finally:
                     await pool.putconn(conn)
             except PoolTimeout as e:
-                cause = await self._connector.aprobe()
-                raise (
-                    self._connector.unavailable(cause)
-                    if cause
-                    else self._connector.no_connection(pool)
-                ) from e
+                raise connector.timed_out(pool, await connector.aprobe()) from e
             except psycopg.Error as e:
                 error = self._failed(e, conn, attempt)
                 if error is e:
                     raise
                 if error is not None:
                     raise error from e
+                lost = connector.lost(await connector.aprobe())
+                if lost is not None:
+                    raise lost from e
                 await pool.check()
         raise AssertionError("unreachable")
 
@@ -137,15 +191,8 @@ class AsyncRunner(RunnerBase):
             return result
 
 
-async def _aregister(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
-        await register_vector_async(conn)
-    except psycopg.ProgrammingError:
-        pass
-
-
 async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:
-    log_statement(step.frag)
+    log_sql(step.frag)
     cursor = (
         psycopg.AsyncClientCursor(conn)
         if getattr(step, "client", False)

@@ -56,6 +56,7 @@ class SimilaritySearch(StoreCore):
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
             _scored,
             [],
+            options.route,
         )
 
     def similarity_search_with_score_by_vector(
@@ -179,6 +180,7 @@ class SimilaritySearch(StoreCore):
             ),
             pick,
             [],
+            options.route,
         )
 
     def max_marginal_relevance_search_with_score_by_vector(

@@ -9,17 +9,22 @@ on it, exactly as it would behind a long migration or a VACUUM FULL.
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from langchain_pgvstore import (
     DatabaseUnavailableError,
@@ -30,6 +35,14 @@ from langchain_pgvstore import (
 from langchain_pgvstore._connection import APPLICATION_NAME
 from tests.fix_db import Locker
 from tests.fix_store import Api
+
+
+async def _call(store: Any, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    """`store.name(...)` in a thread, or `await store.aname(...)`."""
+    if mode == "sync":
+        return await asyncio.to_thread(getattr(store, name), *args, **kwargs)
+    return await getattr(store, "a" + name)(*args, **kwargs)
+
 
 DIM = 8
 LARGE = 60_000  # rows in a "large" ingest: its transaction runs for seconds
@@ -97,8 +110,12 @@ def large_batch(n: int = LARGE) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def own_server(tmp_path_factory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("faults") / "pgdata")
+def own_server() -> Iterator[EmbeddedPostgres]:
+    # A directory of its own, not under pytest's base temp: another pytest session
+    # on the machine resets that tree to mode 0700, and the server (run as another
+    # user under root) could then no longer reach its data directory to restart.
+    root = Path(tempfile.mkdtemp(prefix="pgvstore-faults-"))
+    server = EmbeddedPostgres(root / "pgdata")
     server.start()
     with psycopg.connect(server.dsn, autocommit=True) as c:
         c.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -107,6 +124,7 @@ def own_server(tmp_path_factory) -> Iterator[EmbeddedPostgres]:
     finally:
         server.restart()  # stop() below expects a running server
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -197,6 +215,129 @@ async def test_pool_recovers_promptly_after_a_longer_outage(make_store, server) 
         outcomes[mode] = (failures, round(time.monotonic() - back, 2))
     print(f"\noutage {back - down:.1f} s; after restart: {outcomes}")
     assert outcomes["sync"][0] == [] and outcomes["async"][0] == [], outcomes
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_outage_costs_one_wait_then_calls_fail_at_once_and_recover(
+    mode, server, collection_name, caplog
+) -> None:
+    """The first call in an outage waits `pool_timeout` (a restart may end it); once it
+    failed, each call makes one connection attempt and fails at once, without the
+    pool's retry loop and its log lines; the first call after the restart succeeds."""
+    caplog.set_level(logging.INFO)
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=server.dsn, collection=collection_name,
+        pool_timeout=3,
+    )  # fmt: skip
+
+    async def read() -> list[Any]:
+        if mode == "sync":
+            return await asyncio.to_thread(store.get_by_ids, ["a"])
+        return await store.aget_by_ids(["a"])
+
+    async def failing() -> tuple[float, DatabaseUnavailableError]:
+        t0 = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError) as info:
+            await read()
+        return time.monotonic() - t0, info.value
+
+    try:
+        store.add_texts(["a"], ids=["a"])
+        assert await read()
+        await asyncio.to_thread(server.force_stop)
+        caplog.clear()
+        first, error = await failing()
+        assert isinstance(error.__cause__, PoolTimeout)  # it waited for the pool
+        during_wait = sum(r.levelno >= logging.WARNING for r in caplog.records)
+        caplog.clear()
+        later = []
+        for _ in range(10):  # two and a half seconds of calls during the outage
+            took, error = await failing()
+            assert error.__cause__ is None and "cannot reach PostgreSQL" in str(error)
+            later.append(took)
+            await asyncio.sleep(0.25)
+        assert max(later) < 1.5  # one connection attempt each, not pool_timeout (3 s)
+        lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        await asyncio.to_thread(server.restart)
+        t0 = time.monotonic()
+        assert [d.id for d in await read()] == ["a"]  # the first call after the restart
+        back = time.monotonic() - t0
+        print(
+            f"\n[{mode}] first call in the outage failed after {first:.2f} s"
+            f" ({during_wait} pool warnings while it waited), the next ten in"
+            f" {min(later):.3f}-{max(later):.3f} s ({len(lines)} warnings in those 2.5 s);"
+            f" first call after the restart {back:.3f} s"
+        )
+        # once the server is known down the pool stops retrying: the reconnect attempts
+        # already under way end within RECONNECT_TIMEOUT (2 s), then nothing is logged
+        assert len(lines) <= 6, [r.getMessage() for r in lines]
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_call_waits_out_a_restart(mode, server, collection_name) -> None:
+    """A passing failure (the server restarting) is retried within pool_timeout."""
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=server.dsn, collection=collection_name,
+        pool_timeout=20,
+    )  # fmt: skip
+    try:
+        store.add_texts(["a"], ids=["a"])
+        await asyncio.to_thread(server.force_stop)
+        if mode == "sync":
+            pending = asyncio.wrap_future(in_thread(store.get_by_ids, ["a"]))
+        else:
+            pending = asyncio.ensure_future(store.aget_by_ids(["a"]))
+        await asyncio.sleep(1.0)
+        assert not pending.done()
+        await asyncio.to_thread(server.restart)
+        restarted = time.monotonic()
+        assert [d.id for d in await asyncio.wait_for(pending, 30)] == ["a"]
+        print(f"\n[{mode}] the waiting call returned {time.monotonic() - restarted:.2f} s after")
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_permanent_failure_after_the_pool_exists_is_raised_at_once(
+    mode, server, collection_name
+) -> None:
+    """The store's database is dropped under it: no waiting for the pool timeout."""
+    dbname = f"gone_{collection_name}"[:60]
+    with psycopg.connect(server.dsn, **HELPER) as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    dsn = psycopg.conninfo.make_conninfo(server.dsn, dbname=dbname)
+    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, pool_timeout=20)
+    try:
+        await _call(store, mode, "count")
+        with psycopg.connect(server.dsn, **HELPER) as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        t0 = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError, match="does not exist") as info:
+            await _call(store, mode, "count")
+        took = time.monotonic() - t0
+        assert not isinstance(info.value.__cause__, PoolTimeout)
+        assert took < 10  # not the pool timeout (20 s)
+        print(f"\n[{mode}] failed {took:.3f} s after the database was dropped")
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize("param", ["dbname", "user"])
+def test_a_missing_database_or_role_fails_at_once_without_log_lines(param, dsn, caplog) -> None:
+    """No retry, no pool: the first connection attempt's refusal is the error."""
+    caplog.set_level(logging.INFO, logger="psycopg.pool")
+    missing = psycopg.conninfo.make_conninfo(dsn, **{param: "no_such_" + param})
+    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=missing, pool_timeout=20)
+    t0 = time.monotonic()
+    with pytest.raises(DatabaseUnavailableError, match="does not exist"):
+        store.count()
+    took = time.monotonic() - t0
+    assert took < 10  # not the pool timeout (20 s)
+    assert not caplog.records  # no pool was made
+    print(f"\n{param}: failed in {took:.3f} s")
+    store.close()
 
 
 # -- statement timeouts -----------------------------------------------------------------------
