@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._indexes import IndexInfo, IndexProgress
+from ._routing import WriteToken
 from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .embeddings import EmbeddingEstimate, MiniLMEmbeddings
@@ -53,6 +54,7 @@ __all__ = [
     "QueryTimeoutError",
     "SchemaError",
     "VectorType",
+    "WriteToken",
     "cached_embeddings",
     "embedded_dsn",
 ]

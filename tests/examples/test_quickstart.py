@@ -25,10 +25,10 @@ def test_quickstart_runs_offline_on_the_embedded_database(tmp_path) -> None:
     sections = out.split("\n\n")
     planet = next(s for s in sections if s.startswith("query: How big is the biggest planet?"))
     assert "[astronomy] Jupiter is the largest planet" in planet.splitlines()[1]
-    filtered = next(s for s in sections if "(filter: topic = sport)" in s)
-    assert all("[sport]" in line for line in filtered.splitlines()[1:])
+    filtered = next(s for s in sections if "(filter: topic = sport)" in s).splitlines()[1:]
+    assert filtered and all("[sport]" in line for line in filtered)
     hybrid = next(s for s in sections if "(hybrid" in s)
     assert "Olympus Mons" in hybrid.splitlines()[1]
     relevance = next(s for s in sections if "(relevance scores" in s)
     scores = [float(line.split()[0]) for line in relevance.splitlines()[1:]]
-    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert scores and scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)

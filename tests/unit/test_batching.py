@@ -140,6 +140,7 @@ def test_plan_texts_truncate_keeps_the_first_context_length_tokens(send_tokens):
 
 def test_plan_texts_cuts_pieces_to_fit_the_request_budget_too():
     plan = plan_texts([LONG], ENC, context_length=8191, max_tokens=50)
+    assert sum(p.tokens for p in plan.pieces) >= len(ENC.encode_ordinary(LONG)) > 500
     assert all(p.tokens <= 50 for p in plan.pieces)
     assert all(sum(plan.pieces[i].tokens for i in b) <= 50 for b in plan.batches)
 
