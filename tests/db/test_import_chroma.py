@@ -22,6 +22,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_pgvstore import ConfigError, Distance, InputError, PGVStore
 from langchain_pgvstore.importers import chroma_distance, import_from_chroma
+from tests.fix_db import unique_name
 from tests.importing.sources import brute_force, need_chromadb, stored, vectors
 
 chromadb = need_chromadb()
@@ -275,7 +276,8 @@ def scratch_client(tmp_path_factory):
         max_size=6,
     )
 )
-def test_documents_and_metadata_round_trip(dsn, scratch_client, collection_name, items) -> None:
+def test_documents_and_metadata_round_trip(dsn, scratch_client, items) -> None:
+    collection_name = unique_name("chroma")  # one per example; dropped in `finally`
     collection = scratch_client.create_collection(
         f"p-{uuid.uuid4().hex[:10]}", embedding_function=None
     )
