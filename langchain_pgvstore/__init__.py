@@ -2,7 +2,7 @@
 
 from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
-from .embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
+from .embeddings import E5SmallEmbeddings, MiniLMEmbeddings, OpenAIBatchEmbeddings
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -26,6 +26,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DimensionError",
     "Distance",
+    "E5SmallEmbeddings",
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "EmbeddingError",
