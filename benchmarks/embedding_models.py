@@ -192,6 +192,29 @@ CANDIDATES = [
 # -- quality and speed ------------------------------------------------------------------
 
 
+def subset(data: SciFact, docs: int | None) -> SciFact:
+    """Every document some claim cites, plus a fixed random sample of the others, `docs` in all.
+
+    The judged documents are all kept, so each query's relevant documents can be
+    found; the others are distractors, fewer than in the whole corpus, which
+    makes the task easier: compare models on the same subset only.
+    """
+    if docs is None or docs >= len(data.ids):
+        return data
+    cited = set().union(*data.qrels.values())
+    others = [i for i, d in enumerate(data.ids) if d not in cited]
+    rng = np.random.default_rng(0)
+    picked = set(rng.choice(others, size=max(0, docs - len(cited)), replace=False).tolist())
+    keep = [i for i, d in enumerate(data.ids) if d in cited or i in picked]
+    return SciFact(
+        ids=[data.ids[i] for i in keep],
+        texts=[data.texts[i] for i in keep],
+        query_ids=data.query_ids,
+        queries=data.queries,
+        qrels=data.qrels,
+    )
+
+
 class Lookup(Embeddings):
     """Precomputed query vectors, by text: the search timings leave the model out."""
 
@@ -214,15 +237,40 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def embed_corpus(c: Candidate, emb: Embeddings, texts: list[str], fresh: bool) -> dict[str, Any]:
-    """Corpus vectors and how long they took, from the cache unless `fresh`."""
+def _cache_path(c: Candidate, texts: list[str], shard: str = "") -> Path:
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:12]
-    version = _version(c.distribution)
-    path = CACHE / f"embedding_models-{c.key}-{version}-{digest}.npz"
+    return CACHE / f"embedding_models-{c.key}-{_version(c.distribution)}-{digest}{shard}.npz"
+
+
+def embed_corpus(
+    c: Candidate, emb: Embeddings, texts: list[str], fresh: bool, shard: tuple[int, int] = (0, 1)
+) -> dict[str, Any]:
+    """Corpus vectors and how long they took, from the cache unless `fresh`.
+
+    With `shard` (i, n) only every n-th text from the i-th is embedded and cached
+    on its own; once all n shards are cached they are put together.
+    """
+    path = _cache_path(c, texts)
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and not fresh:
         meta = json.loads(meta_path.read_text())
         return {**meta, "vectors": np.load(path)["vectors"], "cached": True}
+    index, count = shard
+    if count > 1:
+        part = _cache_path(c, texts, f"-shard{index}of{count}")
+        vectors = np.asarray(emb.embed_documents(texts[index::count]), dtype=np.float32)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(part, vectors=vectors)
+        parts = [_cache_path(c, texts, f"-shard{i}of{count}") for i in range(count)]
+        if not all(p.exists() for p in parts):
+            return {"vectors": vectors, "cached": False, "texts_per_s": float("nan")}
+        whole = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        for i, p in enumerate(parts):
+            whole[i::count] = np.load(p)["vectors"]
+        np.savez(path, vectors=whole)
+        meta = {"sharded": count, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta_path.write_text(json.dumps(meta))
+        return {**meta, "vectors": whole, "cached": False}
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     vectors = np.asarray(emb.embed_documents(texts), dtype=np.float32)
@@ -252,11 +300,7 @@ def evaluate(
 
     corpus = embed_corpus(c, emb, data.texts, fresh)
     vectors = corpus.pop("vectors")
-    print(
-        f"[{c.key}] corpus: {corpus['texts_per_s']:.1f} texts/s"
-        f"{' (cached)' if corpus['cached'] else ''}",
-        flush=True,
-    )
+    print(f"[{c.key}] corpus vectors ready{' (cached)' if corpus['cached'] else ''}", flush=True)
     norms = np.linalg.norm(vectors, axis=1)
 
     query_ms: list[float] = []
@@ -325,6 +369,51 @@ def evaluate(
             "recall_at_100": mean_recall(keyword, data, indices),
         }
     return result
+
+
+SENTENCES = [  # short texts, like the quickstart's
+    "Jupiter is the largest planet in the solar system.",
+    "Sear the steak in a very hot pan before roasting it.",
+    "A database index speeds up lookups at the cost of slower writes.",
+    "A marathon is 42.195 kilometres long.",
+] * 8
+
+
+def speed(chosen: list[Candidate], data: SciFact, every: int, rounds: int) -> dict[str, Any]:
+    """texts/s of `embed_documents` on abstracts and on sentences, candidates interleaved.
+
+    Each round embeds the same texts with every candidate in turn, so a change in the
+    machine's load falls on all of them alike; the median round is reported.
+    """
+    abstracts = data.texts[::every]
+    models = {c.key: c.make() for c in chosen}
+    for emb in models.values():
+        emb.embed_documents(SENTENCES[:2])  # load and warm up
+    runs: dict[str, dict[str, list[float]]] = {
+        k: {"abstracts": [], "sentences": []} for k in models
+    }
+    for r in range(rounds):
+        for key, emb in models.items():
+            for kind, texts in (("abstracts", abstracts), ("sentences", SENTENCES)):
+                start = time.perf_counter()
+                emb.embed_documents(list(texts))
+                runs[key][kind].append(len(texts) / (time.perf_counter() - start))
+            print(
+                f"[{key}] speed round {r + 1}: {runs[key]['abstracts'][-1]:.1f} abstracts/s, "
+                f"{runs[key]['sentences'][-1]:.1f} sentences/s",
+                flush=True,
+            )
+    return {
+        key: {
+            "abstracts_per_s": median(v["abstracts"]),
+            "sentences_per_s": median(v["sentences"]),
+            "rounds": v,
+            "abstracts": len(abstracts),
+            "sentences": len(SENTENCES),
+            "mean_words_per_abstract": float(np.mean([len(t.split()) for t in abstracts])),
+        }
+        for key, v in runs.items()
+    }
 
 
 # -- size and platforms -----------------------------------------------------------------
@@ -431,6 +520,14 @@ def sizes(c: Candidate) -> dict[str, Any]:
     return out
 
 
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 # -- report -----------------------------------------------------------------------------
 
 
@@ -442,17 +539,24 @@ def main() -> None:
     parser.add_argument("--queries", type=int, help="only the first N queries")
     parser.add_argument("--fresh", action="store_true", help="embed the corpus again")
     parser.add_argument("--no-install", action="store_true", help="skip the size measurements")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
+    parser.add_argument("--speed-every", type=int, default=128, help="every N-th abstract")
+    parser.add_argument("--speed-rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--no-quality", action="store_true", help="only the size measurements")
     parser.add_argument(
-        "--embed-only", action="store_true", help="only embed the corpus into the cache"
+        "--docs", type=int, help="the cited documents plus random others, this many in all"
+    )
+    parser.add_argument(
+        "--embed-only", metavar="I/N", help="only embed shard I of N of the corpus into the cache"
     )
     args = parser.parse_args()
     if args.embed_only:
-        data = load_scifact(args.data)
+        data = subset(load_scifact(args.data), args.docs)
+        index, count = map(int, args.embed_only.split("/"))
         for c in CANDIDATES:
             if args.models is None or c.key in args.models.split(","):
-                meta = embed_corpus(c, c.make(), data.texts, args.fresh)
-                print(f"[{c.key}] {meta['texts_per_s']:.1f} texts/s, cached: {meta['cached']}")
+                meta = embed_corpus(c, c.make(), data.texts, args.fresh, (index, count))
+                print(f"[{c.key}] shard {index}/{count} cached; whole: {meta['cached']}")
         return
 
     wanted = set(args.models.split(",")) if args.models else None
@@ -465,7 +569,7 @@ def main() -> None:
         "candidates": previous.get("candidates", {}),
     }
 
-    data = load_scifact(args.data)
+    data = subset(load_scifact(args.data), args.docs)
     indices = list(range(len(data.queries)))[: args.queries]
     server = None
     if not args.no_quality:
@@ -477,9 +581,7 @@ def main() -> None:
         for c in chosen:
             entry = report["candidates"].get(c.key, {})
             if not args.no_quality:
-                try:
-                    __import__(c.module)
-                except ImportError:
+                if not _importable(c.module):
                     print(f"[{c.key}] skipped: {c.module} is not installed", flush=True)
                 else:
                     entry.update(evaluate(c, data, indices, dsn, args.fresh))
@@ -492,6 +594,13 @@ def main() -> None:
             report["candidates"][c.key] = entry
         if not args.no_quality:
             report["environment"] = environment(dsn)
+        if not args.no_speed:
+            available = [c for c in chosen if _importable(c.module)]
+            full = load_scifact(args.data)
+            report["speed_loadavg_before"] = os.getloadavg()
+            for key, v in speed(available, full, args.speed_every, args.speed_rounds).items():
+                report["candidates"].setdefault(key, {})["speed"] = v
+            report["speed_loadavg_after"] = os.getloadavg()
     finally:
         if server is not None:
             server.stop()
@@ -509,7 +618,8 @@ def main() -> None:
                 e["hybrid"]["ndcg_at_10"] if "hybrid" in e else "–",
                 e["dense"]["recall_at_100"] if "dense" in e else "–",
                 e["hybrid"]["recall_at_100"] if "hybrid" in e else "–",
-                f"{e['corpus']['texts_per_s']:.1f}" if "corpus" in e else "–",
+                f"{e['speed']['abstracts_per_s']:.1f}" if "speed" in e else "–",
+                f"{e['speed']['sentences_per_s']:.0f}" if "speed" in e else "–",
                 f"{e['embed_query_ms']['p50']:.1f}" if "embed_query_ms" in e else "–",
                 f"{e['search_e2e_ms']['p50']:.1f}" if "search_e2e_ms" in e else "–",
                 f"{install['download_mb']:.0f}" if install else "–",
@@ -518,6 +628,8 @@ def main() -> None:
             ]
         )
     print(f"\nSciFact train, {len(indices)} queries, {len(data.ids):,} documents")
+    report["documents"] = len(data.ids)
+    report["queries"] = len(indices)
     print_table(
         [
             "model",
@@ -526,7 +638,8 @@ def main() -> None:
             "nDCG@10 hybrid",
             "R@100 dense",
             "R@100 hybrid",
-            "texts/s",
+            "abstracts/s",
+            "sentences/s",
             "query ms",
             "search ms",
             "MB down",

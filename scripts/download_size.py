@@ -44,6 +44,8 @@ SCENARIOS = {
     "quickstart: [embedded,e5]": "embedded,e5",
     "before: [embedded,local]": "embedded,local",
     "library alone": "",
+    # what `scripts/dev quickstart` installs into a fresh .venv: the development lock
+    "scripts/dev: dev.lock": "-r requirements/dev.lock",
 }
 
 
@@ -59,7 +61,10 @@ def clean_env() -> dict[str, str]:
 
 def resolve(extras: str) -> list[dict[str, Any]]:
     """The `install` entries of pip's report for the checkout with `extras`."""
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    if extras.startswith("-r "):  # a lock: exactly its pins, nothing resolved
+        target = ["--no-deps", "-r", str(ROOT / extras[3:])]
+    else:
+        target = [f"{ROOT}[{extras}]" if extras else str(ROOT)]
     with tempfile.TemporaryDirectory(prefix="pgvstore-dl-") as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run"]
@@ -68,7 +73,7 @@ def resolve(extras: str) -> list[dict[str, Any]]:
         cmd += ["--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none"]
         for platform in PLATFORMS:
             cmd += ["--platform", platform]
-        cmd += ["--index-url", INDEX, target]
+        cmd += ["--index-url", INDEX, *target]
         subprocess.run(cmd, check=True, env=clean_env())
         items: list[dict[str, Any]] = json.loads(report.read_text())["install"]
     return items
