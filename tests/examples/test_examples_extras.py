@@ -137,13 +137,11 @@ def test_search_api_serves_offline(dsn: str, collection_name: str, tmp_path: Pat
         ",".join(extras),
         str(ROOT / "examples" / "search_api.py"),
     ]
-    server = subprocess.Popen(
-        [*cmd, "--seed", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*cmd, "--seed", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         # the client talks to 127.0.0.1 directly, not through the closed proxy
         with httpx.Client(
@@ -151,7 +149,7 @@ def test_search_api_serves_offline(dsn: str, collection_name: str, tmp_path: Pat
         ) as client:
             deadline = time.monotonic() + 240
             while True:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert server.poll() is None, log.read_text()[-3000:]
                 try:
                     if client.get("/healthz").status_code == 200:
                         break
