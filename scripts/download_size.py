@@ -7,7 +7,7 @@ For each scenario, pip resolves the checkout with those extras as a dry run
 (`pip install --dry-run --ignore-installed --report`), with the local pip
 configuration switched off (PIP_CONFIG_FILE=/dev/null, no PIP_* variables, so no
 find-links or extra index: only PyPI, as a user sees it) and wheels only, for
-CPython 3.11 on manylinux x86_64 (glibc up to 2.39). The size of every file in the
+CPython 3.11.9 on manylinux x86_64 (glibc up to 2.39). The size of every file in the
 report comes from PyPI's simple index (PEP 691 JSON, the page pip itself reads,
 one request per project), matched by the report's SHA-256. The checkout itself is
 not counted.
@@ -32,7 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "download_size.json"
 INDEX = "https://pypi.org/simple"
-PYTHON_VERSION = "3.11"
+#: the last CPython 3.11 with binary installers; some packages require a 3.11 patch release
+PYTHON_VERSION = "3.11.9"
 #: manylinux tags a current x86_64 distribution accepts (glibc 2.39: Ubuntu 24.04)
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)] + [
     "manylinux2014_x86_64",
