@@ -531,17 +531,22 @@ def summarise_tags(wheels: list[str]) -> dict[str, Any]:
 
 
 def sizes(c: Candidate) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     try:
-        out["install"] = install_size(c.install)
+        return {"install": install_size(c.install)}
     except subprocess.CalledProcessError as e:
-        out["install_error"] = str(e)
+        return {"install_error": str(e)}
+
+
+def platforms(c: Candidate) -> dict[str, Any]:
     limiting = c.platforms_from or c.distribution
-    version = _version(limiting) or c.install[0].partition("==")[2]
+    version = (_version(limiting) or c.install[0].partition("==")[2]).partition("+")[0]
     wheels = wheel_files(limiting, version)
-    out["wheels"] = wheels
-    out.update(summarise_tags(wheels))
-    return out
+    return {
+        "distribution": limiting,
+        "version": version,
+        "wheels": wheels,
+        **summarise_tags(wheels),
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -655,9 +660,11 @@ def main() -> None:
                     entry["queries"] = len(indices)
                     entry["documents"] = len(data.ids)
                     entry["loadavg_after"] = os.getloadavg()
+            size = entry.setdefault("size", {})
             if not args.no_install:
                 print(f"[{c.key}] measuring the install in a fresh virtualenv", flush=True)
-                entry["size"] = sizes(c)
+                size.update(sizes(c))
+            size.update(platforms(c))
             entry.setdefault("label", c.label)
             report["candidates"][c.key] = entry
         if not args.no_quality:
