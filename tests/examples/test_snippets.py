@@ -77,19 +77,19 @@ def check(code: str, tmp_path: Path, rows: int, *, same_output: bool = True) -> 
         assert second == first
 
 
-def test_readme_snippet(tmp_path: Path) -> None:
+def test_readme_snippet(private_dir: Path) -> None:
     (code,) = [b for b in python_blocks("README.md") if "add_texts" in b and "collection=" in b]
     assert collection_of(code) == "readme"
-    check(code, tmp_path, rows=2)
+    check(code, private_dir, rows=2)
 
 
-def test_docs_home_snippet(tmp_path: Path) -> None:
+def test_docs_home_snippet(private_dir: Path) -> None:
     (code,) = [b for b in python_blocks("docs/index.md") if "collection=" in b]
     assert collection_of(code) == "home"
-    check(code, tmp_path, rows=2)
+    check(code, private_dir, rows=2)
 
 
-def test_getting_started_snippets(tmp_path: Path) -> None:
+def test_getting_started_snippets(private_dir: Path) -> None:
     """Section 1, "other ways to search", and section 3 (async), one after the other."""
     blocks = python_blocks("docs/getting-started.md")
     first, others = blocks[0], blocks[1]
@@ -98,7 +98,7 @@ def test_getting_started_snippets(tmp_path: Path) -> None:
     code = "\n".join([first, others, async_block])
     assert collection_of(code) == "getting_started"
     # the async step adds "neptune", which the first step's search finds on a second run
-    check(code, tmp_path, rows=5, same_output=False)
+    check(code, private_dir, rows=5, same_output=False)
 
 
 def test_each_page_has_its_own_collection() -> None:
