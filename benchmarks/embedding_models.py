@@ -573,7 +573,7 @@ def markdown(report: dict[str, Any]) -> str:
                     num(e.get("dense", {}).get("recall_at_100"), ".3f"),
                     num(e.get("hybrid", {}).get("recall_at_100"), ".3f"),
                     num(e.get("speed", {}).get("abstracts_per_s"), ".1f"),
-                    num(e.get("speed", {}).get("sentences_per_s"), ".0f"),
+                    num(e.get("speed", {}).get("sentences_per_s"), ".1f"),
                     num(e.get("embed_query_ms", {}).get("p50"), ".1f"),
                     num(install.get("download_mb"), ".0f"),
                     num(install.get("installed_mb"), ".0f"),

@@ -59,7 +59,7 @@ def run(
     extras: list[str], example: str, *args: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(ONLY_EXTRAS), ",".join(extras), str(ROOT / "examples" / example)]
-    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)

@@ -26,7 +26,7 @@ def run(args: list[str], tmp_path: Path) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout

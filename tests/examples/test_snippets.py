@@ -62,7 +62,7 @@ def run_twice(code: str, tmp_path: Path) -> list[list[str]]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs.append(proc.stdout.splitlines())
