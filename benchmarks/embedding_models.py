@@ -572,7 +572,7 @@ def markdown(report: dict[str, Any]) -> str:
                     num(e.get("hybrid", {}).get("ndcg_at_10"), ".3f"),
                     num(e.get("dense", {}).get("recall_at_100"), ".3f"),
                     num(e.get("hybrid", {}).get("recall_at_100"), ".3f"),
-                    num(e.get("speed", {}).get("abstracts_per_s"), ".1f"),
+                    num(e.get("speed", {}).get("abstracts_per_s"), ".2f"),
                     num(e.get("speed", {}).get("sentences_per_s"), ".1f"),
                     num(e.get("embed_query_ms", {}).get("p50"), ".1f"),
                     num(install.get("download_mb"), ".0f"),
