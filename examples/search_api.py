@@ -1,5 +1,6 @@
 """A search service over a collection: FastAPI, a response cache, Prometheus metrics.
 
+    pip install '.[embedded,e5,examples]'                # from a checkout
     python examples/search_api.py --seed                 # embedded database, demo corpus
     PGVSTORE_DSN=postgresql://user:pass@host/db PGVSTORE_COLLECTION=docs \\
         python examples/search_api.py --host 0.0.0.0 --port 8000
@@ -39,7 +40,7 @@ Configuration: `PGVSTORE_DSN` (default: the embedded server),
 `PGVSTORE_COLLECTION` (default `search_demo`), `PGVSTORE_CACHE_SIZE` (entries,
 default 1024; 0 turns the cache off), `PGVSTORE_CACHE_TTL` (seconds, default
 60); `--host`, `--port` and `--seed` on the command line. Embeddings are the
-local all-MiniLM-L6-v2 (no API key). Tests build the app with
+local multilingual-e5-small (`E5SmallEmbeddings`, no API key). Tests build the app with
 `create_app(store, embeddings)`.
 """
 
@@ -417,7 +418,7 @@ def create_app(
 def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
-    from langchain_pgvstore.embeddings import MiniLMEmbeddings
+    from langchain_pgvstore.embeddings import E5SmallEmbeddings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -425,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", action="store_true", help="upsert the demo corpus at start-up")
     args = parser.parse_args(argv)
 
-    embeddings = MiniLMEmbeddings()
+    embeddings = E5SmallEmbeddings()
     store = PGVStore(
         embeddings,
         connection=os.environ.get("PGVSTORE_DSN") or None,

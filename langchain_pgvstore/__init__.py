@@ -6,7 +6,7 @@ from ._indexes import IndexInfo, IndexProgress
 from ._routing import WriteToken
 from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
-from .embeddings import EmbeddingEstimate, MiniLMEmbeddings
+from .embeddings import E5SmallEmbeddings, EmbeddingEstimate, MiniLMEmbeddings
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -33,6 +33,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DimensionError",
     "Distance",
+    "E5SmallEmbeddings",
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "EmbeddingError",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_pgvstore.embeddings import batching
+from langchain_pgvstore.embeddings import batching, load_encoding
 from langchain_pgvstore.embeddings.batching import (
     EmbeddingEstimate,
     merge,
@@ -18,7 +18,6 @@ from langchain_pgvstore.embeddings.batching import (
     split_text,
     split_tokens,
 )
-from langchain_pgvstore.embeddings.openai import load_encoding
 from langchain_pgvstore.errors import ConfigError
 
 ENC = load_encoding()
