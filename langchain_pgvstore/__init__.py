@@ -18,6 +18,7 @@ from .errors import (
     PGVStoreError,
     QueryTimeoutError,
     SchemaError,
+    SourceNotFoundError,
 )
 from .record_manager import PostgresRecordManager
 from .retriever import PGVStoreRetriever
@@ -54,6 +55,7 @@ __all__ = [
     "PostgresRecordManager",
     "QueryTimeoutError",
     "SchemaError",
+    "SourceNotFoundError",
     "VectorType",
     "WriteToken",
     "cached_embeddings",

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import bisect
 import os
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._import_rows import Rows, check_vectors, metadata_object
 from .config import Distance
-from .errors import ConfigError, InputError, SchemaError
+from .errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    InputError,
+    SchemaError,
+    SourceNotFoundError,
+)
 
 __all__ = ["ChromaReader", "chroma_collection", "chroma_space"]
 
@@ -144,21 +151,66 @@ def _describe_client(client: Any) -> str:
     return type(client).__name__
 
 
+#: the port `chroma run` listens on unless told otherwise
+CHROMA_PORT = 8000
+
+
+def _server_address(url: str) -> tuple[str, int, bool]:
+    """Host, port and TLS of a Chroma server URL, `http://host[:port]` or `https://…`."""
+    # the URL is never echoed: it may hold a token
+    wrong = ConfigError("url must be a Chroma server's http://host:port or https://host:port")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise wrong from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise wrong
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            "url must not hold credentials: pass client=chromadb.HttpClient(..., headers=...)"
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise wrong
+    tls = parts.scheme == "https"
+    return parts.hostname, port or (443 if tls else CHROMA_PORT), tls
+
+
+def _http_client(url: str) -> tuple[Any, str]:
+    host, port, tls = _server_address(url)
+    where = f"server {host}:{port}"
+    chromadb = _chromadb()
+    try:
+        # the client asks the server for its tenant and database as it is made
+        return chromadb.HttpClient(host=host, port=port, ssl=tls), where
+    except Exception as e:
+        raise DatabaseUnavailableError(f"cannot reach the Chroma {where}: {e}") from None
+
+
 def chroma_collection(
-    collection: Any, path: str | os.PathLike[str] | None, client: Any
+    collection: Any,
+    path: str | os.PathLike[str] | None,
+    client: Any,
+    url: str | None = None,
 ) -> tuple[Any, str]:
     """The chromadb `Collection` to read, and where it is (for messages)."""
+    sources = (("path", path), ("url", url), ("client", client))
+    given = [name for name, value in sources if value is not None]
     if not isinstance(collection, str):
-        if path is not None or client is not None:
-            raise ConfigError("pass path= or client= with a collection name, not a Collection")
+        if given:
+            raise ConfigError(f"pass {given[0]}= with a collection name, not with a Collection")
         return collection, "a chromadb Collection"
-    if (path is None) == (client is None):
-        raise ConfigError("pass exactly one of path= (a Chroma directory) or client=")
+    if len(given) != 1:
+        raise ConfigError(
+            "pass exactly one of path= (a Chroma directory), url= (a Chroma server) or client="
+        )
     if path is not None:
         if not os.path.isdir(path):
-            raise ConfigError(f"no Chroma directory at {os.fspath(path)!r}")
+            raise SourceNotFoundError(f"no Chroma directory at {os.fspath(path)!r}")
         client = _chromadb().PersistentClient(path=os.fspath(path))
         where = f"path {os.fspath(path)!r}"
+    elif url is not None:
+        client, where = _http_client(url)
     else:
         where = _describe_client(client)
     try:
@@ -166,7 +218,7 @@ def chroma_collection(
     except Exception as e:
         # chromadb raises NotFoundError (1.x) or ValueError (older) for a missing collection
         names = sorted(str(getattr(c, "name", c)) for c in client.list_collections())
-        raise ConfigError(
+        raise SourceNotFoundError(
             f"no chroma collection named {collection!r} ({where}): {e};"
             f" collections there: {', '.join(map(repr, names)) or 'none'}"
         ) from None

@@ -20,7 +20,7 @@ from psycopg.pq import Format
 
 from ._import_rows import Rows, check_id, check_vectors, connect, metadata_object
 from ._sql import importers as q
-from .errors import ConfigError, SchemaError
+from .errors import ConfigError, SchemaError, SourceNotFoundError
 
 __all__ = ["SqlReader", "pgvector_source", "pgvectorstore_source"]
 
@@ -171,7 +171,7 @@ def pgvector_source(dsn: str, collection: str, schema: str, dimensions: int | No
         where = f"{schema}.langchain_pg_embedding ({_where(conn)})"
         columns = _columns(conn, schema, "langchain_pg_embedding")
         if not columns:
-            raise ConfigError(
+            raise SourceNotFoundError(
                 f"no table {schema}.langchain_pg_embedding ({_where(conn)}): is this the"
                 " database and schema PGVector wrote to?"
             )
@@ -203,13 +203,13 @@ def pgvector_source(dsn: str, collection: str, schema: str, dimensions: int | No
         embedding = _embedding_column(where, columns, "embedding")
         _check_dimensions(where, embedding, dimensions)
         if not _columns(conn, schema, "langchain_pg_collection"):
-            raise ConfigError(f"no table {schema}.langchain_pg_collection ({_where(conn)})")
+            raise SourceNotFoundError(f"no table {schema}.langchain_pg_collection ({_where(conn)})")
         frag = q.pgvector_collection(schema, collection)
         found = [r[0] for r in conn.execute(frag.sql, frag.params).fetchall()]
         if not found:
             frag = q.pgvector_collection_names(schema)
             names = [r[0] for r in conn.execute(frag.sql, frag.params).fetchall()]
-            raise ConfigError(
+            raise SourceNotFoundError(
                 f"no PGVector collection named {collection!r} in"
                 f" {schema}.langchain_pg_collection ({_where(conn)});"
                 f" collections there: {', '.join(map(repr, names)) or 'none'}"
@@ -263,7 +263,7 @@ def pgvectorstore_source(
         where = f"{schema}.{table} ({_where(conn)})"
         columns = _columns(conn, schema, table)
         if not columns:
-            raise ConfigError(f"no table {where}")
+            raise SourceNotFoundError(f"no table {where}")
         for role, name in (
             ("id", id_column),
             ("content", content_column),

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from ._import_rows import Reader, connect, name_source_row
-from ._progress import make_progress
 from ._sql import Frag, ddl
 from ._sql import importers as q
 from .errors import ConfigError, InputError
@@ -30,7 +30,7 @@ from .errors import ConfigError, InputError
 if TYPE_CHECKING:
     from .store import PGVStore
 
-__all__ = ["ImportReport", "ProgressArg", "run"]
+__all__ = ["ImportReport", "ProgressArg", "check_progress", "run"]
 
 ProgressArg = bool | Callable[[int, int], None] | None
 
@@ -66,6 +66,40 @@ class ImportReport:
     def rows_per_second(self) -> float:
         """Rows read per second of this run."""
         return self.read / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def check_progress(progress: object) -> None:
+    """Refuse a bad `progress` argument (or `True` without tqdm) before any work starts."""
+    if progress is True:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(
+                "progress=True needs tqdm: pip install 'langchain-pgvstore[progress]'"
+            ) from e
+    elif not (progress is None or progress is False or callable(progress)):
+        raise ConfigError(f"progress must be a bool or a callable, got {progress!r}")
+
+
+@contextmanager
+def _progress(progress: ProgressArg, total: int, done: int) -> Iterator[Callable[[int], None]]:
+    """A function told each batch's rows: it moves a tqdm bar (`True`) or calls
+    `progress(done, total)`; the count starts at the rows an earlier run imported."""
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, initial=done, unit="row", desc="importing") as bar:
+            yield bar.update
+    elif callable(progress):
+        callback, count = progress, [done]
+
+        def advance(n: int) -> None:
+            count[0] += n
+            callback(count[0], total)
+
+        yield advance
+    else:
+        yield lambda n: None
 
 
 def _lock_key(*parts: str) -> int:
@@ -163,7 +197,7 @@ def run(
         total = reader.count()
         after, skipped = checkpoints.position(restart)
         done, written = skipped, 0
-        with make_progress(progress, max(total, skipped), done=skipped, desc="importing") as bar:
+        with _progress(progress, max(total, skipped), skipped) as advance:
             for rows in reader.batches(after, batch_size):
                 done += len(rows)
                 record = checkpoints.record(rows.keys[-1], done, max(total, done))
@@ -174,7 +208,7 @@ def run(
                 except InputError as e:
                     raise name_source_row(e, rows.ids, reader.description) from e
                 checkpoints.committed()
-                bar.advance(len(rows))
+                advance(len(rows))
             checkpoints.finish(done, max(total, done))
         return ImportReport(
             source=reader.description,

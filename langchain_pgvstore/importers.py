@@ -30,8 +30,7 @@ from typing import Any
 from . import _validate as check
 from ._import_chroma import ChromaReader, chroma_collection, chroma_space
 from ._import_postgres import pgvector_source, pgvectorstore_source
-from ._import_run import ImportReport, ProgressArg, run
-from ._progress import check_progress
+from ._import_run import ImportReport, ProgressArg, check_progress, run
 from .config import Distance
 from .errors import ConfigError
 from .store import PGVStore
@@ -90,7 +89,9 @@ def import_from_pgvector(
         restart: start from the first row even if an earlier run was interrupted.
 
     Raises:
-        ConfigError: no such table or collection, or bad arguments.
+        SourceNotFoundError: no such table or collection (a `ConfigError`).
+        ConfigError: bad arguments.
+        DatabaseUnavailableError: the source database cannot be reached.
         SchemaError: the table does not look like `PGVector`'s.
         InputError: the store refuses a row (the message names its source id);
             batches before it are imported, and a re-run resumes at its batch. Also
@@ -147,7 +148,9 @@ def import_from_pgvectorstore(
         restart: start from the first row even if an earlier run was interrupted.
 
     Raises:
-        ConfigError: no such table, an unknown metadata column, or bad arguments.
+        SourceNotFoundError: no such table (a `ConfigError`).
+        ConfigError: an unknown metadata column, or bad arguments.
+        DatabaseUnavailableError: the source database cannot be reached.
         SchemaError: the id, content or embedding column is missing or of the
             wrong type, or the id column is not unique.
         InputError: the store refuses a row (the message names its source id), or
@@ -173,14 +176,15 @@ def chroma_distance(
     collection: Any,
     *,
     path: str | os.PathLike[str] | None = None,
+    url: str | None = None,
     client: Any = None,
 ) -> Distance:
     """The store distance matching a Chroma collection's space (`cosine`, `l2`, `ip`).
 
     Create the destination store with it: `PGVStore(..., distance=chroma_distance(...))`.
-    Takes the same `collection`, `path` and `client` as `import_from_chroma`.
+    Takes the same `collection`, `path`, `url` and `client` as `import_from_chroma`.
     """
-    found, _ = chroma_collection(collection, path, client)
+    found, _ = chroma_collection(collection, path, client, url)
     return chroma_space(found)[1]
 
 
@@ -189,6 +193,7 @@ def import_from_chroma(
     collection: Any,
     *,
     path: str | os.PathLike[str] | None = None,
+    url: str | None = None,
     client: Any = None,
     batch_size: int = 1000,
     progress: ProgressArg = None,
@@ -205,21 +210,28 @@ def import_from_chroma(
             multi-tenant collection, a store bound to the tenant (`for_tenant`).
         collection: the collection's name, or a chromadb `Collection`.
         path: a Chroma persistent directory (opened with `chromadb.PersistentClient`).
-        client: a chromadb client instead, e.g. `chromadb.HttpClient(host, port)`
-            for a Chroma server.
+        url: a Chroma server, `http://host:port` (port 8000 if left out) or
+            `https://host:port` (opened with `chromadb.HttpClient`, default tenant
+            and database).
+        client: a chromadb client instead, for anything `url` does not cover
+            (auth headers, another tenant or database). Pass exactly one of
+            `path`, `url` and `client` with a collection name; none with a
+            `Collection`.
         batch_size: records per batch (one store transaction and one checkpoint each).
         progress: `True` for a tqdm bar, or a callable receiving `(done, total)`.
         restart: start from the first record even if an earlier run was interrupted.
 
     Raises:
-        ConfigError: chromadb is missing, no such collection, the store's distance
-            differs from the collection's, or bad arguments.
+        SourceNotFoundError: no such directory or collection (a `ConfigError`).
+        ConfigError: chromadb is missing, the store's distance differs from the
+            collection's, or bad arguments.
+        DatabaseUnavailableError: the Chroma server at `url` cannot be reached.
         SchemaError: the collection's distance space is not one Chroma documents.
         InputError: the store refuses a record (the message names its id), or is
             a multi-tenant collection's bound to no tenant.
     """
     store = _check_args(store, batch_size, progress)
-    found, where = chroma_collection(collection, path, client)
+    found, where = chroma_collection(collection, path, client, url)
     space, distance = chroma_space(found)
     if store.distance is not distance:
         raise ConfigError(

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_pgvstore import ConfigError, Distance, InputError, PGVStore
+from langchain_pgvstore import (
+    ConfigError,
+    DatabaseUnavailableError,
+    Distance,
+    InputError,
+    PGVStore,
+    SourceNotFoundError,
+)
 from langchain_pgvstore.importers import chroma_distance, import_from_chroma
 from tests.fix_db import unique_name
 from tests.importing.sources import brute_force, need_chromadb, stored, vectors
@@ -150,14 +158,17 @@ def test_a_collection_object_and_wrong_arguments(dsn, chroma_dir, collection_nam
     ):
         import_from_chroma(store, collection)
     with pytest.raises(
-        ConfigError, match=r"no chroma collection named 'nope'.*'docs-cosine', 'docs-ip', 'docs-l2'"
+        SourceNotFoundError,
+        match=r"no chroma collection named 'nope'.*'docs-cosine', 'docs-ip', 'docs-l2'",
     ):
         import_from_chroma(store, "nope", path=path)
-    with pytest.raises(ConfigError, match="exactly one of path= .* or client="):
+    with pytest.raises(ConfigError, match="exactly one of path= .*, url= .* or client="):
         import_from_chroma(store, "docs-l2")
-    with pytest.raises(ConfigError, match="no Chroma directory"):
+    with pytest.raises(ConfigError, match="exactly one of"):
+        import_from_chroma(store, "docs-l2", path=path, client=client)
+    with pytest.raises(SourceNotFoundError, match="no Chroma directory"):
         import_from_chroma(store, "docs-l2", path=path / "missing")
-    with pytest.raises(ConfigError, match="not a Collection"):
+    with pytest.raises(ConfigError, match="pass path= with a collection name, not with a Coll"):
         import_from_chroma(store, collection, path=path)
     store.close()
     l2 = make_store(dsn, collection_name, "l2")
@@ -191,7 +202,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
-    """A real Chroma server (`chroma run`) on 127.0.0.1, stopped after the module."""
+    """A real Chroma server (`chroma run`) on 127.0.0.1, stopped after the module: a client
+    of it, and its URL."""
     path = tmp_path_factory.mktemp("chroma-server")
     port = _free_port()
     chroma = Path(sys.executable).with_name("chroma")
@@ -221,7 +233,7 @@ def chroma_server(tmp_path_factory):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((path / "server.log").read_text()[-3000:]) from None
                 time.sleep(0.2)
-        yield client
+        yield client, f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(30)
@@ -229,19 +241,78 @@ def chroma_server(tmp_path_factory):
 
 
 def test_chroma_server_through_http_client(dsn, chroma_server, collection_name) -> None:
+    client, _ = chroma_server
     name = f"served-{uuid.uuid4().hex[:8]}"
     data = records(250, seed=30)
     add(
-        chroma_server.create_collection(
+        client.create_collection(
             name, configuration={"hnsw": {"space": "ip"}}, embedding_function=None
         ),
         data,
     )
-    assert chroma_distance(name, client=chroma_server) is Distance.INNER_PRODUCT
+    assert chroma_distance(name, client=client) is Distance.INNER_PRODUCT
     store = make_store(dsn, collection_name, "inner_product")
-    report = import_from_chroma(store, name, client=chroma_server, batch_size=100)
+    report = import_from_chroma(store, name, client=client, batch_size=100)
     assert report.read == 250 and "(server 127.0.0.1:" in report.source
     assert_same_as_chroma(dsn, store, data, "inner_product")
+    store.close()
+
+
+def test_chroma_server_by_url(dsn, chroma_server, collection_name) -> None:
+    client, url = chroma_server
+    name = f"served-{uuid.uuid4().hex[:8]}"
+    data = records(180, seed=31)
+    add(client.create_collection(name, embedding_function=None), data)  # l2, the default
+    assert chroma_distance(name, url=url) is Distance.L2
+    store = make_store(dsn, collection_name, "l2")
+    seen: list[tuple[int, int]] = []
+    report = import_from_chroma(
+        store, name, url=url + "/", batch_size=100, progress=lambda d, t: seen.append((d, t))
+    )
+    port = url.rsplit(":", 1)[1]
+    assert report.source == f"chroma collection {name!r} (server 127.0.0.1:{port})"
+    assert (report.read, seen) == (180, [(100, 180), (180, 180)])
+    assert_same_as_chroma(dsn, store, data, "l2")
+    with pytest.raises(SourceNotFoundError, match=rf"no chroma collection named 'nope'.*{name!r}"):
+        import_from_chroma(store, "nope", url=url)
+    store.close()
+
+
+_NOT_AN_ADDRESS = r"url must be a Chroma server's http://host:port"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("127.0.0.1:8000", _NOT_AN_ADDRESS),  # no scheme
+        ("ftp://127.0.0.1:8000", _NOT_AN_ADDRESS),
+        ("http://:8000", _NOT_AN_ADDRESS),
+        ("http://127.0.0.1:99999", _NOT_AN_ADDRESS),
+        ("http://127.0.0.1:8000/api/v2", _NOT_AN_ADDRESS),
+        ("http://127.0.0.1:8000/?token=t0ken", _NOT_AN_ADDRESS),
+        ("http://admin:t0ken@127.0.0.1:8000", "url must not hold credentials"),
+    ],
+)
+def test_a_chroma_url_is_only_an_address(dsn, collection_name, url, message) -> None:
+    store = make_store(dsn, collection_name, "l2")
+    with pytest.raises(ConfigError, match=message) as e:
+        import_from_chroma(store, "docs", url=url)
+    assert "t0ken" not in str(e.value)  # the URL is not echoed
+    store.close()
+
+
+def test_a_chroma_server_that_is_down(dsn, collection_name) -> None:
+    store = make_store(dsn, collection_name, "l2")
+    port = _free_port()  # nothing listens there
+    with pytest.raises(
+        DatabaseUnavailableError, match=rf"cannot reach the Chroma server 127.0.0.1:{port}"
+    ):
+        chroma_distance("docs", url=f"http://127.0.0.1:{port}")
+    with pytest.raises(DatabaseUnavailableError, match="cannot reach the Chroma server"):
+        import_from_chroma(store, "docs", url=f"http://127.0.0.1:{port}")
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (f"public.{collection_name}",)).fetchone()
+    assert found == (None,)  # nothing was created
     store.close()
 
 

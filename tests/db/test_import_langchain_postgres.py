@@ -7,6 +7,7 @@ one). langchain-postgres runs in its own virtualenv (see tests/importing/writer.
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from typing import Any
@@ -17,7 +18,15 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
 
-from langchain_pgvstore import ConfigError, DimensionError, InputError, PGVStore, SchemaError
+from langchain_pgvstore import (
+    ConfigError,
+    DatabaseUnavailableError,
+    DimensionError,
+    InputError,
+    PGVStore,
+    SchemaError,
+    SourceNotFoundError,
+)
 from langchain_pgvstore.importers import (
     ImportReport,
     import_from_pgvector,
@@ -347,12 +356,19 @@ def test_halfvec_embeddings_and_null_metadata(dsn, collection_name) -> None:
 
 def test_missing_sources_are_config_errors(dsn, v1, collection_name) -> None:
     store = make_store(dsn, collection_name)
-    with pytest.raises(ConfigError, match=r"no PGVector collection named 'nope'.*'docs', 'other'"):
+    with pytest.raises(
+        SourceNotFoundError, match=r"no PGVector collection named 'nope'.*'docs', 'other'"
+    ):
         import_from_pgvector(store, "nope", source=v1["conninfo"])
-    with pytest.raises(ConfigError, match=r"no table elsewhere\.langchain_pg_embedding"):
+    with pytest.raises(SourceNotFoundError, match=r"no table elsewhere\.langchain_pg_embedding"):
         import_from_pgvector(store, "docs", source=v1["conninfo"], schema="elsewhere")
-    with pytest.raises(ConfigError, match=r"no table public\.no_such_table"):
+    with pytest.raises(SourceNotFoundError, match=r"no table public\.no_such_table"):
         import_from_pgvectorstore(store, "no_such_table")
+    # a source database that is down: the password stays out of the message
+    closed = f"postgresql://importer:s3cret@127.0.0.1:{_free_port()}/app"
+    with pytest.raises(DatabaseUnavailableError, match="cannot connect to the source") as e:
+        import_from_pgvector(store, "docs", source=closed)
+    assert "s3cret" not in str(e.value)
     with pytest.raises(
         ConfigError, match=r"batch_size must be an integer in \[1, 2147483647\], got 0"
     ):
@@ -363,6 +379,12 @@ def test_missing_sources_are_config_errors(dsn, v1, collection_name) -> None:
         import_from_pgvector(store, "docs", source=v1["conninfo"], progress="yes")  # type: ignore[arg-type]
     assert not _exists(dsn, collection_name)  # refused before anything was written
     store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _exists(dsn: str, name: str) -> bool:
@@ -516,8 +538,13 @@ def test_refused_rows_name_their_source_id_and_a_rerun_resumes(
     # mend the row (as PGVector wrote it) and run again: the import goes on from its batch
     _sql(conninfo, "DELETE FROM langchain_pg_embedding WHERE id LIKE %s || '%%' OR id = ''", bad)
     _sql(conninfo, "INSERT INTO langchain_pg_embedding SELECT * FROM saved WHERE id = %s", bad)
-    report = import_from_pgvector(store, "c", source=conninfo, batch_size=20)
+    seen: list[tuple[int, int]] = []
+    report = import_from_pgvector(
+        store, "c", source=conninfo, batch_size=20, progress=lambda d, t: seen.append((d, t))
+    )
     assert (report.skipped, report.read, report.written) == (before, 100 - before, 100 - before)
+    # the count goes on from the rows the first run imported
+    assert seen == [(done, 100) for done in range(before + 20, 101, 20)]
     assert report.resumed == (before > 0)
     vecs = np.asarray(docs["vectors"], dtype=np.float32)
     assert_rows_equal(
