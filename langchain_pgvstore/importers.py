@@ -18,7 +18,8 @@ of a unique source key, so a run killed at any point and run again ends with
 exactly the rows an uninterrupted run writes, and writes no batch twice.
 
 langchain-postgres is not needed: its tables are read with psycopg. Chroma is
-read through its own client (`pip install 'langchain-pgvstore[chroma]'`).
+read through its own client (`pip install 'langchain-pgvstore[chroma]'`), from a
+persistent directory, a server's URL, or a client of your own.
 """
 
 from __future__ import annotations
