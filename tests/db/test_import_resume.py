@@ -114,13 +114,18 @@ def make_store(dsn: str, name: str) -> PGVStore:
 
 
 def blocked_by_me(conn: psycopg.Connection, timeout: float = 60) -> tuple[int, str]:
-    """The pid and statement of a backend waiting for a lock this connection holds."""
+    """The pid and statement of a client waiting for a lock this connection holds.
+
+    Only client backends: an autovacuum worker analysing the collection the import
+    fills waits for the lock too.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
             "SELECT pid, query FROM pg_stat_activity"
             " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            " AND backend_type = 'client backend'"
         ).fetchone()
         if row:
             return int(row[0]), row[1]
