@@ -27,7 +27,7 @@ from ._plan import Execute, Plan
 from ._schema import (
     CollectionSpec,
 )
-from ._sql import Frag
+from ._sql import Frag, citus
 from ._sql.filters import TRUE, compile_filter
 from ._sql.settings import Settings
 from ._statements import Template, slotted
@@ -89,7 +89,12 @@ class StoreCore(Performer, StoreBase):
             return make_plan
 
         def plan() -> Plan[R]:
-            for frag in settings.local_frags():
+            # on Citus the policy runs on the shards: the setting must reach the workers
+            if self._distributed():
+                frags = citus.set_local(settings.resolved())
+            else:
+                frags = settings.local_frags()
+            for frag in frags:
                 yield Execute(frag)
             return (yield from make_plan())
 
