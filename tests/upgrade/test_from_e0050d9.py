@@ -439,7 +439,7 @@ def test_a_newer_registry_is_refused_and_left_alone(
     ).fetchone()[0]  # type: ignore[index]
 
 
-def test_a_collection_from_before_bounded_full_text_needs_upgrade_schema(
+async def test_a_collection_from_before_bounded_full_text_needs_upgrade_schema(
     make_old: Callable[..., str], new_schema: str, dsn: str, conn: psycopg.Connection
 ) -> None:
     old_schema = make_old("plain")
@@ -463,7 +463,10 @@ def test_a_collection_from_before_bounded_full_text_needs_upgrade_schema(
         with pytest.raises(SchemaError, match=r"PGVStore\.upgrade_schema\(\)"):
             old.add_texts(["bread"], ids=["x"])
         assert old.count() == len(DOCS) - 2
-        done = old.upgrade_schema()
+        # the refused transaction upgraded nothing, the registry's columns neither
+        assert registry(conn, old_schema, "plain")[0] is None
+        assert registry(conn, old_schema, "plain")[6] == 1
+        done = await old.aupgrade_schema()
         assert any("bounded" in step for step in done), done
         assert any("BM25" in step for step in done), done
         assert done[-1] == f"schema version 1 -> {SCHEMA_VERSION}"
@@ -473,7 +476,7 @@ def test_a_collection_from_before_bounded_full_text_needs_upgrade_schema(
         assert results(old, "plain") == results(new, "plain")
         assert statistics(conn, old_schema, "plain") == statistics(conn, new_schema, "plain")
     finally:
-        old.close()
+        await old.aclose()
         new.close()
     assert shape(conn, old_schema, "plain") == shape(conn, new_schema, "plain")
 
