@@ -53,7 +53,7 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         yield Execute(set_registry_version(table, REGISTRY_VERSION))
     else:
         # a registry an earlier release made: add what this release records
-        yield from registry_upgrade_plan(table, comment)
+        yield from registry_upgrade_plan(table, comment)  # what it did is not reported here
 
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))

@@ -37,23 +37,31 @@ __all__ = [
     "collection_upgrade_plan",
     "registry_upgrade_plan",
     "upgrade_plan",
+    "upgrade_registry_plan",
 ]
 
 
-def registry_upgrade_plan(table: Table, comment: object) -> Plan[None]:
-    """Bring an existing registry to `REGISTRY_VERSION` (under the global lock)."""
+def registry_upgrade_plan(table: Table, comment: object) -> Plan[list[str]]:
+    """Bring an existing registry to `REGISTRY_VERSION` (under the global lock).
+
+    Returns the summaries of the steps it ran.
+    """
     if check_registry_version(table, comment) == REGISTRY_VERSION:
-        return
+        return []
     yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
     # another process may have upgraded it while this one waited for the lock
     version = check_registry_version(table, (yield Fetch(registry_state(table)))[0][1])
     if version == REGISTRY_VERSION:
-        return
-    for reached, _summary, statements in REGISTRY_STEPS:
+        return []
+    done = []
+    for reached, summary, statements in REGISTRY_STEPS:
         if reached > version:
             for frag in statements(table):
                 yield Execute(frag)
+            done.append(f"registry: {summary}")
     yield Execute(set_registry_version(table, REGISTRY_VERSION))
+    done.append(f"registry version {version} -> {REGISTRY_VERSION}")
+    return done
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +131,17 @@ def collection_upgrade_plan(
     return done
 
 
+def upgrade_registry_plan(table: Table) -> Plan[list[str]]:
+    """`upgrade_schema()`'s first transaction: the registry's steps, committed before the
+    collection's (which may rewrite a table) so that the registry is not locked meanwhile."""
+    exists, comment = (yield Fetch(registry_state(table)))[0]
+    if not exists:
+        return []
+    return (yield from registry_upgrade_plan(table, comment))
+
+
 def upgrade_plan(spec: CollectionSpec) -> Plan[list[str] | None]:
-    """`upgrade_schema()`: every step the registry and collection need, heavy ones too.
+    """`upgrade_schema()`'s second transaction: every step the collection needs, heavy too.
 
     None when the collection does not exist.
     """
@@ -132,7 +149,7 @@ def upgrade_plan(spec: CollectionSpec) -> Plan[list[str] | None]:
     exists, comment = (yield Fetch(registry_state(table)))[0]
     if not exists:
         return None
-    yield from registry_upgrade_plan(table, comment)
+    done = yield from registry_upgrade_plan(table, comment)
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))
     if not rows or not (yield Fetch(catalog.table_exists(table)))[0][0]:
@@ -140,4 +157,4 @@ def upgrade_plan(spec: CollectionSpec) -> Plan[list[str] | None]:
     spec = check_registered(spec, rows[0])
     version = rows[0][5]
     assert isinstance(version, int)
-    return (yield from collection_upgrade_plan(spec, version, explicit=True))
+    return done + (yield from collection_upgrade_plan(spec, version, explicit=True))
