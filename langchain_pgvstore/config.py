@@ -330,7 +330,12 @@ REGISTRY_TABLE = "pgvstore_collections"
 #: (`pgvstore_...`) and each collection's derived objects (`<name>_<hash>_<kind>`).
 RESERVED_PREFIX = "pgvstore_"
 _DERIVED_NAME = re.compile(r".*_[0-9a-f]{10}_[a-z][a-z0-9_]*")
-SCHEMA_VERSION = 1
+#: The collection schema this release creates (a registry row's `schema_version`);
+#: `_upgrade.COLLECTION_STEPS` bring older ones here. See docs/schema.md.
+SCHEMA_VERSION = 2
+#: The registry schema this release creates (the registry table's comment);
+#: `_sql.migrations.REGISTRY_STEPS` bring older ones here.
+REGISTRY_VERSION = 2
 #: Serialises `CREATE EXTENSION` and registry creation across processes.
 GLOBAL_LOCK_KEY = int.from_bytes(hashlib.sha1(b"pgvstore:global").digest()[:8], "big", signed=True)
 

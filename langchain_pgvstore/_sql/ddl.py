@@ -34,12 +34,10 @@ __all__ = [
     "drop_index",
     "drop_table",
     "insert_registry_row",
-    "registry_is_current",
     "registry_row",
     "reindex",
     "set_embedding_storage_main",
     "tenant_policy",
-    "upgrade_registry",
 ]
 
 
@@ -77,20 +75,6 @@ def create_registry(table: Table) -> Frag:
     )
 
 
-def upgrade_registry(table: Table) -> list[Frag]:
-    """Columns a registry made by an earlier release lacks (idempotent)."""
-    registry = sql.Identifier(table.schema, REGISTRY_TABLE)
-    return [
-        Frag(
-            sql.SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS multi_tenant boolean NOT NULL"
-                " DEFAULT false"
-            ).format(registry)
-        ),
-        Frag(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS distribution text").format(registry)),
-    ]
-
-
 def registry_row(table: Table) -> Frag:
     """The collection's registry row, if any.
 
@@ -106,17 +90,6 @@ def registry_row(table: Table) -> Frag:
             " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
         (table.name,),
-    )
-
-
-def registry_is_current(table: Table) -> Frag:
-    """Whether the registry has every column this release writes."""
-    return Frag(
-        sql.SQL(
-            "SELECT count(*) = 2 FROM pg_attribute"
-            " WHERE attrelid = to_regclass(%s) AND attname IN ('multi_tenant', 'distribution')"
-        ),
-        (sql.Identifier(table.schema, REGISTRY_TABLE).as_string(None),),
     )
 
 

@@ -20,7 +20,7 @@ from langchain_pgvstore import (
     PGVStore,
     SchemaError,
 )
-from langchain_pgvstore.config import HNSWIndex, IVFFlatIndex
+from langchain_pgvstore.config import SCHEMA_VERSION, HNSWIndex, IVFFlatIndex
 
 DIM = 16
 
@@ -390,7 +390,7 @@ def test_provisioned_schema(make_store, conn, collection_name, distance, vector_
         " FROM pgvstore_collections WHERE collection = %s",
         (collection_name,),
     ).fetchone()
-    assert reg == (DIM, distance, vector_type, "english", None, 1)
+    assert reg == (DIM, distance, vector_type, "english", None, SCHEMA_VERSION)
     tsv = conn.execute(
         sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(collection_name))
     ).fetchone()[0]
