@@ -17,6 +17,7 @@ from ._schema import (
     check_registered,
 )
 from ._sql import Frag, catalog, citus, ddl
+from ._sql import columns as typed
 from ._sql.bm25_schema import bm25_ddl, length_column, statistics_table, stats_table
 from .config import GLOBAL_LOCK_KEY, REGISTRY_TABLE, SCHEMA_VERSION, HNSWIndex, Table
 from .errors import ConfigError, SchemaError
@@ -54,6 +55,11 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         for frag in ddl.upgrade_registry(table):
             yield Execute(frag)
 
+    if table.columns and not (yield Fetch(typed.has_registry_column(table)))[0][0]:
+        # before any registry row is read: the ALTER waits for no lock this transaction holds
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        yield Execute(typed.add_registry_column(table))
+
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))
     if rows:
@@ -88,6 +94,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         if table.distribution is None:
             for frag in ddl.create_secondary_indexes(table):
                 yield Execute(frag)
+            for frag in typed.create_column_indexes(table):
+                yield Execute(frag)
             for frag in bm25_ddl(table, spec.ts_config):
                 yield Execute(frag)
         else:
@@ -109,6 +117,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 SCHEMA_VERSION,
             )
         )
+        if table.columns:
+            yield Execute(typed.record_columns(table))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
@@ -170,5 +180,8 @@ def _collides(table: Table) -> list[Frag]:
     """Existence checks for the names of the objects a new collection will create."""
     return [
         catalog.relation_exists(table.schema, table.index_name(kind))
-        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
-    ]
+        for kind in (
+            "bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat",
+            *(typed.index_kind(name) for name, _ in table.columns),
+        )
+    ]  # fmt: skip

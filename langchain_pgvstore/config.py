@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from psycopg import sql
 
 from . import _validate as check
+from .columns import Columns
 from .errors import ConfigError
 
 __all__ = [
@@ -258,13 +259,15 @@ class Table:
 
     `multi_tenant`: every row carries a `tenant` and the primary key is
     `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
-    sharded by (None for an ordinary table).
+    sharded by (None for an ordinary table). `columns`: the typed columns that
+    hold declared metadata fields (`columns.py`), sorted by name.
     """
 
     schema: str
     name: str
     multi_tenant: bool = False
     distribution: Distribution | None = None
+    columns: Columns = ()
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     id: ClassVar[sql.Identifier] = sql.Identifier("id")
     content: ClassVar[sql.Identifier] = sql.Identifier("content")

@@ -103,6 +103,10 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         read_wait: seconds a read waits for a replica to replay a write it must see.
         max_replica_lag: seconds a replica may be behind before reads skip it
             (measured at most once a second per replica); None: never skipped for lag.
+        columns: metadata fields stored in typed columns of their own, e.g.
+            `{"price": Column("numeric"), "tags": Column("text[]", nullable=True)}`
+            (docs/typed-columns.md). Fixed when the collection is created; a store
+            opened later must declare the same columns.
     """
 
     @override
