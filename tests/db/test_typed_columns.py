@@ -436,3 +436,51 @@ async def test_multi_tenant_collections_have_typed_columns(api, make_store) -> N
     assert [(d.id, d.metadata) for d in got] == [("1", {"price": Decimal("2.5"), "day": day})]
     [other] = await api.on(globex)("get", {"day": {"$exists": False}})
     assert other.metadata == {"price": Decimal(1)}
+
+
+# -- SQLAlchemy ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vector_type", ["vector", "halfvec"])
+def test_sqlalchemy_table_describes_the_collection(make_store, dsn, vector_type) -> None:
+    sa = pytest.importorskip("sqlalchemy", reason="needs the 'sqlalchemy' extra")
+    cols = {"price": Column("numeric"), "tags": Column("text[]", nullable=True)}
+    store = make_store(8, multi_tenant=True, columns=cols, vector_type=vector_type).for_tenant(
+        "acme"
+    )
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(20, 8))
+    store.add_embeddings(
+        [f"t{i}" for i in range(20)],
+        vecs,
+        [{"price": Decimal(i), "tags": ["even"] if i % 2 == 0 else []} for i in range(20)],
+        ids=[str(i) for i in range(20)],
+    )
+    metadata = sa.MetaData()
+    docs = store.sqlalchemy_table(metadata)
+    assert store.sqlalchemy_table(metadata) is docs
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        reflected = sa.inspect(engine).get_columns(docs.name, schema=docs.schema)
+        described = {c.name: (c.nullable, str(c.type.compile(engine.dialect))) for c in docs.c}
+        in_db = {c["name"]: c["nullable"] for c in reflected if c["name"] not in ("tsv", "tsv_len")}
+        assert {n: v[0] for n, v in described.items()} == in_db
+        assert described["embedding"][1] == f"{vector_type.upper()}(8)"
+        assert [c.name for c in docs.primary_key] == ["tenant", "id"]
+        q = list(vecs[3])
+        distance = docs.c.embedding.cosine_distance(q)
+        statement = (
+            sa.select(docs.c.id, docs.c.price)
+            .where(docs.c.tenant == "acme", docs.c.tags.contains(["even"]))
+            .order_by(distance, docs.c.id)
+            .limit(5)
+        )
+        with engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        expected = store.similarity_search_by_vector(
+            q, k=5, filter={"tags": {"$contains": "even"}}, exact=True
+        )
+        assert [r.id for r in rows] == [d.id for d in expected]
+        assert [r.price for r in rows] == [d.metadata["price"] for d in expected]
+    finally:
+        engine.dispose()
