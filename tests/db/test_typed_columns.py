@@ -78,6 +78,8 @@ async def test_documents_round_trip_with_their_python_types(api, make_store, pat
         )
     [(hit, _)] = await api("keyword_search_with_score", "full", k=1)
     assert hit.metadata == FULL
+    mmr = await api("max_marginal_relevance_search", "full", k=2, fetch_k=3)
+    assert [d.metadata for d in mmr if d.id == "f"] == [FULL]
 
 
 async def test_upsert_rewrites_the_columns_and_skips_unchanged_rows(api, make_store, conn) -> None:
@@ -194,6 +196,24 @@ def test_declaration_is_recorded_and_checked(make_store, conn) -> None:
         make_store(collection=plain.collection, columns=cols).add_texts(["b"], [{"price": 1}])
 
 
+def test_a_registry_without_the_column_gets_it_when_needed(make_store, schema_name, conn) -> None:
+    plain = make_store(schema=schema_name, collection="plain")
+    plain.add_texts(["a"])
+    has_column = (
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass"
+        " AND attname = 'typed_columns' AND NOT attisdropped"
+    )
+    registry = f'"{schema_name}".pgvstore_collections'
+    assert conn.execute(has_column, (registry,)).fetchone() == (0,)  # plain stores leave it be
+    typed = make_store(schema=schema_name, collection="typed", columns={"n": Column("integer")})
+    typed.add_texts(["b"], [{"n": 1}])
+    assert conn.execute(has_column, (registry,)).fetchone() == (1,)
+    assert [d.metadata for d in typed.get()] == [{"n": 1}]
+    assert [d.page_content for d in make_store(schema=schema_name, collection="plain").get()] == [
+        "a"
+    ]
+
+
 def test_indexes_are_btree_and_gin(make_store, conn) -> None:
     store = make_store(columns=EVERY_TYPE | {"quiet": Column("text", index=False)})
     store.add_texts(["a"], [SPARSE | {"quiet": "q"}])
@@ -214,13 +234,21 @@ def test_indexes_are_btree_and_gin(make_store, conn) -> None:
 # -- filters -------------------------------------------------------------------
 
 
-def test_filters_compile_to_column_predicates_in_one_statement(make_store) -> None:
-    store = make_store(columns=EVERY_TYPE)
-    store.add_texts(["a"], [FULL])
-    plan = store.explain(
-        "a", filter={"price": {"$gt": Decimal(1)}, "free.nested": {"$exists": True}}
-    )
-    assert "price > " in plan and "metadata @> " in plan or "metadata #>" in plan
+def test_selective_column_filters_use_the_btree_index(make_store, conn) -> None:
+    store = make_store(8, columns={"n": Column("integer"), "tags": Column("text[]")})
+    rows = 3000
+    metas = [
+        {"n": i, "tags": ["rare"] if i % 500 == 0 else ["common"], "j": i} for i in range(rows)
+    ]
+    vecs = np.random.default_rng(2).normal(size=(rows, 8))
+    store.add_embeddings([str(i) for i in range(rows)], vecs, metas)
+    table = store._spec.table
+    conn.execute(sql.SQL("ANALYZE {}").format(table.qualname))
+    plan = store.explain(list(vecs[0]), filter={"n": {"$lt": 3}, "j": {"$gte": 0}})
+    assert table.index_name(index_kind("n")) in plan
+    assert "(n < 3)" in plan and "metadata" in plan  # both predicates, one statement
+    plan = store.explain(list(vecs[0]), filter={"tags": {"$contains": "rare"}})
+    assert table.index_name(index_kind("tags")) in plan
 
 
 @pytest.mark.parametrize(
