@@ -17,17 +17,17 @@ import datetime
 import decimal
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from psycopg import sql
 
 from ..columns import Column
 from ..errors import FilterError, InputError
-from . import Frag
+from . import Frag, join
 from .columns import CAST
 from .filter_values import check_text, show
 
-__all__ = ["column_predicate", "jsonb_column"]
+__all__ = ["column_field", "column_predicate", "jsonb_column"]
 
 
 def jsonb_column(name: str) -> sql.Composable:
@@ -122,6 +122,24 @@ _OPERAND: dict[str, tuple[Callable[[object, str], object], str]] = {
 }
 _ARRAY_OPS = ("$contains", "$contains_any", "$exists")
 _SCALAR_OPS = ("$eq", "$ne", "$in", "$nin", "$between", "$exists", *_ORDER)
+
+
+def column_field(name: str, column: Column, value: object, where: str, *, nested: bool) -> Frag:
+    """A field of a filter that is a typed (non-jsonb) column: a value, or operators ANDed."""
+    if nested:
+        raise FilterError(f"{name!r} is a {column.type} column without keys at {where}", where)
+    if not isinstance(value, Mapping):
+        return column_predicate(name, column, "$eq", value, where)
+    if not value:
+        raise FilterError(f"expected at least one operator at {where}, got {{}}", where)
+    parts = [
+        column_predicate(name, column, str(op), operand, f"{where}.{op}")
+        for op, operand in value.items()
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    inner = join(sql.SQL(" AND "), parts)
+    return Frag(sql.SQL("({})").format(inner.sql), inner.params)
 
 
 def column_predicate(name: str, column: Column, op: str, operand: object, where: str) -> Frag:

@@ -31,7 +31,7 @@ from ..columns import Column
 from ..config import Table
 from ..errors import FilterError
 from . import Frag, join
-from .filter_columns import column_predicate, jsonb_column
+from .filter_columns import column_field, jsonb_column
 from .filter_values import (
     MAX_DEPTH,
     Scalar,
@@ -207,22 +207,16 @@ class _Compiler:
         return _all(parts)
 
     def typed_field(self, key: str, column: Column, value: object, parent: str) -> Frag:
-        """A declared field: its column's predicates (`filter_columns.py`)."""
+        """A declared field: its column's predicates (`filter_columns.py`, `filter_jsonb.py`)."""
         keys, where = parse_key(key, parent), f"{parent}.{key}"
+        if column.type == "jsonb" and len(keys) == 1:
+            return _Compiler(jsonb_column(key)).field(key, value, parent)
         if column.type == "jsonb":
-            return _Compiler(jsonb_column(keys[0])).field(key, value, parent)
-        if len(keys) > 1:
-            raise FilterError(
-                f"{keys[0]!r} is a {column.type} column without keys at {where}", where
-            )
-        if not isinstance(value, Mapping):
-            return column_predicate(keys[0], column, "$eq", value, where)
-        if not value:
-            raise FilterError(f"expected at least one operator at {where}, got {{}}", where)
-        return _all(
-            column_predicate(keys[0], column, str(op), operand, f"{where}.{op}")
-            for op, operand in value.items()
-        )
+            from .filter_jsonb import JsonbColumnCompiler  # a subclass of this class
+
+            sub = JsonbColumnCompiler(keys[0])
+            return sub.field(key.split(".", 1)[1], value, f"{parent}.{keys[0]}")
+        return column_field(keys[0], column, value, where, nested=len(keys) > 1)
 
     def eq(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         operand = scalar(value, where, equality=True)

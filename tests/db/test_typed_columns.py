@@ -251,6 +251,24 @@ def test_selective_column_filters_use_the_btree_index(make_store, conn) -> None:
     assert table.index_name(index_kind("tags")) in plan
 
 
+def test_nested_keys_of_a_jsonb_column_use_its_gin_index(make_store, conn) -> None:
+    store = make_store(8, columns={"attrs": Column("jsonb", nullable=True)})
+    rows = 3000
+    metas = [
+        {"attrs": {"color": "red" if i % 500 == 0 else "blue"}} if i % 3 else {}
+        for i in range(rows)
+    ]
+    vecs = np.random.default_rng(2).normal(size=(rows, 8))
+    ids = [str(i) for i in range(rows)]
+    store.add_embeddings(ids, vecs, metas, ids=ids)
+    table = store._spec.table
+    conn.execute(sql.SQL("ANALYZE {}").format(table.qualname))
+    plan = store.explain(list(vecs[0]), filter={"attrs.color": "red"})
+    assert table.index_name(index_kind("attrs")) in plan
+    got = store.get({"attrs.color": {"$ne": "blue"}})
+    assert {d.id for d in got} == {str(i) for i in range(rows) if i % 3 == 0 or i % 500 == 0}
+
+
 @pytest.mark.parametrize(
     ("filter_", "words"),
     [
@@ -312,7 +330,7 @@ STAMPS = [datetime.datetime(2024, 1, 1, h, tzinfo=UTC) for h in (0, 6, 12)] + [
     datetime.datetime(2024, 1, 1, 8, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
 ]
 UUIDS = [uuid.UUID(int=n) for n in (1, 2, 3)]
-JSONS: list[Any] = [1, "a", True, [1, "a"], {"k": 1}, {"k": "a"}, {"k": [1]}]
+JSONS: list[Any] = [1, "a", True, [1, "a"], {"k": 1}, {"k": "a"}, {"k": [1]}, {"0": 1}, [[1]]]
 VALUES: dict[str, list[Any]] = {
     "t": TEXTS,
     "i": INTS,
@@ -388,7 +406,7 @@ def _spec(ops: st.SearchStrategy[tuple[str, Any]]) -> st.SearchStrategy[dict[str
 leaf_parts = [st.tuples(st.just(k), _spec(_column_ops(k))) for k in VALUES]
 leaf_parts += [
     st.tuples(st.just("tags"), _spec(tag_ops)),
-    st.tuples(st.sampled_from(["j", "j.k"]), _spec(jsonb_ops)),
+    st.tuples(st.sampled_from(["j", "j.k", "j.0"]), _spec(jsonb_ops)),
     st.tuples(st.sampled_from(["free", "num", "missing"]), _spec(free_ops)),
 ]
 leaves = st.lists(st.one_of(leaf_parts), min_size=1, max_size=2).map(dict)
