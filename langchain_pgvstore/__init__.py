@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 from ._indexes import IndexInfo, IndexProgress
 from ._routing import WriteToken
 from .cache import PostgresByteStore, cached_embeddings
+from .columns import Column
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .embeddings import E5SmallEmbeddings, EmbeddingEstimate, MiniLMEmbeddings
 from .errors import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .embeddings.openai import OpenAIBatchEmbeddings
 
 __all__ = [
+    "Column",
     "ConfigError",
     "DatabaseUnavailableError",
     "DimensionError",

@@ -65,7 +65,7 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
             for frag in recount_bm25(table):
                 yield Execute(frag)
     else:
-        yield from stage_plan(batch, spec.vector_type, spec.dimensions)
+        yield from stage_plan(batch, spec.vector_type, spec.dimensions, table.columns)
         # a rebuild needs a load as large as the table: that cheap bound comes first
         if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:
             # rebuild only for what the merge will really write: re-sending rows

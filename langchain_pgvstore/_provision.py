@@ -17,6 +17,7 @@ from ._schema import (
     check_registered,
 )
 from ._sql import Frag, catalog, citus, ddl
+from ._sql import columns as typed
 from ._sql.bm25_schema import bm25_ddl, length_column, statistics_table, stats_table
 from ._sql.migrations import registry_state, set_registry_version
 from ._upgrade import collection_upgrade_plan, registry_upgrade_plan
@@ -94,6 +95,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         if table.distribution is None:
             for frag in ddl.create_secondary_indexes(table):
                 yield Execute(frag)
+            for frag in typed.create_column_indexes(table):
+                yield Execute(frag)
             for frag in bm25_ddl(table, spec.ts_config):
                 yield Execute(frag)
         else:
@@ -115,6 +118,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 SCHEMA_VERSION,
             )
         )
+        if table.columns:
+            yield Execute(typed.record_columns(table))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
@@ -176,5 +181,8 @@ def _collides(table: Table) -> list[Frag]:
     """Existence checks for the names of the objects a new collection will create."""
     return [
         catalog.relation_exists(table.schema, table.index_name(kind))
-        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
-    ]
+        for kind in (
+            "bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat",
+            *(typed.index_kind(name) for name, _ in table.columns),
+        )
+    ]  # fmt: skip

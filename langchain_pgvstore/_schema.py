@@ -17,6 +17,7 @@ from ._sql.bm25_schema import (
 )
 from ._sql.migrations import parse_registry_version, registry_state
 from ._sql.settings import set_config
+from .columns import Columns, from_registry
 from .config import (
     MAX_INDEXED_DIMENSIONS,
     REGISTRY_TABLE,
@@ -237,9 +238,26 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f"collection {name} is {shown}, but this store asks for a collection distributed"
             f" by {spec.table.distribution}"
         )
+    check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
     assert isinstance(dimensions, int)
     table = replace(spec.table, distribution=distribution)  # type: ignore[arg-type]
     return replace(spec, dimensions=dimensions, table=table)
+
+
+def check_columns(name: str, declared: Columns, recorded: Columns) -> None:
+    """The store's typed columns must be the collection's: filters and reads depend on them."""
+    if declared == recorded:
+        return
+
+    def show(columns: Columns) -> str:
+        if not columns:
+            return "no typed columns"
+        return "columns={" + ", ".join(f"{n!r}: {c!r}" for n, c in columns) + "}"
+
+    raise SchemaError(
+        f"collection {name} was created with {show(recorded)}, but this store declares"
+        f" {show(declared)}; open it with the collection's declaration"
+    )
 
 
 def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Plan[None]:

@@ -115,7 +115,14 @@ class Writes(StoreCore):
     ) -> Batch:
         spec = self._spec
         return prepare_batch(
-            texts, metadatas, ids, vectors, spec.dimensions, spec.vector_type, spec.distance
+            texts,
+            metadatas,
+            ids,
+            vectors,
+            spec.dimensions,
+            spec.vector_type,
+            spec.distance,
+            self._configured.table.columns,
         )
 
     def _precheck(
@@ -125,7 +132,10 @@ class Writes(StoreCore):
         ids: Sequence[str | None] | None,
     ) -> None:
         # Validate what we can before paying for embeddings.
-        prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
+        prepare_batch(
+            texts, metadatas, ids, np.ones((len(texts), 1)), None,
+            columns=self._configured.table.columns,
+        )  # fmt: skip
 
     def _load(self, batch: Batch, also: Sequence[Frag] = ()) -> Flow[int]:
         """Write `batch` (as the bound tenant's rows), then run the statements `also`, in

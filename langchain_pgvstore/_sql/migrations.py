@@ -72,9 +72,22 @@ def _registry_v2(table: Table) -> list[Frag]:
     ]
 
 
+def _registry_v3(table: Table) -> list[Frag]:
+    # each collection's typed columns (`columns=`), NULL for the collections without
+    registry = sql.Identifier(table.schema, REGISTRY_TABLE)
+    return [
+        Frag(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS typed_columns jsonb").format(registry)
+        )
+    ]
+
+
 #: Registry upgrades: (version reached, what it adds, its idempotent statements).
 #: A new registry column is one more entry here and in `ddl.create_registry`.
-REGISTRY_STEPS = ((2, "multi_tenant and distribution columns", _registry_v2),)
+REGISTRY_STEPS = (
+    (2, "multi_tenant and distribution columns", _registry_v2),
+    (3, "typed_columns column", _registry_v3),
+)
 
 
 def set_collection_version(table: Table, version: int) -> Frag:

@@ -282,8 +282,8 @@ def test_failure_during_copy_leaves_no_rows(store, conn, collection_name, monkey
     store.add_texts(["seed"], ids=["seed"])
     real = ingest.encode_copy
 
-    def exploding(batch, vector_type, rows_per_chunk=2000):
-        chunks = real(batch, vector_type, rows_per_chunk=10)
+    def exploding(batch, vector_type, rows_per_chunk=2000, **kwargs):
+        chunks = real(batch, vector_type, rows_per_chunk=10, **kwargs)
         yield next(chunks)
         raise RuntimeError("client died mid-COPY")
 

@@ -17,6 +17,7 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 PUBLIC_MODULES = {
     "langchain_pgvstore",
     "langchain_pgvstore.cache",
+    "langchain_pgvstore.columns",
     "langchain_pgvstore.config",
     "langchain_pgvstore.embeddings",
     "langchain_pgvstore.embeddings.batching",
