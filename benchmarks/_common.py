@@ -194,6 +194,35 @@ def clustered_vectors(n: int, dim: int, clusters: int = 100, seed: int = 0) -> n
     return vecs.astype(np.float32)
 
 
+def latent_vectors(
+    n: int, dim: int, *, intrinsic: int = 24, clusters: int = 200, seed: int = 0, data_seed: int = 0
+) -> np.ndarray:
+    """Unit vectors with a low intrinsic dimension: a mixture of `clusters` Gaussians in
+    `intrinsic` dimensions, projected into `dim` and slightly blurred.
+
+    Text embeddings have far fewer degrees of freedom than coordinates; isotropic
+    noise in all 384 dimensions (`clustered_vectors`) makes every point of a
+    cluster almost equally far from a query, so recall@10 measures ties. Here
+    neighbours are well separated. `data_seed` fixes the mixture and projection
+    (data and queries share it); `seed` draws the points.
+    """
+    base = np.random.default_rng(data_seed)
+    centres = base.normal(size=(clusters, intrinsic))
+    spread = base.uniform(0.3, 1.0, size=clusters)
+    project = base.normal(size=(intrinsic, dim)) / np.sqrt(intrinsic)
+    rng = np.random.default_rng(seed + 1)
+    out = np.empty((n, dim), dtype=np.float32)
+    step = 100_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        labels = rng.integers(0, clusters, size=m)
+        z = centres[labels] + spread[labels, None] * rng.normal(size=(m, intrinsic))
+        x = z @ project + 0.02 * rng.normal(size=(m, dim))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x
+    return out
+
+
 def queries(n: int, dim: int, seed: int = 7) -> np.ndarray:
     """Query vectors near the data's cluster centres (same generator as `clustered_vectors`)."""
     rng = np.random.default_rng(seed + 1000)
@@ -758,19 +787,39 @@ class _Framer:
         return kinds
 
 
-def search_statement(
-    store: Any, vector: Any, k: int, filter: Any = None, *, with_embedding: bool = False
-) -> tuple[Any, list[Any]]:
-    """The statement a similarity search sends, and its settings as transaction-local
-    statements, exactly as the store builds them (for a raw baseline)."""
+def search_query(
+    store: Any,
+    vector: Any,
+    k: int,
+    filter: Any = None,
+    *,
+    with_embedding: bool = False,
+    **knobs: Any,
+) -> Any:
+    """The `Query` a similarity search with these knobs sends (its statement and its
+    `Settings`), exactly as the store builds it (for a raw baseline)."""  # fmt: skip
     from langchain_pgvstore._flow import known_flow
     from langchain_pgvstore._options import parse_options
 
     spec = store._drive(known_flow())
-    options = parse_options("similarity", k, {})
-    query = store._search(
+    options = parse_options("similarity", k, knobs)
+    return store._search(
         spec, vector, k, store._compile(filter), options, with_embedding=with_embedding
     )
+
+
+def search_statement(
+    store: Any,
+    vector: Any,
+    k: int,
+    filter: Any = None,
+    *,
+    with_embedding: bool = False,
+    **knobs: Any,
+) -> tuple[Any, list[Any]]:
+    """The statement a similarity search sends, and its settings as transaction-local
+    statements, exactly as the store builds them (for a raw baseline)."""  # fmt: skip
+    query = search_query(store, vector, k, filter, with_embedding=with_embedding, **knobs)
     return query.frag, query.settings.local_frags()
 
 

@@ -273,10 +273,9 @@ class StoreCore(Closing, VectorStore):
             spec = replace(spec, dimensions=dimensions)
         return lambda: provision_plan(spec)
 
-    def _drive(self, flow: Flow[R]) -> R:
-        """Run a flow to its end; database errors go back into it."""
+    def _drive(self, flow: Flow[R], error: psycopg.Error | None = None) -> R:
+        """Run a flow to its end (from a failed need: `error`); database errors go back into it."""
         value: Any = None
-        error: psycopg.Error | None = None
         while True:
             try:
                 need = flow.send(value) if error is None else flow.throw(error)
@@ -289,10 +288,9 @@ class StoreCore(Closing, VectorStore):
             except psycopg.Error as e:
                 error = e
 
-    async def _adrive(self, flow: Flow[R]) -> R:
+    async def _adrive(self, flow: Flow[R], error: psycopg.Error | None = None) -> R:
         """Async `_drive`."""
         value: Any = None
-        error: psycopg.Error | None = None
         while True:
             try:
                 need = flow.send(value) if error is None else flow.throw(error)

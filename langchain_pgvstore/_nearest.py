@@ -33,10 +33,11 @@ def nearest_statement(
     and the settings it runs with.
 
     Unfiltered, or without an index: the plain `ORDER BY distance LIMIT k`. With
-    a filter and an index: the count-gated exact-or-ANN statement of
-    `filtered_knn`, with iterative scans so the graph walk goes on until `k`
-    matching rows are found. A binary-quantized index picks a candidate pool by
-    Hamming distance, re-ranked exactly.
+    a filter and an index: `filtered_knn`, which chooses between an exact scan
+    of the matches and the ANN walk from the planner's statistics, with
+    iterative scans so the graph walk goes on until `k` matching rows are found.
+    A binary-quantized index picks a candidate pool by Hamming distance,
+    re-ranked exactly.
     """
     filtered = where is not TRUE
     args = (spec.table, spec.distance, spec.vector_type, VECTOR, k, where)

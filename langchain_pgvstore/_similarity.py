@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
 from ._core import StoreCore, _as_array, _doc
-from ._flow import Flow, read_flow
+from ._documents import scored
+from ._flow import Flow, Query, read_flow
 from ._options import SearchKind, SearchOptions, parse_options
+from ._schema import CollectionSpec
 from ._sql import Frag
 from .errors import InputError
 from .mmr import mmr_select
@@ -21,10 +24,8 @@ __all__ = ["SimilaritySearch"]
 
 Row = tuple[Any, ...]
 Scored = list[tuple[Document, float]]
-
-
-def _scored(rows: list[Row]) -> Scored:
-    return [(_doc(r), float(r[3])) for r in rows]
+Build = Callable[[CollectionSpec], Query]
+Finish = Callable[[list[Row]], Scored]
 
 
 def query_text(query: object) -> str:
@@ -32,6 +33,11 @@ def query_text(query: object) -> str:
     if not isinstance(query, str):
         raise InputError(f"query must be a string, got {type(query).__name__}")
     return query
+
+
+def _nothing() -> Scored:
+    """What a search finds before the collection exists (a new list for each call)."""
+    return []
 
 
 class SimilaritySearch(StoreCore):
@@ -44,6 +50,38 @@ class SimilaritySearch(StoreCore):
         k = check.positive_int(k, "k")
         return k, self._compile(filter), parse_options(kind, k, kwargs)
 
+    def _read(self, build: Build, finish: Finish) -> Scored:
+        """`read_flow(build, finish, _nothing())`, driven; the flow is skipped while the collection
+        is known and its one query succeeds (a search's client time is mostly this path)."""
+        spec = self._known
+        if spec is None:
+            return self._drive(read_flow(build, finish, _nothing()))
+        query = build(spec)
+        try:
+            rows = self._db.fetch(query.frag, binary=query.binary, settings=query.settings)
+        except psycopg.Error as e:
+            # the flow decides what a failure means (a changed collection is looked up again)
+            flow: Flow[Scored] = read_flow(build, finish, _nothing())
+            next(flow)
+            flow.send(spec)
+            return self._drive(flow, e)
+        return finish(rows)
+
+    async def _aread(self, build: Build, finish: Finish) -> Scored:
+        """Async `_read`."""
+        spec = self._known
+        if spec is None:
+            return await self._adrive(read_flow(build, finish, _nothing()))
+        query = build(spec)
+        try:
+            rows = await self._adb.fetch(query.frag, binary=query.binary, settings=query.settings)
+        except psycopg.Error as e:
+            flow: Flow[Scored] = read_flow(build, finish, _nothing())
+            next(flow)
+            flow.send(spec)
+            return await self._adrive(flow, e)
+        return finish(rows)
+
     def _nearest(
         self,
         vector: np.ndarray,
@@ -51,11 +89,10 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> Flow[Scored]:
-        return read_flow(
+    ) -> tuple[Build, Finish]:
+        return (
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
-            _scored,
-            [],
+            scored,
         )
 
     def similarity_search_with_score_by_vector(
@@ -67,7 +104,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """The `k` nearest documents to a vector with their distances (lower is closer)."""
         k, where, options = self._args("similarity", k, filter, kwargs)
-        return self._drive(self._nearest(self._query_vector(embedding), k, where, options))
+        return self._read(*self._nearest(self._query_vector(embedding), k, where, options))
 
     async def asimilarity_search_with_score_by_vector(
         self,
@@ -78,7 +115,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """Async `similarity_search_with_score_by_vector`."""
         k, where, options = self._args("similarity", k, filter, kwargs)
-        return await self._adrive(self._nearest(self._query_vector(embedding), k, where, options))
+        return await self._aread(*self._nearest(self._query_vector(embedding), k, where, options))
 
     @override
     def similarity_search_with_score(
@@ -87,7 +124,7 @@ class SimilaritySearch(StoreCore):
         """Documents nearest to the query text, with the distance (lower is closer)."""
         k, where, options = self._args("similarity", k, filter, kwargs)
         vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
-        return self._drive(self._nearest(vector, k, where, options, from_model=True))
+        return self._read(*self._nearest(vector, k, where, options, from_model=True))
 
     @override
     async def asimilarity_search_with_score(
@@ -96,7 +133,7 @@ class SimilaritySearch(StoreCore):
         """Async `similarity_search_with_score`."""
         k, where, options = self._args("similarity", k, filter, kwargs)
         vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
-        return await self._adrive(self._nearest(vector, k, where, options, from_model=True))
+        return await self._aread(*self._nearest(vector, k, where, options, from_model=True))
 
     @override
     def similarity_search(
@@ -163,7 +200,7 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> Flow[Scored]:
+    ) -> tuple[Build, Finish]:
         """The `fetch_k` nearest rows with their vectors (one query, binary), then MMR."""
 
         def pick(rows: list[Row]) -> Scored:
@@ -173,12 +210,11 @@ class SimilaritySearch(StoreCore):
             chosen = mmr_select(vector, candidates, k, lambda_mult)
             return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
 
-        return read_flow(
+        return (
             lambda spec: self._search(
                 spec, vector, fetch_k, where, options, with_embedding=True, from_model=from_model
             ),
             pick,
-            [],
         )
 
     def max_marginal_relevance_search_with_score_by_vector(
@@ -196,7 +232,7 @@ class SimilaritySearch(StoreCore):
         the nearest document.
         """
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
-        return self._drive(self._mmr(self._query_vector(embedding), *args))
+        return self._read(*self._mmr(self._query_vector(embedding), *args))
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -209,7 +245,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """Async `max_marginal_relevance_search_with_score_by_vector`."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
-        return await self._adrive(self._mmr(self._query_vector(embedding), *args))
+        return await self._aread(*self._mmr(self._query_vector(embedding), *args))
 
     def max_marginal_relevance_search_with_score(
         self,
@@ -223,7 +259,7 @@ class SimilaritySearch(StoreCore):
         """MMR for a query text, in selection order, with distances."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
         vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
-        return self._drive(self._mmr(vector, *args, from_model=True))
+        return self._read(*self._mmr(vector, *args, from_model=True))
 
     async def amax_marginal_relevance_search_with_score(
         self,
@@ -237,7 +273,7 @@ class SimilaritySearch(StoreCore):
         """Async `max_marginal_relevance_search_with_score`."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
         vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
-        return await self._adrive(self._mmr(vector, *args, from_model=True))
+        return await self._aread(*self._mmr(vector, *args, from_model=True))
 
     @override
     def max_marginal_relevance_search(

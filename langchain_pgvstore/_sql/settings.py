@@ -150,10 +150,11 @@ def search_settings(
     if max_scan_tuples is not None:
         values.append(("hnsw.max_scan_tuples", str(max_scan_tuples)))
     if filtered_plan:
-        # the filtered statement's plan depends on its parameters (the filter's
-        # selectivity); a cached generic plan chose a parallel sequential scan
-        values.append(("plan_cache_mode", "force_custom_plan"))
-        # its exact branch is cut at run time: do not start workers for it
+        # the filtered statement chooses its branch at run time, from its own
+        # estimate, so one generic plan serves every filter value; planning the
+        # statement anew for each call costs more than most of its runs
+        values.append(("plan_cache_mode", "force_generic_plan"))
+        # its exact branches read few rows: do not start workers for them
         values.append(("max_parallel_workers_per_gather", "0"))
         # every sort left in it is unavoidable except the one that would replace
         # the ANN index scan: with statistics missing or stale the planner would
