@@ -223,6 +223,49 @@ def latent_vectors(
     return out
 
 
+SCIFACT = Path("/work/shared/datasets/scifact-train")
+
+
+def scifact_vocabulary(root: Path = SCIFACT) -> list[str]:
+    """SciFact's corpus words (lower-case, letters and digits), most frequent first."""
+    import re
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    with (root / "corpus.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)
+            counts.update(re.findall(r"[a-z0-9]+", (doc["title"] + " " + doc["text"]).lower()))
+    return [w for w, _ in counts.most_common()]
+
+
+def zipf_texts(
+    n: int,
+    vocabulary: Sequence[str],
+    *,
+    mean_words: int = 120,
+    exponent: float = 1.0,
+    seed: int = 0,
+) -> Iterator[str]:
+    """`n` texts of words drawn from a Zipf distribution over `vocabulary` (rank r has
+    weight 1/r^exponent), lengths log-normal around `mean_words`; generated in chunks."""  # fmt: skip
+    rng = np.random.default_rng(seed)
+    words = np.array(vocabulary, dtype=object)
+    weights = 1.0 / np.arange(1, len(words) + 1) ** exponent
+    cumulative = np.cumsum(weights / weights.sum())
+    step = 20_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        lengths = np.maximum(
+            5, rng.lognormal(np.log(mean_words) - 0.18, 0.6, size=m).astype(np.int64)
+        )
+        drawn = np.searchsorted(cumulative, rng.random(int(lengths.sum())))
+        drawn = np.minimum(drawn, len(words) - 1)
+        ends = np.cumsum(lengths)
+        for begin, end in zip(ends - lengths, ends, strict=True):
+            yield " ".join(words[drawn[begin:end]])
+
+
 def queries(n: int, dim: int, seed: int = 7) -> np.ndarray:
     """Query vectors near the data's cluster centres (same generator as `clustered_vectors`)."""
     rng = np.random.default_rng(seed + 1000)
@@ -365,6 +408,29 @@ def shuffled(names: Sequence[str], rng: np.random.Generator) -> list[str]:
     contender every position and every predecessor equally often.
     """
     return [names[i] for i in rng.permutation(len(names))]
+
+
+def backend_cpu(pids: Iterable[int]) -> float:
+    """Seconds the server processes `pids` have run on a CPU so far (/proc/PID/schedstat).
+
+    On a shared, loaded machine a call's wall time is mostly waiting for a
+    core; the CPU both sides spend per call is what the work costs, and it
+    moves far less with the load. Only for a server on this machine (the
+    embedded one).
+    """
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except OSError:  # a connection closed meanwhile
+            continue
+    return total / 1e9
+
+
+def pool_pids(store: Any) -> list[int]:
+    """Backend pids of the connections in a store's own sync pool (benchmarks only)."""
+    pool = store._connector.sync_pool()
+    return [conn.info.backend_pid for conn in list(pool._pool)]
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:

@@ -27,7 +27,10 @@ Contenders, for each workload:
 All contenders of a collection run interleaved, query by query, in a random
 (seeded) order. Each call's rows are checked: k rows, the same ids as its raw
 baseline, and recall@10 against an exact scan. Prints p50/p95, the ratio of
-each p50 to its raw baseline's, client CPU per call, and the load average;
+each p50 to its raw baseline's, the CPU per call on both sides (client
+process time, and the server backend's run time from /proc/PID/schedstat:
+on a loaded machine wall time is mostly waiting for a core) and its ratio,
+and the load average;
 writes benchmarks/results/search_vs_raw.json (other settings: `--out`).
 """
 
@@ -52,10 +55,12 @@ from psycopg_pool import ConnectionPool
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
     LookupEmbedding,
+    backend_cpu,
     clustered_vectors,
     documents,
     environment,
     output_argument,
+    pool_pids,
     print_table,
     queries,
     report_path,
@@ -70,7 +75,10 @@ import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import HNSWIndex, IVFFlatIndex, PGVStore  # noqa: E402
 from langchain_pgvstore._sql.settings import set_configs  # noqa: E402
 
-KNOBS = {"hnsw": {"ef_search": 100}, "ivfflat": {"probes": 10}}
+KNOBS = {
+    "hnsw": {"ef_search": 100},
+    "ivfflat": {"probes": 10},
+}  # probes: sqrt(lists) at 100,000 rows
 Call = Callable[[int], list[str]]  # query index -> ids returned
 
 
@@ -168,13 +176,23 @@ def run_collection(
         ("knobs", "pgvstore, lent pool"): (ours(tuned_lent, **knobs), "raw psycopg, pipeline"),
         ("knobs", "raw psycopg, pipeline"): (raw_pipeline, "raw psycopg, pipeline"),
     }
+    pids = {
+        ("default", "pgvstore"): lambda: pool_pids(plain),
+        ("default", "raw psycopg"): lambda: [raw_plain.info.backend_pid],
+        ("knobs", "pgvstore"): lambda: pool_pids(tuned),
+        ("knobs", "raw psycopg"): lambda: [raw_tuned.info.backend_pid],
+        ("knobs", "pgvstore, lent pool"): lambda: [c.info.backend_pid for c in list(lent._pool)],
+        ("knobs", "raw psycopg, pipeline"): lambda: [raw_pipe.info.backend_pid],
+    }
     truth = exact_ids(raw_plain, name, qs, k)
     try:
         for call, _ in contenders.values():  # warm-up: pools, sessions, prepared statements
             for i in range(8):
                 call(i)
+        backends = {key: pids[key]() for key in contenders}
         lat: dict[tuple[str, str], list[float]] = {c: [] for c in contenders}
         cpu: dict[tuple[str, str], list[float]] = {c: [] for c in contenders}
+        server: dict[tuple[str, str], list[float]] = {c: [] for c in contenders}
         rec: dict[tuple[str, str], list[float]] = {c: [] for c in contenders}
         rows: dict[tuple[str, str], list[int]] = {c: [] for c in contenders}
         same: dict[tuple[str, str], list[bool]] = {c: [] for c in contenders}
@@ -184,11 +202,12 @@ def run_collection(
                 got: dict[tuple[str, str], list[str]] = {}
                 for key in shuffled(keys, rng):
                     call = contenders[key][0]
-                    c0 = time.process_time()
+                    s0, c0 = backend_cpu(backends[key]), time.process_time()
                     t0 = time.perf_counter()
                     ids = call(i)
                     lat[key].append(time.perf_counter() - t0)
                     cpu[key].append(time.process_time() - c0)
+                    server[key].append(backend_cpu(backends[key]) - s0)
                     got[key] = ids
                 for key in keys:
                     ids = got[key]
@@ -206,6 +225,12 @@ def run_collection(
         s["baseline"] = contenders[key][1]
         s["ratio_p50"] = s["p50_ms"] / base["p50_ms"]
         s["client_cpu_ms"] = statistics.median(cpu[key]) * 1000
+        s["server_cpu_ms"] = statistics.median(server[key]) * 1000
+        both = [a + b for a, b in zip(cpu[key], server[key], strict=True)]
+        base_key = (key[0], contenders[key][1])
+        base_both = [a + b for a, b in zip(cpu[base_key], server[base_key], strict=True)]
+        s["cpu_ms"] = statistics.median(both) * 1000
+        s["cpu_ratio"] = statistics.median(both) / statistics.median(base_both)
         s["recall_at_10"] = float(np.mean(rec[key]))
         s["min_rows"] = int(min(rows[key]))
         s["same_ids_as_baseline"] = float(np.mean(same[key]))
@@ -278,6 +303,8 @@ def print_results(key: str, r: dict[str, Any]) -> None:
                     s["p95_ms"],
                     f"{s['ratio_p50']:.2f}x",
                     s["client_cpu_ms"],
+                    s["server_cpu_ms"],
+                    f"{s['cpu_ratio']:.2f}x",
                     s["recall_at_10"],
                     s["min_rows"],
                     f"{s['same_ids_as_baseline']:.2f}",
@@ -286,8 +313,8 @@ def print_results(key: str, r: dict[str, Any]) -> None:
     la = ", ".join(f"{x:.1f}" for x in r["loadavg"])
     print(f"\n{key} (knobs {r['knobs_used']}; load average {la})")
     print_table(
-        ["workload", "contender", "p50 ms", "p95 ms", "p50/base", "CPU ms", "recall@10",
-         "min rows", "same ids"],
+        ["workload", "contender", "p50 ms", "p95 ms", "p50/base", "client CPU ms",
+         "server CPU ms", "CPU/base", "recall@10", "min rows", "same ids"],
         rows,
     )  # fmt: skip
 

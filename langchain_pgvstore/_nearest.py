@@ -27,7 +27,7 @@ def nearest_statement(
     where: Frag,
     options: SearchOptions,
     with_embedding: bool,
-    exact_below: int,
+    exact_below: int | None,
 ) -> tuple[Frag, Settings]:
     """The nearest-neighbour statement of one search shape (the query vector a slot),
     and the settings it runs with.

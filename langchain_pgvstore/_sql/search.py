@@ -105,16 +105,17 @@ class Quantized:
 
 
 def matches_estimate(table: Table, where: Frag) -> Frag:
-    """The number of rows estimated to match `where`, from the planner's statistics.
+    """One row `(n, rows)`: how many rows are estimated to match `where`, and how many
+    the table holds, from the planner's statistics (no row before the first ANALYZE).
 
     `where` (an expression over `metadata` only) is evaluated on the column's
     sample in `pg_stats`: its most common values, weighted by their frequency,
     and its histogram bounds for the rest (without the first and last, the
     extremes, as PostgreSQL's own estimator does), scaled by `reltuples`. Any
     filter the compiler makes can be estimated this way, comparisons included,
-    where the planner has no statistics and guesses. NULL before the table was
-    ever analysed. Reading and parsing the sample takes a fraction of a
-    millisecond; counting the matches can take tens.
+    where the planner itself has no statistics and guesses. Reading and
+    parsing the sample takes a fraction of a millisecond; counting the
+    matches can take tens.
     """
     m = table.metadata
     return (
@@ -128,6 +129,7 @@ def matches_estimate(table: Table, where: Frag) -> Frag:
         + Frag(
             sql.SQL(
                 " THEN 1 ELSE 0 END) FROM unnest(h.b[2:cardinality(h.b) - 1]) AS x({m})), 0))"
+                " AS n, c.reltuples AS rows"
                 " FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname"
                 " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename"
                 " CROSS JOIN LATERAL (SELECT s.histogram_bounds::text::jsonb[] AS b OFFSET 0) h"
@@ -140,10 +142,15 @@ def matches_estimate(table: Table, where: Frag) -> Frag:
                 "), 0) AS matched, coalesce(sum(x.f), 0) AS total FROM unnest("
                 "s.most_common_vals::text::jsonb[], s.most_common_freqs) AS x({m}, f)) mcv"
                 " WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = %s"
+                " AND c.reltuples >= 0"
             ).format(m=m),
             (table.schema, table.name, "metadata"),
         )
     )
+
+
+#: Without statistics (a table never analysed), the exact scan stops after this many rows.
+UNKNOWN_THRESHOLD = 2_000
 
 
 def filtered_knn(
@@ -153,7 +160,7 @@ def filtered_knn(
     vector: object,
     k: int,
     where: Frag,
-    exact_below: int,
+    exact_below: int | None,
     *,
     with_embedding: bool = False,
     quantized: Quantized | None = None,
@@ -162,21 +169,24 @@ def filtered_knn(
 
     A walk of the ANN graph is fast when many rows match and slow when few do
     (it visits about k / selectivity rows); an exact scan of the matching rows
-    costs in proportion to their number. The statement decides from the
-    planner's statistics (`matches_estimate`), without counting:
+    costs in proportion to their number. The crossing point grows with the
+    table: the statement takes the threshold `T = sqrt(4 k N)` for a table of N
+    rows (2,000 for k=10 at 100,000 rows; `exact_below` when given) and
+    decides from the planner's statistics (`matches_estimate`), not by counting:
 
-    - at most `2 * exact_below` rows estimated to match: the matching rows are
-      read (through the GIN index when it helps) with their distances, at most
-      `exact_below + 1` of them. If that was all of them, the `k` nearest are
-      exact (recall 1). If not, the scan stops there and the ANN walk runs.
-      An estimate is coarse (one histogram bucket is 1 % of the table), and
-      a wrong exact attempt costs at most `exact_below` rows read, where a
-      wrong graph walk over a selective filter costs thousands: so the exact
-      attempt is taken up to twice the threshold;
+    - estimated at most T matches: the matching rows are read (through the
+      GIN index when it helps) with their distances, at most T + 1 of them. If
+      that was all of them, the `k` nearest are exact (recall 1). If not, the
+      scan stops there and the ANN walk runs. An estimate is only good to one
+      histogram bucket (1/99 of the table); when a bucket is smaller than T,
+      the exact attempt is also made for estimates up to one bucket above T:
+      a wrong attempt costs at most T rows read, a graph walk over a
+      selective filter costs thousands. Before the table was ever analysed
+      there is no estimate, and the exact attempt stops after 2,000 rows;
     - otherwise, or after a stopped exact scan: the ANN index scan, which with
       iterative scans keeps walking the graph until `k` matching rows are
-      found; if it still returns fewer (the filter matches fewer than `k` rows,
-      or `max_scan_tuples` ran out), an exact scan of the matches answers.
+      found; if it still returns fewer (the filter matches fewer than `k`
+      rows, or `max_scan_tuples` ran out), an exact scan of the matches answers.
 
     Each branch is a materialized CTE whose gate becomes a one-time filter:
     a branch not taken never runs. The final sort restores the order of a
@@ -186,27 +196,33 @@ def filtered_knn(
     exact = knn(*args, with_embedding=with_embedding, exact=True)
     ann = knn(*args, with_embedding=with_embedding, quantized=quantized)
     dist = _distance(table, distance, vector_type, vector)
-    small = sql.SQL("coalesce((SELECT n FROM est), 0) <= %s")
     embedding = sql.SQL(", d.{}").format(table.embedding) if with_embedding else sql.SQL("")
     return (
-        Frag(sql.SQL("WITH est AS MATERIALIZED (SELECT ("))
+        Frag(sql.SQL("WITH est AS MATERIALIZED (SELECT e.n, e.rows FROM (SELECT) AS one"))
+        + Frag(sql.SQL(" LEFT JOIN LATERAL ("))
         + matches_estimate(table, where)
         + Frag(
-            sql.SQL(") AS n), cand AS MATERIALIZED (SELECT * FROM (SELECT {} AS id, ").format(
-                table.id
-            )
+            sql.SQL(
+                ") AS e ON true), limits AS MATERIALIZED (SELECT x.cap, x.n IS NULL"
+                " OR x.n <= x.cap + CASE WHEN x.rows / 99 <= x.cap THEN x.rows / 99 ELSE 0 END"
+                " AS try FROM (SELECT est.n, est.rows, CASE WHEN est.n IS NULL"
+                " THEN coalesce(%s::bigint, %s)"
+                " ELSE coalesce(%s::bigint, greatest(%s, ceil(sqrt(4 * %s * est.rows))::bigint))"
+                " END AS cap FROM est) AS x)"
+                ", cand AS MATERIALIZED (SELECT * FROM (SELECT {} AS id, "
+            ).format(table.id),
+            (exact_below, UNKNOWN_THRESHOLD, exact_below, k, k),
         )
         + dist
         + Frag(sql.SQL(" AS distance FROM {} WHERE ").format(table.qualname))
         + where
-        + Frag(sql.SQL(" LIMIT %s) c WHERE {})").format(small), (exact_below + 1, 2 * exact_below))
         + Frag(
             sql.SQL(
-                ", done AS MATERIALIZED (SELECT CASE WHEN NOT {} THEN false"
-                " ELSE (SELECT count(*) FROM cand) <= %s END AS done)"
-                ", ann AS MATERIALIZED (SELECT * FROM ("
-            ).format(small),
-            (2 * exact_below, exact_below),
+                " LIMIT (SELECT cap + 1 FROM limits)) AS c WHERE (SELECT try FROM limits))"
+                ", done AS MATERIALIZED (SELECT CASE WHEN NOT (SELECT try FROM limits)"
+                " THEN false ELSE (SELECT count(*) FROM cand) <= (SELECT cap FROM limits) END"
+                " AS done), ann AS MATERIALIZED (SELECT * FROM ("
+            )
         )
         + ann
         + Frag(

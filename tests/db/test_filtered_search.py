@@ -239,7 +239,8 @@ def test_matches_are_estimated_from_statistics_for_any_filter(big, conn, filt, e
     store, _ = big
     table = store._configured.table
     frag = matches_estimate(table, compile_filter(filt, table))
-    (estimate,) = conn.execute(frag.sql, frag.params).fetchone()
+    estimate, rows = conn.execute(frag.sql, frag.params).fetchone()
+    assert rows == ROWS
     # one histogram bucket is 1 % of the table
     assert abs(estimate - expected * ROWS) <= max(0.5 * expected * ROWS, 0.02 * ROWS)
 
@@ -253,8 +254,8 @@ def test_selective_filter_is_answered_exactly_without_the_index(big) -> None:
 
 
 def test_broad_filter_walks_the_index_with_high_recall(big) -> None:
-    """About 2,000 rows match p10: estimated above twice the threshold of 500, the
-    graph is walked without an exact attempt."""
+    """About 2,000 rows match p10: estimated above the threshold of 500 by more than
+    a histogram bucket (202 rows), the graph is walked without an exact attempt."""
     store, queries = big
     knobs = {"exact_search_threshold": 500, "ef_search": 100}
     plan = store.explain(list(queries[0]), k=10, filter={"p10": True}, analyze=True, **knobs)
@@ -265,14 +266,26 @@ def test_broad_filter_walks_the_index_with_high_recall(big) -> None:
     assert r >= 0.95
 
 
-def test_an_exact_attempt_that_finds_too_many_rows_hands_over_to_the_index(big) -> None:
-    """About 2,000 rows match p10: estimated within twice the threshold of 1,500, the
-    exact scan is tried, stops after 1,501 rows and the graph walk answers."""
+def test_an_exact_attempt_that_finds_too_many_rows_hands_over_to_the_index(big, conn) -> None:
+    """A threshold just below the number of p10 rows (about 2,000), with the estimate
+    within one histogram bucket above it: the exact scan is tried, stops one row past
+    the threshold, and the graph walk answers."""
+    from langchain_pgvstore._sql.filters import compile_filter
+    from langchain_pgvstore._sql.search import matches_estimate
+
     store, queries = big
-    knobs = {"exact_search_threshold": 1_500, "ef_search": 100}
+    table = store._configured.table
+    frag = matches_estimate(table, compile_filter({"p10": True}, table))
+    estimate, rows = conn.execute(frag.sql, frag.params).fetchone()
+    (actual,) = conn.execute(
+        f'SELECT count(*) FROM "{store.collection}" WHERE metadata ? %s', ("p10",)
+    ).fetchone()
+    threshold = actual - 20
+    assert estimate <= threshold + rows / 99  # the attempt is made
+    knobs = {"exact_search_threshold": threshold, "ef_search": 100}
     plan = store.explain(list(queries[0]), k=10, filter={"p10": True}, analyze=True, **knobs)
     assert _ann_ran(plan)
-    assert "rows=1501.00" in plan  # the exact attempt read one row past the threshold
+    assert f"rows={threshold + 1}.00" in plan  # the exact attempt read one row past it
     r, fewest = recall(store, queries, {"p10": True}, **knobs)
     assert fewest == 10
     assert r >= 0.95
