@@ -53,7 +53,7 @@ class SimilaritySearch(StoreCore):
     def _read(self, build: Build, finish: Finish) -> Scored:
         """`read_flow(build, finish, _nothing())`, driven; the flow is skipped while the collection
         is known and its one query succeeds (a search's client time is mostly this path)."""
-        spec = self._known
+        spec = self._trusted()
         if spec is None:
             return self._drive(read_flow(build, finish, _nothing()))
         query = build(spec)
@@ -69,7 +69,7 @@ class SimilaritySearch(StoreCore):
 
     async def _aread(self, build: Build, finish: Finish) -> Scored:
         """Async `_read`."""
-        spec = self._known
+        spec = self._trusted()
         if spec is None:
             return await self._adrive(read_flow(build, finish, _nothing()))
         query = build(spec)
