@@ -316,13 +316,18 @@ def prepare_batch(
 
 
 def encode_copy(
-    batch: Batch, vector_type: VectorType, rows_per_chunk: int = 2000, *, with_ord: bool = True
+    batch: Batch,
+    vector_type: VectorType,
+    rows_per_chunk: int = 2000,
+    *,
+    with_ord: bool = True,
+    tenant: str | None = None,
 ) -> Iterator[bytes]:
     """The batch in PostgreSQL's binary COPY format, in chunks of whole rows.
 
-    Columns: ord int4 (unless `with_ord=False`), id text, content text, metadata
-    jsonb, embedding. Vectors are converted to big-endian once for the whole
-    batch; per row only the byte strings are joined.
+    Columns: ord int4 (unless `with_ord=False`), tenant text (when given), id
+    text, content text, metadata jsonb, embedding. Vectors are converted to
+    big-endian once for the whole batch; per row only the byte strings are joined.
     """
     n, d = batch.vectors.shape if len(batch) else (0, 0)
     if vector_type is VectorType.HALFVEC:
@@ -333,14 +338,24 @@ def encode_copy(
         item = 4
     vec_header = struct.pack(">iHH", 4 + item * d, d, 0)
     pack_len = struct.Struct(">i").pack
-    ord_prefix = struct.Struct(">hii").pack  # field count, ord length, ord value
-    four_fields = struct.pack(">h", 4)
+    fields = 4 + with_ord + (tenant is not None)
+    prefix = struct.pack(">h", fields)
+    if with_ord:
+        ord_field = struct.Struct(">ii").pack  # ord length, ord value
+    if tenant is not None:
+        tenant_b = tenant.encode("utf-8")
+        prefix_tail = pack_len(len(tenant_b)) + tenant_b
+    else:
+        prefix_tail = b""
     parts: list[bytes] = [_COPY_HEADER]
     for i in range(n):
         id_b = batch.ids[i].encode("utf-8")
         text_b = batch.texts[i].encode("utf-8")
         meta_b = batch.metadata_json[i].encode("utf-8")
-        parts.append(ord_prefix(5, 4, i) if with_ord else four_fields)
+        parts.append(prefix)
+        if with_ord:
+            parts.append(ord_field(4, i))
+        parts.append(prefix_tail)
         parts.append(pack_len(len(id_b)))
         parts.append(id_b)
         parts.append(pack_len(len(text_b)))
@@ -363,9 +378,9 @@ def stage_plan(batch: Batch, vector_type: VectorType, dimensions: int) -> Plan[N
     yield Copy(dml.copy_into_staging(), encode_copy(batch, vector_type))
 
 
-def merge_plan(table: Any) -> Plan[int]:
+def merge_plan(table: Any, tenant: str | None = None) -> Plan[int]:
     """Upsert the staged rows with one statement; returns how many rows it wrote."""
-    written: int = yield Execute(dml.merge_staging(table))
+    written: int = yield Execute(dml.merge_staging(table, tenant))
     return written
 
 
@@ -383,12 +398,14 @@ def last_wins(batch: Batch) -> Batch:
     )
 
 
-def direct_write_plan(table: Any, batch: Batch, vector_type: VectorType) -> Plan[None]:
+def direct_write_plan(
+    table: Any, batch: Batch, vector_type: VectorType, tenant: str | None = None
+) -> Plan[None]:
     """COPY the batch straight into an empty table the transaction has locked.
 
     Nothing can conflict, so the staging table, its sort and the upsert's
     conflict checks are skipped; duplicate ids were resolved in Python the way
     the merge resolves them (the later row wins).
     """
-    chunks = encode_copy(last_wins(batch), vector_type, with_ord=False)
+    chunks = encode_copy(last_wins(batch), vector_type, with_ord=False, tenant=tenant)
     yield Copy(dml.copy_into_table(table), chunks)

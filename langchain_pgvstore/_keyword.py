@@ -15,12 +15,12 @@ from langchain_core.documents import Document
 from pgvector import Vector
 
 from . import _validate as check
-from ._core import StoreCore, _doc
+from ._core import StoreCore, row_document
 from ._flow import Flow, Query, read_flow
 from ._options import SearchOptions, parse_options
 from ._schema import CollectionSpec
 from ._similarity import query_text
-from ._sql import Frag
+from ._sql import Frag, dml
 from ._sql.bm25_search import keyword_search
 from ._sql.filters import TRUE
 from ._sql.fusion import fuse
@@ -35,7 +35,19 @@ Scored = list[tuple[Document, float]]
 
 
 def _scored(rows: list[Row]) -> Scored:
-    return [(_doc(r), float(r[3])) for r in rows]
+    return [(row_document(r), float(r[3])) for r in rows]
+
+
+def _scope(spec: CollectionSpec, where: Frag) -> Frag | None:
+    """The tenant predicate for joining ranked ids back to their rows.
+
+    A ranked leg returns ids; in a multi-tenant collection an id alone names
+    rows of several tenants. The tenant is the first parameter of `where` (see
+    `compile_filter`): the same slot, so the cached statement stays one shape.
+    """
+    if not spec.table.multi_tenant:
+        return None
+    return dml.tenant_is(spec.table, where.params[0])  # type: ignore[arg-type]
 
 
 def _keyword_text(query: object) -> str:
@@ -63,12 +75,12 @@ class KeywordSearch(StoreCore):
                     k1=options.k1, b=options.b,
                 )  # fmt: skip
                 timeout = search_settings(statement_timeout_s=options.statement_timeout)
-                return ranked_documents(spec.table, ranked), timeout
+                return ranked_documents(spec.table, ranked, _scope(spec, slotted_where)), timeout
 
             template = self._template(("keyword", k, options, filter_key), make)
             return Query(template.fill(None, text, where.params), template.settings)
 
-        return read_flow(build, _scored, [])
+        return read_flow(build, _scored, [], options.route)
 
     def keyword_search_with_score(
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
@@ -137,13 +149,13 @@ class KeywordSearch(StoreCore):
                     rrf_k=options.rrf_k,
                     weights=options.weights,
                 )
-                return ranked_documents(spec.table, fused), settings
+                return ranked_documents(spec.table, fused, _scope(spec, slotted_where)), settings
 
             template = self._template(("hybrid", k, options, filter_key), make)
             frag = template.fill(Vector(self._fits(spec, vector, from_model)), text, where.params)
             return Query(frag, template.settings)
 
-        return read_flow(build, _scored, [])
+        return read_flow(build, _scored, [], options.route)
 
     def hybrid_search_with_score_by_vector(
         self,

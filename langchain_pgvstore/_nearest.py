@@ -10,7 +10,7 @@ from ._options import SearchOptions
 from ._schema import CollectionSpec
 from ._sql import Frag
 from ._sql.filters import TRUE
-from ._sql.search import Quantized, filtered_knn, knn
+from ._sql.search import Quantized, counted_knn, filtered_knn, knn
 from ._sql.settings import Settings, search_settings
 from ._statements import VECTOR
 from .config import HNSWIndex
@@ -34,8 +34,10 @@ def nearest_statement(
 
     Unfiltered, or without an index: the plain `ORDER BY distance LIMIT k`. With
     a filter and an index: `filtered_knn`, which chooses between an exact scan
-    of the matches and the ANN walk from the planner's statistics, with
-    iterative scans so the graph walk goes on until `k` matching rows are found.
+    of the matches and the ANN walk from the planner's statistics (in a
+    multi-tenant or distributed collection `counted_knn`, which counts them),
+    with iterative scans so the graph walk goes on until `k` matching rows are
+    found.
     A binary-quantized index picks a candidate pool by Hamming distance,
     re-ranked exactly.
     """
@@ -71,10 +73,13 @@ def nearest_statement(
         query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
         # a caller who tunes the index wants the index, not a sequential scan
         index_scan = spec.index is not None and not exact and tuned
-        filtered_plan = False
+        filtered_plan, generic_plan = False, True
     else:
         threshold = options.exact_search_threshold
-        query = filtered_knn(
+        table = spec.table
+        # the statistics describe neither one tenant's rows nor a distributed table's
+        by_cost = not table.multi_tenant and table.distribution is None
+        query = (filtered_knn if by_cost else counted_knn)(
             *args,
             exact_below if threshold is None else threshold,
             with_embedding=with_embedding,
@@ -83,7 +88,7 @@ def nearest_statement(
         # when the filter matches many rows the graph walk continues until k
         # of them are found, instead of returning what the first pass saw
         iterative = iterative or "relaxed_order"
-        index_scan, filtered_plan = False, True
+        index_scan, filtered_plan, generic_plan = False, True, by_cost
     settings = search_settings(
         ef_search=ef_search,
         probes=options.probes,
@@ -91,6 +96,7 @@ def nearest_statement(
         max_scan_tuples=options.max_scan_tuples,
         statement_timeout_s=options.statement_timeout,
         filtered_plan=filtered_plan,
+        generic_plan=generic_plan,
         index_scan=index_scan,
         ef_search_at_least=ef_floor,
     )

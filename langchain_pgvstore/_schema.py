@@ -1,44 +1,41 @@
-"""The collection's lifecycle as plans: provision, load with the index policy, drop.
+"""The collection's spec and lifecycle as plans: look up, drop (provision: `_provision.py`,
+loads: `_load.py`).
 
 Provisioning is idempotent and safe when several processes do it at once:
 `CREATE EXTENSION` and the registry run under a global advisory lock, the
 collection's table and indexes under a per-collection one.
-
-Index policy. Maintaining an HNSW graph row by row is several times slower
-than building it once over data already in the table, so the ANN index is
-built at the end of the first load that leaves the table non-empty, inside
-that load's transaction. A later load that changes at least
-`bulk_rebuild_rows` rows and at least as many rows as the table already holds
-drops the index, loads, and builds it again in the same transaction (readers
-wait for that transaction; the table is never visible without its index).
-Smaller loads insert into the existing index. Rows a load would not change
-(same content, metadata and vector) are not counted: they are not written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
 from ._plan import Execute, Fetch, Plan
-from ._sql import Frag, catalog, ddl, dml
-from ._sql.bm25_schema import bm25_ddl, drop_bm25
+from ._sql import catalog, ddl, dml
+from ._sql.bm25_schema import (
+    drop_bm25,
+)
 from ._sql.settings import set_config
 from .config import (
-    GLOBAL_LOCK_KEY,
     MAX_INDEXED_DIMENSIONS,
     REGISTRY_TABLE,
-    SCHEMA_VERSION,
     Distance,
     HNSWIndex,
     IndexSpec,
     IVFFlatIndex,
+    RowLevelSecurity,
     Table,
     VectorType,
 )
 from .errors import ConfigError, SchemaError
 
-__all__ = ["MIN_PGVECTOR", "CollectionSpec", "drop_plan", "load_plan", "provision_plan"]
+__all__ = [
+    "MIN_PGVECTOR",
+    "CollectionSpec",
+    "build_index_plan",
+    "drop_plan",
+    "lookup_plan",
+]
 
 MIN_PGVECTOR = (0, 8, 0)
 
@@ -56,9 +53,13 @@ class CollectionSpec:
     embedding_model: str | None = None
     bulk_rebuild_rows: int = 10_000
     maintenance_work_mem: str | None = None
+    row_level_security: RowLevelSecurity | None = None
+    shard_count: int | None = None
 
     def __post_init__(self) -> None:
         check_index_kind(self.distance, self.index)
+        if self.row_level_security is not None and not self.table.multi_tenant:
+            raise ConfigError("row_level_security needs multi_tenant=True")
 
 
 def check_index_kind(distance: Distance, index: IndexSpec) -> None:
@@ -126,101 +127,17 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
         return None
     if not (yield Fetch(catalog.table_exists(table)))[0][0]:
         return None
-    spec = _check_registered(spec, rows[0])
-    yield from _check_index(spec)
+    spec = check_registered(spec, rows[0])
+    yield from check_index_plan(spec)
     return spec
 
 
-def _check_index(spec: CollectionSpec) -> Plan[None]:
+def check_index_plan(spec: CollectionSpec) -> Plan[None]:
     """Refuse an HNSW index whose quantization differs from the store's setting."""
     if isinstance(spec.index, HNSWIndex):
         found = yield Fetch(catalog.index_definition(spec.table, "hnsw"))
         if found:
             check_quantization(spec, "binary" if "binary_quantize(" in found[0][0] else None)
-
-
-def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
-    """Make sure the extension, registry, table and indexes exist; check they match.
-
-    Returns the spec with `dimensions` filled in from the registry. When the
-    collection does not exist and the dimensions are still unknown, nothing
-    is created and the spec comes back with `dimensions=None`.
-    """
-    table = spec.table
-    installed, available = (yield Fetch(catalog.extension_version()))[0]
-    if check_pgvector(installed, available):
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        yield Execute(ddl.create_extension())
-
-    registry_exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
-    if not registry_exists:
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
-            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
-            yield Execute(ddl.create_schema(table.schema))
-        yield Execute(ddl.create_registry(table))
-
-    yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-    rows = yield Fetch(ddl.registry_row(table))
-    if rows:
-        spec = _check_registered(spec, rows[0])
-    elif spec.dimensions is None:
-        return spec
-    table_exists = (yield Fetch(catalog.table_exists(table)))[0][0]
-    if table_exists and not rows:
-        raise SchemaError(
-            f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
-            " choose another collection name"
-        )
-    if table_exists:
-        yield from _check_index(spec)
-    if not table_exists:
-        assert spec.dimensions is not None
-        check_indexable(spec)
-        if not (yield Fetch(catalog.ts_config_exists(spec.ts_config)))[0][0]:
-            raise ConfigError(
-                f"unknown text search configuration {spec.ts_config!r};"
-                " see SELECT cfgname FROM pg_ts_config"
-            )
-        for frag in _collides(table):
-            if (yield Fetch(frag))[0][0]:
-                raise SchemaError(
-                    f"collection {table.schema}.{table.name} cannot be created: a relation"
-                    f" named {frag.params[1]!r}, which this collection's own objects would use,"
-                    " already exists; choose another collection name"
-                )
-        yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
-        yield Execute(ddl.set_embedding_storage_main(table))
-        for frag in ddl.create_secondary_indexes(table):
-            yield Execute(frag)
-        for frag in bm25_ddl(table, spec.ts_config):
-            yield Execute(frag)
-        # a registry row without its table (dropped behind the store's back) is replaced
-        yield Execute(ddl.delete_registry_row(table))
-        yield Execute(
-            ddl.insert_registry_row(
-                table,
-                spec.dimensions,
-                spec.distance,
-                spec.vector_type,
-                spec.ts_config,
-                spec.embedding_model,
-                SCHEMA_VERSION,
-            )
-        )
-    return spec
-
-
-def _collides(table: Table) -> list[Frag]:
-    """Existence checks for the names of the objects a new collection will create."""
-    return [
-        catalog.relation_exists(table.schema, table.index_name(kind))
-        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
-    ]
 
 
 def check_indexable(spec: CollectionSpec) -> None:
@@ -255,7 +172,7 @@ def check_quantization(spec: CollectionSpec, in_database: str | None) -> None:
         )
 
 
-def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
+def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
     dimensions, distance, vector_type, ts_config = row[0], row[1], row[2], row[3]
     name = f"{spec.table.schema}.{spec.table.name}"
     if spec.dimensions is not None and spec.dimensions != dimensions:
@@ -277,13 +194,21 @@ def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collecti
             f"collection {name} was created with text search configuration {ts_config!r},"
             f" but this store uses {spec.ts_config!r}"
         )
+    multi_tenant, distribution = bool(row[6]), row[7]
+    if spec.table.multi_tenant != multi_tenant:
+        raise SchemaError(
+            f"collection {name} is {'' if multi_tenant else 'not '}multi-tenant; open it with"
+            f" multi_tenant={multi_tenant}"
+        )
+    if spec.table.distribution is not None and spec.table.distribution != distribution:
+        shown = f"distributed by {distribution}" if distribution else "not distributed"
+        raise SchemaError(
+            f"collection {name} is {shown}, but this store asks for a collection distributed"
+            f" by {spec.table.distribution}"
+        )
     assert isinstance(dimensions, int)
-    return replace(spec, dimensions=dimensions)
-
-
-def _ann_index_present(rows: list[tuple[object, ...]], table: Table) -> bool:
-    names = {table.index_name("hnsw"), table.index_name("ivfflat")}
-    return any(name in names for name, _valid in rows)
+    table = replace(spec.table, distribution=distribution)  # type: ignore[arg-type]
+    return replace(spec, dimensions=dimensions, table=table)
 
 
 def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Plan[None]:
@@ -306,60 +231,6 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
             dimensions=spec.dimensions,
         )
     )
-
-
-def load_plan(spec: CollectionSpec, batch: Batch) -> Plan[None]:
-    """Write a validated batch and keep the ANN index per the policy above."""
-    assert spec.dimensions is not None
-    table = spec.table
-    large = len(batch) >= spec.bulk_rebuild_rows
-    present = build = False
-    if spec.index is not None:
-        present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
-        if not present or large:
-            # index DDL must not race another loader's index DDL
-            yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-            present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
-        build = not present
-    direct = False
-    if large:
-        # A large load into an empty table (the first load, or a rebuild after
-        # everything was deleted) goes straight in: nothing can conflict once
-        # other writers are locked out, so staging and merging are wasted work.
-        if (yield Fetch(dml.is_empty(table)))[0][0]:
-            yield Execute(dml.lock_for_load(table))
-            direct = (yield Fetch(dml.is_empty(table)))[0][0]
-    if direct:
-        if present:  # emptied by deletes: build the graph over the new rows at the end
-            for frag in ddl.drop_ann_indexes(table):
-                yield Execute(frag)
-            build = True
-        yield from direct_write_plan(table, batch, spec.vector_type)
-        written = len(batch)
-    else:
-        yield from stage_plan(batch, spec.vector_type, spec.dimensions)
-        # a rebuild needs a load as large as the table: that cheap bound comes first
-        if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:
-            # rebuild only for what the merge will really write: re-sending rows
-            # that are already stored must not cost a graph rebuild
-            changed = (yield Fetch(dml.count_staged_changes(table)))[0][0]
-            if (
-                changed >= spec.bulk_rebuild_rows
-                and not (yield Fetch(dml.has_more_rows_than(table, changed)))[0][0]
-            ):
-                for frag in ddl.drop_ann_indexes(table):
-                    yield Execute(frag)
-                build = True
-        written = yield from merge_plan(table)
-    if build:
-        yield from build_index_plan(spec)
-    if written >= spec.bulk_rebuild_rows:
-        # A large load leaves its GIN entries in the pending list, which makes the
-        # planner shun the metadata index until VACUUM; merge them and refresh
-        # statistics now so filtered searches use the index right away.
-        for frag in ddl.clean_gin_pending(table):
-            yield Fetch(frag)
-        yield Execute(ddl.analyze(table))
 
 
 def drop_plan(spec: CollectionSpec) -> Plan[None]:

@@ -11,10 +11,11 @@ from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
-from ._core import StoreCore, _as_array, _doc
+from ._core import StoreCore, as_array, row_document
 from ._documents import scored
 from ._flow import Flow, Query, read_flow
 from ._options import SearchKind, SearchOptions, parse_options
+from ._routing import ReadRoute
 from ._schema import CollectionSpec
 from ._sql import Frag
 from .errors import InputError
@@ -26,6 +27,7 @@ Row = tuple[Any, ...]
 Scored = list[tuple[Document, float]]
 Build = Callable[[CollectionSpec], Query]
 Finish = Callable[[list[Row]], Scored]
+Read = tuple[Build, Finish, ReadRoute | None]
 
 
 def query_text(query: object) -> str:
@@ -40,6 +42,18 @@ def _nothing() -> Scored:
     return []
 
 
+def _at_query(
+    build: Build, finish: Finish, route: ReadRoute | None, spec: CollectionSpec
+) -> Flow[Scored]:
+    """The read flow of a fast-path search, advanced to its query (whose failure goes in)."""
+    flow = read_flow(build, finish, _nothing(), route)
+    if route is not None:
+        next(flow)  # the route, which the driver is then given directly
+    flow.send(None)  # LOOKUP
+    flow.send(spec)  # the query
+    return flow
+
+
 class SimilaritySearch(StoreCore):
     """Nearest-neighbour and MMR search over the collection."""
 
@@ -50,36 +64,30 @@ class SimilaritySearch(StoreCore):
         k = check.positive_int(k, "k")
         return k, self._compile(filter), parse_options(kind, k, kwargs)
 
-    def _read(self, build: Build, finish: Finish) -> Scored:
-        """`read_flow(build, finish, _nothing())`, driven; the flow is skipped while the collection
-        is known and its one query succeeds (a search's client time is mostly this path)."""
+    def _read(self, build: Build, finish: Finish, route: ReadRoute | None) -> Scored:
+        """`read_flow(build, finish, [], route)`, driven; the flow is skipped while the
+        collection is known and its one query succeeds (a search's client time is mostly
+        this path). The query is carried out as the flow's would be (`_perform`: the
+        tenant's settings, a distributed collection, the read route)."""
         spec = self._trusted()
         if spec is None:
-            return self._drive(read_flow(build, finish, _nothing()))
-        query = build(spec)
+            return self._drive(read_flow(build, finish, _nothing(), route))
         try:
-            rows = self._db.fetch(query.frag, binary=query.binary, settings=query.settings)
+            rows = self._perform(build(spec), route)
         except psycopg.Error as e:
             # the flow decides what a failure means (a changed collection is looked up again)
-            flow: Flow[Scored] = read_flow(build, finish, _nothing())
-            next(flow)
-            flow.send(spec)
-            return self._drive(flow, e)
+            return self._drive(_at_query(build, finish, route, spec), e, route)
         return finish(rows)
 
-    async def _aread(self, build: Build, finish: Finish) -> Scored:
+    async def _aread(self, build: Build, finish: Finish, route: ReadRoute | None) -> Scored:
         """Async `_read`."""
         spec = self._trusted()
         if spec is None:
-            return await self._adrive(read_flow(build, finish, _nothing()))
-        query = build(spec)
+            return await self._adrive(read_flow(build, finish, _nothing(), route))
         try:
-            rows = await self._adb.fetch(query.frag, binary=query.binary, settings=query.settings)
+            rows = await self._aperform(build(spec), route)
         except psycopg.Error as e:
-            flow: Flow[Scored] = read_flow(build, finish, _nothing())
-            next(flow)
-            flow.send(spec)
-            return await self._adrive(flow, e)
+            return await self._adrive(_at_query(build, finish, route, spec), e, route)
         return finish(rows)
 
     def _nearest(
@@ -89,10 +97,11 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> tuple[Build, Finish]:
+    ) -> Read:
         return (
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
             scored,
+            options.route,
         )
 
     def similarity_search_with_score_by_vector(
@@ -200,21 +209,22 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> tuple[Build, Finish]:
+    ) -> Read:
         """The `fetch_k` nearest rows with their vectors (one query, binary), then MMR."""
 
         def pick(rows: list[Row]) -> Scored:
             if not rows:
                 return []
-            candidates = np.stack([_as_array(r[4]) for r in rows])
+            candidates = np.stack([as_array(r[4]) for r in rows])
             chosen = mmr_select(vector, candidates, k, lambda_mult)
-            return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
+            return [(row_document(rows[i]), float(rows[i][3])) for i in chosen]
 
         return (
             lambda spec: self._search(
                 spec, vector, fetch_k, where, options, with_embedding=True, from_model=from_model
             ),
             pick,
+            options.route,
         )
 
     def max_marginal_relevance_search_with_score_by_vector(

@@ -30,6 +30,7 @@ __all__ = [
     "pg_text",
     "positive_int",
     "positive_number",
+    "tenant_name",
 ]
 
 ErrorClass = type[ConfigError] | type[InputError]
@@ -139,4 +140,12 @@ def pg_text(value: object, what: str, error: ErrorClass = InputError) -> str:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise error(f"{what} is not valid unicode (it holds a lone surrogate)") from None
+    return text
+
+
+def tenant_name(value: object, error: ErrorClass = InputError) -> str:
+    """A tenant key: a non-empty string PostgreSQL can store."""
+    text = pg_text(value, "tenant", error)
+    if not text:
+        raise error("tenant must not be empty")
     return text

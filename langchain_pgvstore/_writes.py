@@ -19,10 +19,13 @@ from . import _validate as check
 from ._core import StoreCore, model_failed
 from ._flow import Flow, change_flow, write_flow
 from ._ingest import Batch, check_ids, prepare_batch
+from ._load import load_plan
 from ._plan import Execute, Plan
 from ._progress import Progress, make_progress
-from ._schema import CollectionSpec, drop_plan, load_plan
+from ._routing import WriteToken
+from ._schema import CollectionSpec, drop_plan
 from ._sql import Frag, dml
+from ._sql.replication import commit_lsn
 from .errors import DimensionError, EmbeddingError, InputError
 
 __all__ = ["Writes"]
@@ -124,8 +127,9 @@ class Writes(StoreCore):
         # Validate what we can before paying for embeddings.
         prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
 
-    @staticmethod
-    def _load(batch: Batch) -> Flow[list[str]]:
+    def _load(self, batch: Batch) -> Flow[list[str]]:
+        tenant = self._bound_tenant()
+
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[list[str]]]:
             if batch.vectors.shape[1] != spec.dimensions:
                 raise DimensionError(
@@ -134,7 +138,7 @@ class Writes(StoreCore):
                 )
 
             def plan() -> Plan[list[str]]:
-                yield from load_plan(spec, batch)
+                yield from load_plan(spec, batch, tenant)
                 return batch.ids
 
             return plan
@@ -266,7 +270,10 @@ class Writes(StoreCore):
                 "delete needs ids or a non-empty filter; to remove everything use"
                 " delete_collection()"
             )
-        where = self._compile(filter) if filter else None
+        # the tenant's scope, and the filter if one was given
+        where = self._compile(filter) if filter or self._tenant is not None else None
+        if where is None and self._configured.table.multi_tenant:
+            self._bound_tenant()  # refuses the unbound store
         id_list = check_ids(ids) if ids is not None else None
 
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[bool]]:
@@ -310,10 +317,28 @@ class Writes(StoreCore):
 
     def delete_collection(self) -> None:
         """Drop the collection's table and registry row; the store can be reused afterwards."""
-        self._db.run(lambda: drop_plan(self._configured))
+        self._write(lambda: drop_plan(self._configured))
         self._known_spec(None)
 
     async def adelete_collection(self) -> None:
         """Async `delete_collection`."""
-        await self._adb.run(lambda: drop_plan(self._configured))
+        await self._awrite(lambda: drop_plan(self._configured))
         self._known_spec(None)
+
+    # -- read-your-writes across processes ------------------------------------------------
+
+    def write_token(self) -> WriteToken:
+        """A token covering this store's writes so far, for a later read's `after=`.
+
+        With `read_your_writes=True` it is the commit position of the store's last
+        write (no I/O). Otherwise, or before the first write, the primary's current
+        position, which covers every write committed so far (one round trip).
+        `str(token)` travels to another process; `WriteToken.parse` reads it back.
+        """
+        known = self._replicas.last_write if self._replicas is not None else None
+        return known or WriteToken(int(self._db.fetch(commit_lsn())[0][0]))
+
+    async def awrite_token(self) -> WriteToken:
+        """Async `write_token`."""
+        known = self._replicas.last_write if self._replicas is not None else None
+        return known or WriteToken(int((await self._adb.fetch(commit_lsn()))[0][0]))

@@ -22,6 +22,9 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_HNSW",
     "Distance",
+    "Distribution",
+    "RowLevelSecurity",
+    "TENANT_SETTING",
     "HNSWIndex",
     "IVFFlatIndex",
     "IndexSpec",
@@ -241,12 +244,28 @@ def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
+Distribution = Literal["id", "tenant"]
+#: How row-level security tells a connection's tenant: a session setting the store
+#: sets per call (`pgvstore.tenant`), or the login role's name.
+RowLevelSecurity = Literal["setting", "role"]
+#: The session setting that names the tenant under `row_level_security="setting"`.
+TENANT_SETTING = "pgvstore.tenant"
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A collection's table and the names of everything the store provisions for it."""
+    """A collection's table, its shape, and the names of everything the store provisions.
+
+    `multi_tenant`: every row carries a `tenant` and the primary key is
+    `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
+    sharded by (None for an ordinary table).
+    """
 
     schema: str
     name: str
+    multi_tenant: bool = False
+    distribution: Distribution | None = None
+    tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     id: ClassVar[sql.Identifier] = sql.Identifier("id")
     content: ClassVar[sql.Identifier] = sql.Identifier("content")
     metadata: ClassVar[sql.Identifier] = sql.Identifier("metadata")
@@ -258,6 +277,8 @@ class Table:
     def __post_init__(self) -> None:
         validate_identifier(self.schema, "schema")
         validate_identifier(self.name, "collection")
+        if self.distribution == "tenant" and not self.multi_tenant:
+            raise ConfigError("only a multi-tenant collection can be distributed by tenant")
         if self.schema.startswith("pg_"):
             raise ConfigError(
                 f"schema {self.schema!r} starts with 'pg_', which PostgreSQL reserves"
@@ -274,6 +295,11 @@ class Table:
     def qualname(self) -> sql.Identifier:
         """`schema.table`, quoted."""
         return sql.Identifier(self.schema, self.name)
+
+    @property
+    def key(self) -> tuple[sql.Identifier, ...]:
+        """The primary key's columns: `(tenant, id)` or `(id,)`."""
+        return (self.tenant, self.id) if self.multi_tenant else (self.id,)
 
     @property
     def registry(self) -> sql.Identifier:

@@ -29,6 +29,9 @@ __all__ = [
     "LENGTH_COLUMN",
     "TERM_FREQUENCY",
     "bm25_ddl",
+    "length_column",
+    "statistics_table",
+    "triggers",
     "compact_bm25",
     "drop_bm25",
     "recount_bm25",
@@ -111,15 +114,23 @@ def _trigger_body(table: Table) -> sql.Composed:
     stats = stats_table(table)
     key = sql.Literal(_compaction_key(table))
     none = sql.SQL("")
+
     # An UPDATE that leaves a row's tsvector as it was (a metadata-only change,
     # an upsert of identical content) contributes nothing: skip it before
     # unnesting instead of unnesting twice and cancelling out.
+    def same_row(alias: sql.SQL) -> sql.Composed:
+        # rows are matched by the whole key: in a multi-tenant collection an id
+        # alone may name rows of several tenants
+        return sql.SQL(" AND ").join(
+            sql.SQL("{a}.{c} = r.{c}").format(a=alias, c=c) for c in table.key
+        )
+
     changed_new = sql.SQL(
-        " WHERE NOT EXISTS (SELECT 1 FROM {old} AS o WHERE o.{id} = r.{id} AND o.{tsv} = r.{tsv})"
-    ).format(old=_OLD, id=table.id, tsv=table.tsv)
+        " WHERE NOT EXISTS (SELECT 1 FROM {old} AS o WHERE {same} AND o.{tsv} = r.{tsv})"
+    ).format(old=_OLD, same=same_row(sql.SQL("o")), tsv=table.tsv)
     changed_old = sql.SQL(
-        " WHERE NOT EXISTS (SELECT 1 FROM {new} AS n WHERE n.{id} = r.{id} AND n.{tsv} = r.{tsv})"
-    ).format(new=_NEW, id=table.id, tsv=table.tsv)
+        " WHERE NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {same} AND n.{tsv} = r.{tsv})"
+    ).format(new=_NEW, same=same_row(sql.SQL("n")), tsv=table.tsv)
     update = sql.SQL("{} UNION ALL {}").format(
         _contributions(table, _NEW, +1, changed_new),
         _contributions(table, _OLD, -1, changed_old),
@@ -175,20 +186,41 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
     `tsv_len` column, set `tsv` to STORAGE MAIN, create the maintenance
     triggers, and finally count the rows already present, so they also work
     on a populated table (which `ADD COLUMN` rewrites). Every statement is
-    idempotent.
+    idempotent. A distributed collection (Citus refuses triggers on it) takes
+    `length_column` and `statistics_table` only, and its writes keep the
+    statistics themselves (`bm25_writes.py`).
     """
+    return (
+        statistics_table(table)
+        + length_column(table, ts_config)
+        + triggers(table)
+        + recount_bm25(table)
+    )
+
+
+def statistics_table(table: Table) -> list[Frag]:
+    """The statistics table and its index on `term`."""
     stats = stats_table(table)
+    return [
+        Frag(
+            sql.SQL(
+                'CREATE TABLE IF NOT EXISTS {stats} (term text COLLATE "C" NOT NULL,'
+                " docs bigint NOT NULL, tokens bigint NOT NULL)"
+            ).format(stats=stats)
+        ),
+        Frag(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {stats} (term)").format(
+                index=sql.Identifier(table.index_name("bm25_term")), stats=stats
+            )
+        ),
+    ]
+
+
+def length_column(table: Table, ts_config: str) -> list[Frag]:
+    """The IMMUTABLE length function, the generated `tsv_len` column, `tsv` kept inline."""
     length_fn = _length_function(table)
-    trigger_fn = _trigger_function(table)
     config = sql.Literal(ts_config)
     statements = [
-        sql.SQL(
-            'CREATE TABLE IF NOT EXISTS {stats} (term text COLLATE "C" NOT NULL,'
-            " docs bigint NOT NULL, tokens bigint NOT NULL)"
-        ).format(stats=stats),
-        sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {stats} (term)").format(
-            index=sql.Identifier(table.index_name("bm25_term")), stats=stats
-        ),
         # A generated column cannot read another generated column (tsv), nor
         # call a set-returning function, hence the function and the repeated
         # to_tsvector below.
@@ -224,6 +256,14 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
         sql.SQL("ALTER TABLE {table} ALTER COLUMN {tsv} SET STORAGE MAIN").format(
             table=table.qualname, tsv=table.tsv
         ),
+    ]
+    return [Frag(s) for s in statements]
+
+
+def triggers(table: Table) -> list[Frag]:
+    """The statement-level triggers that keep the statistics of an ordinary table."""
+    trigger_fn = _trigger_function(table)
+    statements = [
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {body}"
         ).format(fn=trigger_fn, body=sql.Literal(_trigger_body(table).as_string(None))),
@@ -252,7 +292,7 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
                 fn=trigger_fn,
             )
         )
-    return [Frag(s) for s in statements] + recount_bm25(table)
+    return [Frag(s) for s in statements]
 
 
 def recount_bm25(table: Table) -> list[Frag]:

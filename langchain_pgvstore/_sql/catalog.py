@@ -22,6 +22,7 @@ __all__ = [
     "schema_and_relation_exist",
     "schema_exists",
     "table_exists",
+    "tenant_policy",
     "ts_config_exists",
 ]
 
@@ -119,4 +120,16 @@ def progress(table: Table) -> Frag:
             " WHERE n.nspname = %s AND c.relname = %s LIMIT 1"
         ),
         (table.schema, table.name),
+    )
+
+
+def tenant_policy(table: Table) -> Frag:
+    """Whether the collection's tenant policy exists, and by what it tells the tenant."""
+    return Frag(
+        sql.SQL(
+            "SELECT true, CASE WHEN p.qual LIKE %s THEN 'setting' ELSE 'role' END"
+            " FROM pg_policies p WHERE p.schemaname = %s AND p.tablename = %s"
+            " AND p.policyname = 'pgvstore_tenant'"
+        ),
+        ("%current_setting%", table.schema, table.name),
     )

@@ -7,6 +7,7 @@ from psycopg import sql
 from ..config import (
     MAX_TSVECTOR_CHARS,
     REGISTRY_TABLE,
+    TENANT_SETTING,
     Distance,
     HNSWIndex,
     IVFFlatIndex,
@@ -33,9 +34,12 @@ __all__ = [
     "drop_index",
     "drop_table",
     "insert_registry_row",
+    "registry_is_current",
     "registry_row",
     "reindex",
     "set_embedding_storage_main",
+    "tenant_policy",
+    "upgrade_registry",
 ]
 
 
@@ -66,19 +70,53 @@ def create_registry(table: Table) -> Frag:
             " text_search_config text NOT NULL,"
             " embedding_model text,"
             " schema_version integer NOT NULL,"
-            " created_at timestamptz NOT NULL DEFAULT now())"
+            " created_at timestamptz NOT NULL DEFAULT now(),"
+            " multi_tenant boolean NOT NULL DEFAULT false,"
+            " distribution text)"
         ).format(sql.Identifier(table.schema, REGISTRY_TABLE))
     )
 
 
+def upgrade_registry(table: Table) -> list[Frag]:
+    """Columns a registry made by an earlier release lacks (idempotent)."""
+    registry = sql.Identifier(table.schema, REGISTRY_TABLE)
+    return [
+        Frag(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS multi_tenant boolean NOT NULL"
+                " DEFAULT false"
+            ).format(registry)
+        ),
+        Frag(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS distribution text").format(registry)),
+    ]
+
+
 def registry_row(table: Table) -> Frag:
-    """The collection's registry row, if any, and whether its table exists."""
+    """The collection's registry row, if any.
+
+    Columns a later release added are read through `to_jsonb`, so the same
+    query reads a registry an earlier release made (they read as NULL).
+    """
     return Frag(
         sql.SQL(
-            "SELECT dimensions, distance, vector_type, text_search_config, embedding_model,"
-            " schema_version FROM {} WHERE collection = %s"
+            "SELECT r.dimensions, r.distance, r.vector_type, r.text_search_config,"
+            " r.embedding_model, r.schema_version,"
+            " coalesce((to_jsonb(r) ->> 'multi_tenant')::boolean, false),"
+            " to_jsonb(r) ->> 'distribution'"
+            " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
         (table.name,),
+    )
+
+
+def registry_is_current(table: Table) -> Frag:
+    """Whether the registry has every column this release writes."""
+    return Frag(
+        sql.SQL(
+            "SELECT count(*) = 2 FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attname IN ('multi_tenant', 'distribution')"
+        ),
+        (sql.Identifier(table.schema, REGISTRY_TABLE).as_string(None),),
     )
 
 
@@ -91,10 +129,12 @@ def insert_registry_row(
     embedding_model: str | None,
     schema_version: int,
 ) -> Frag:
+    """Record a new collection (its shape comes from `table`)."""
     return Frag(
         sql.SQL(
             "INSERT INTO {} (collection, dimensions, distance, vector_type, text_search_config,"
-            " embedding_model, schema_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " embedding_model, schema_version, multi_tenant, distribution)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (collection) DO NOTHING"
         ).format(table.registry),
         (
@@ -105,35 +145,43 @@ def insert_registry_row(
             ts_config,
             embedding_model,
             schema_version,
+            table.multi_tenant,
+            table.distribution,
         ),
     )
 
 
 def delete_registry_row(table: Table) -> Frag:
+    """Forget a collection."""
     return Frag(
         sql.SQL("DELETE FROM {} WHERE collection = %s").format(table.registry), (table.name,)
     )
 
 
 def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_config: str) -> Frag:
-    """The collection table.
+    """The collection table (with `tenant` in its primary key when multi-tenant).
 
     The text-search configuration is a literal because a generated column's
     expression cannot take parameters; it was checked against `pg_ts_config`.
     """
+    tenant = (
+        sql.SQL("{} text NOT NULL, ").format(table.tenant) if table.multi_tenant else sql.SQL("")
+    )
     return Frag(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {tbl} ("
-            "{id} text PRIMARY KEY,"
+            "CREATE TABLE IF NOT EXISTS {tbl} ({tenant}"
+            "{id} text NOT NULL,"
             " {content} text NOT NULL,"
             " {metadata} jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
             " {embedding} {vtype}({dims}) NOT NULL,"
             " {tsv} tsvector GENERATED ALWAYS AS"
             " (to_tsvector({cfg}::regconfig, left({content}, {tsv_chars}))) STORED,"
             " {created} timestamptz NOT NULL DEFAULT now(),"
-            " {updated} timestamptz NOT NULL DEFAULT now())"
+            " {updated} timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY ({key}))"
         ).format(
             tbl=table.qualname,
+            tenant=tenant,
             id=table.id,
             content=table.content,
             metadata=table.metadata,
@@ -145,6 +193,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             tsv_chars=sql.Literal(MAX_TSVECTOR_CHARS),
             created=table.created_at,
             updated=table.updated_at,
+            key=sql.SQL(", ").join(table.key),
         )
     )
 
@@ -274,3 +323,28 @@ def analyze(table: Table) -> Frag:
 
 def drop_table(table: Table) -> Frag:
     return Frag(sql.SQL("DROP TABLE IF EXISTS {}").format(table.qualname))
+
+
+def tenant_policy(table: Table, mode: str) -> list[Frag]:
+    """Row-level security: a connection sees and writes its own tenant's rows only.
+
+    `setting`: the tenant is the session setting `pgvstore.tenant` (the store
+    sets it per call; it guards against a query that forgets its tenant, not
+    against SQL that sets the setting itself). `role`: the tenant is the login
+    role's name, which a connection cannot change. The table's owner is not
+    bound by the policy (no FORCE): the owner provisions and administers.
+    """
+    tenant: sql.Composable
+    if mode == "setting":
+        tenant = sql.SQL("current_setting({}, true)").format(sql.Literal(TENANT_SETTING))
+    else:
+        tenant = sql.SQL("current_user")
+    check = sql.SQL("{} = {}").format(table.tenant, tenant)
+    return [
+        Frag(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table.qualname)),
+        Frag(
+            sql.SQL(
+                "CREATE POLICY pgvstore_tenant ON {} FOR ALL USING ({}) WITH CHECK ({})"
+            ).format(table.qualname, check, check)
+        ),
+    ]

@@ -49,62 +49,88 @@ def copy_into_staging() -> Frag:
     )
 
 
-def merge_staging(table: Table) -> Frag:
-    """Upsert the staged rows; for an id staged twice the later one wins.
+def _tenant_value(table: Table, tenant: str | None) -> tuple[sql.Composable, tuple[object, ...]]:
+    """The select-list item and parameter that put `tenant` into a new row."""
+    if not table.multi_tenant:
+        return sql.SQL(""), ()
+    assert tenant is not None, "the store binds a tenant before it writes a multi-tenant row"
+    return sql.SQL("%s::text, "), (tenant,)
+
+
+def _insert_columns(table: Table) -> sql.Composed:
+    return sql.SQL(", ").join([*table.key, table.content, table.metadata, table.embedding])
+
+
+def merge_staging(table: Table, tenant: str | None = None) -> Frag:
+    """Upsert the staged rows (into `tenant`'s rows); for an id staged twice the later wins.
 
     Rows are merged in id order so concurrent upserts lock rows in the same
     order and cannot deadlock each other. A row whose content, metadata and
     embedding are all unchanged is left alone: rewriting it would leave a dead
     row version and insert the same vector into the ANN graph again, which is
-    most of an upsert's cost.
+    most of an upsert's cost. The timestamp is computed in the select list
+    (Citus refuses a volatile function in `DO UPDATE SET`); it is the
+    transaction's time either way.
     """
+    value, params = _tenant_value(table, tenant)
     return Frag(
         sql.SQL(
-            "INSERT INTO {tbl} AS t ({id}, {content}, {metadata}, {embedding})"
-            " SELECT DISTINCT ON (id) id, content, metadata, embedding FROM {stage}"
+            "INSERT INTO {tbl} AS t ({columns}, {updated})"
+            " SELECT DISTINCT ON (id) {tenant}id, content, metadata, embedding, now() FROM {stage}"
             " ORDER BY id, ord DESC"
-            " ON CONFLICT ({id}) DO UPDATE SET {content} = EXCLUDED.{content},"
+            " ON CONFLICT ({key}) DO UPDATE SET {content} = EXCLUDED.{content},"
             " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
-            " {updated} = now()"
+            " {updated} = EXCLUDED.{updated}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding})"
             " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding})"
         ).format(
             tbl=table.qualname,
-            id=table.id,
+            columns=_insert_columns(table),
+            tenant=value,
+            key=sql.SQL(", ").join(table.key),
             content=table.content,
             metadata=table.metadata,
             embedding=table.embedding,
             updated=table.updated_at,
             stage=STAGING,
-        )
+        ),
+        params,
     )
 
 
-def count_staged_changes(table: Table) -> Frag:
+def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
     """How many staged rows the merge would write: new ids, and ids whose content,
     metadata or embedding differ from the stored row (the merge's own test)."""
+    same_tenant = (
+        sql.SQL(" AND t.{} = %s").format(table.tenant) if table.multi_tenant else sql.SQL("")
+    )
     return Frag(
         sql.SQL(
             "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding"
-            " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id"
+            " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id{tenant}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding})"
             " IS DISTINCT FROM (s.content, s.metadata, s.embedding)"
         ).format(
             stage=STAGING,
             tbl=table.qualname,
             id=table.id,
+            tenant=same_tenant,
             content=table.content,
             metadata=table.metadata,
             embedding=table.embedding,
-        )
+        ),
+        _tenant_value(table, tenant)[1],
     )
 
 
 def copy_into_table(table: Table) -> Frag:
-    """Binary COPY straight into the collection table (it must be empty and locked)."""
+    """Binary COPY straight into the collection table (it must be empty and locked).
+
+    Columns: `tenant` (multi-tenant collections), id, content, metadata, embedding.
+    """
     return Frag(
-        sql.SQL("COPY {} ({}, {}, {}, {}) FROM STDIN (FORMAT BINARY)").format(
-            table.qualname, table.id, table.content, table.metadata, table.embedding
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            table.qualname, _insert_columns(table)
         )
     )
 
@@ -134,33 +160,45 @@ def count_rows(table: Table, where: Frag | None = None) -> Frag:
     return frag + Frag(sql.SQL(" WHERE ")) + where
 
 
-def _locked_in_id_order(table: Table, where: Frag) -> Frag:
-    """`DELETE` whose rows are locked in id order first.
+def _locked_in_key_order(table: Table, where: Frag) -> Frag:
+    """`DELETE` whose rows are locked in key order first.
 
     A bare `DELETE ... WHERE` locks rows in physical order, so against an
-    upsert (which locks in id order) on overlapping ids it could deadlock.
+    upsert (which locks in id order) on overlapping ids it could deadlock. The
+    rows are named by the whole key: in a multi-tenant collection an id alone
+    names a row of every tenant that has it.
     """
+    key = sql.SQL(", ").join(table.key)
     return (
         Frag(
-            sql.SQL("DELETE FROM {tbl} WHERE {id} IN (SELECT {id} FROM {tbl} WHERE ").format(
-                tbl=table.qualname, id=table.id
+            sql.SQL("DELETE FROM {tbl} WHERE ({key}) IN (SELECT {key} FROM {tbl} WHERE ").format(
+                tbl=table.qualname, key=key
             )
         )
         + where
-        + Frag(sql.SQL(" ORDER BY {} FOR UPDATE)").format(table.id))
+        + Frag(sql.SQL(" ORDER BY {} FOR UPDATE)").format(key))
     )
 
 
 def delete_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
-    """Delete the rows with these ids (that also match `where`)."""
+    """Delete the rows with these ids (that also match `where`, e.g. the tenant)."""
     match = Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),))
     if where is not None:
         match += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
-    return _locked_in_id_order(table, match)
+    return delete_where(table, match)
 
 
 def delete_where(table: Table, where: Frag) -> Frag:
-    return _locked_in_id_order(table, where)
+    """Delete the rows matching `where`; the statement's row count is how many.
+
+    On a distributed collection the statement also writes the statistics
+    deltas (`bm25_writes.py`: no triggers there).
+    """
+    if table.distribution is not None:
+        from .bm25_writes import delete_with_statistics
+
+        return delete_with_statistics(table, where)
+    return _locked_in_key_order(table, where)
 
 
 def _select_docs(table: Table) -> sql.Composed:
@@ -169,8 +207,26 @@ def _select_docs(table: Table) -> sql.Composed:
     )
 
 
-def get_by_ids(table: Table, ids: Sequence[str]) -> Frag:
-    return Frag(_select_docs(table) + sql.SQL(" WHERE {} = ANY(%s)").format(table.id), (list(ids),))
+def get_by_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
+    """The rows with these ids (that also match `where`, e.g. the tenant)."""
+    frag = Frag(_select_docs(table) + sql.SQL(" WHERE {} = ANY(%s)").format(table.id), (list(ids),))
+    if where is not None:
+        frag += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
+    return frag
+
+
+def tenants(table: Table) -> Frag:
+    """Each tenant of a multi-tenant collection and how many rows it holds."""
+    return Frag(
+        sql.SQL("SELECT {t}, count(*) FROM {tbl} GROUP BY {t} ORDER BY {t}").format(
+            t=table.tenant, tbl=table.qualname
+        )
+    )
+
+
+def tenant_is(table: Table, tenant: str) -> Frag:
+    """The predicate that keeps one tenant's rows."""
+    return Frag(sql.SQL("{} = %s").format(table.tenant), (tenant,))
 
 
 def get_where(table: Table, where: Frag, limit: int | None, offset: int) -> Frag:

@@ -84,7 +84,9 @@ _READ: dict[type, sql.SQL] = {
 _INDEX_LIKE = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
-def compile_filter(filter: Mapping[str, Any] | None, table: Table) -> Frag:
+def compile_filter(
+    filter: Mapping[str, Any] | None, table: Table, tenant: str | None = None
+) -> Frag:
     """Compile a metadata filter into a boolean SQL expression over `table.metadata`.
 
     The dialect is langchain-postgres' PGVector one, plus nested keys and arrays:
@@ -105,10 +107,18 @@ def compile_filter(filter: Mapping[str, Any] | None, table: Table) -> Frag:
     `$contains_any` compile to jsonb containment (`@>`), which the GIN
     `jsonb_path_ops` index serves. Raises `FilterError`, whose `.path` names
     the offending spot (e.g. `filter.$and[1].price`), for anything else.
+
+    With `tenant`, the expression keeps that tenant's rows only (`tenant = %s
+    AND (...)`, the tenant a parameter): the one scope every statement of a
+    store bound to a tenant is built with.
     """
-    if filter is None:
-        return _TRUE
-    return _Compiler(table.metadata).node(filter, "filter", 1)
+    where = TRUE if filter is None else _Compiler(table.metadata).node(filter, "filter", 1)
+    if tenant is None:
+        return where
+    scope = Frag(sql.SQL("{} = %s").format(table.tenant), (tenant,))
+    if where is TRUE:
+        return scope
+    return scope + Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
 
 
 class _Compiler:

@@ -15,6 +15,7 @@ from . import Frag, operator, type_name
 __all__ = [
     "Quantized",
     "explain",
+    "counted_knn",
     "filtered_knn",
     "ids_and_distances",
     "matches_estimate",
@@ -252,16 +253,72 @@ def filtered_knn(
     )
 
 
+def counted_knn(
+    table: Table,
+    distance: Distance,
+    vector_type: VectorType,
+    vector: object,
+    k: int,
+    where: Frag,
+    exact_below: int | None,
+    *,
+    with_embedding: bool = False,
+    quantized: Quantized | None = None,
+) -> Frag:
+    """`filtered_knn` for a table whose statistics do not describe the rows a search
+    sees: a tenant's rows in a multi-tenant collection (`pg_stats` describes every
+    tenant's metadata together), or a Citus-distributed table (whose statistics live
+    on the workers). The matches are counted instead, at most `exact_below + 1` of
+    them (`UNKNOWN_THRESHOLD` by default), and exactly one branch runs: an exact
+    scan of at most `exact_below` matches, else the ANN walk with iterative scans.
+    """
+    below = UNKNOWN_THRESHOLD if exact_below is None else exact_below
+    args = (table, distance, vector_type, vector, k, where)
+    exact = knn(*args, with_embedding=with_embedding, exact=True)
+    ann = knn(*args, with_embedding=with_embedding, quantized=quantized)
+    count = (
+        Frag(
+            sql.SQL(
+                "WITH matches AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE "
+            ).format(table.qualname)
+        )
+        + where
+        + Frag(sql.SQL(" LIMIT %s) s)"), (below + 1,))
+    )
+
+    # Each branch is a materialized CTE: the final ORDER BY then really sorts (a
+    # relaxed_order index scan is only roughly ordered); its gate becomes a
+    # one-time filter, so the branch not taken never runs.
+    def branch(name: str, query: Frag, test: sql.SQL) -> Frag:
+        return (
+            Frag(sql.SQL(", {} AS MATERIALIZED (SELECT * FROM (").format(sql.Identifier(name)))
+            + query
+            + Frag(sql.SQL(") AS b WHERE (SELECT n FROM matches) {} %s)").format(test), (below,))
+        )
+
+    return (
+        count
+        + branch("exact", exact, sql.SQL("<="))
+        + branch("ann", ann, sql.SQL(">"))
+        + Frag(sql.SQL(" SELECT * FROM exact UNION ALL SELECT * FROM ann ORDER BY distance"))
+    )
+
+
 def ids_and_distances(nearest: Frag) -> Frag:
     """`(id, distance)` of a nearest-neighbour query's rows: a ranked leg for fusion."""
     return Frag(sql.SQL("SELECT id, distance FROM (")) + nearest + Frag(sql.SQL(") v"))
 
 
-def ranked_documents(table: Table, ranked: Frag) -> Frag:
+def ranked_documents(table: Table, ranked: Frag, scope: Frag | None = None) -> Frag:
     """Join ranked `(id, score)` rows to their documents, keeping the ranking.
 
-    Rows: `(id, content, metadata, score)`, best first, ties by id.
+    Rows: `(id, content, metadata, score)`, best first, ties by id. `scope`
+    (the tenant predicate of a multi-tenant collection) picks the row among
+    those sharing the id.
     """
+    on = Frag(sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id").format(table.qualname, table.id))
+    if scope is not None:
+        on += Frag(sql.SQL(" AND d.")) + scope
     return (
         Frag(
             sql.SQL("SELECT d.{}, d.{}, d.{}, r.score FROM (").format(
@@ -269,11 +326,8 @@ def ranked_documents(table: Table, ranked: Frag) -> Frag:
             )
         )
         + ranked
-        + Frag(
-            sql.SQL(
-                ') AS r JOIN {} AS d ON d.{} = r.id ORDER BY r.score DESC, r.id COLLATE "C"'
-            ).format(table.qualname, table.id)
-        )
+        + on
+        + Frag(sql.SQL(' ORDER BY r.score DESC, r.id COLLATE "C"'))
     )
 
 

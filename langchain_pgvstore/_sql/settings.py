@@ -37,6 +37,8 @@ DEFAULTS: dict[str, str] = {
     "hnsw.max_scan_tuples": "20000",
     "ivfflat.probes": "1",
     "ivfflat.iterative_scan": "off",
+    # no tenant: under row-level security by setting, no row matches
+    "pgvstore.tenant": "",
 }
 
 
@@ -68,6 +70,15 @@ class Settings:
         values.update(other.values)
         floors = [v for v in (self.ef_search_at_least, other.ef_search_at_least) if v is not None]
         return Settings(tuple(values.items()), max(floors) if floors else None)
+
+    def resolved(self) -> list[tuple[str, str]]:
+        """Every value, `ef_search_at_least` applied to the explicit value or pgvector's
+        default (for `SET`, which cannot read the server's own value first)."""
+        values = dict(self.values)
+        if self.ef_search_at_least is not None:
+            current = int(values.get("hnsw.ef_search", DEFAULTS["hnsw.ef_search"]))
+            values["hnsw.ef_search"] = str(max(current, self.ef_search_at_least))
+        return list(values.items())
 
     def local_frags(self) -> list[Frag]:
         """Transaction-local `set_config` statements for these settings."""
@@ -133,10 +144,12 @@ def search_settings(
     max_scan_tuples: int | None = None,
     statement_timeout_s: float | None = None,
     filtered_plan: bool = False,
+    generic_plan: bool = True,
     index_scan: bool = False,
     ef_search_at_least: int | None = None,
 ) -> Settings:
-    """The settings a search with these knobs runs with."""
+    """The settings a search with these knobs runs with (`generic_plan`: whether the
+    filtered statement runs one plan for every filter value)."""
     values: list[tuple[str, str]] = []
     if ef_search is not None:
         values.append(("hnsw.ef_search", str(ef_search)))
@@ -152,8 +165,11 @@ def search_settings(
     if filtered_plan:
         # the filtered statement chooses its branch at run time, from its own
         # estimate, so one generic plan serves every filter value; planning the
-        # statement anew for each call costs more than most of its runs
-        values.append(("plan_cache_mode", "force_generic_plan"))
+        # statement anew for each call costs more than most of its runs. Citus
+        # cannot distribute a generic plan: there, and for the counting
+        # statement, each call is planned with its values
+        mode = "force_generic_plan" if generic_plan else "force_custom_plan"
+        values.append(("plan_cache_mode", mode))
         # its exact branches read few rows: do not start workers for them
         values.append(("max_parallel_workers_per_gather", "0"))
         # every sort left in it is unavoidable except the one that would replace

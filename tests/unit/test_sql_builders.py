@@ -24,13 +24,22 @@ def test_frag_concatenation_keeps_params_in_order() -> None:
 def test_create_table_snapshot() -> None:
     frag = ddl.create_table(T, 384, VectorType.VECTOR, "english")
     assert frag.as_string() == (
-        'CREATE TABLE IF NOT EXISTS "public"."docs" ("id" text PRIMARY KEY, "content" text NOT NULL,'
+        'CREATE TABLE IF NOT EXISTS "public"."docs" ("id" text NOT NULL, "content" text NOT NULL,'
         ' "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, "embedding" vector(384) NOT NULL,'
         ' "tsv" tsvector GENERATED ALWAYS AS'
         " (to_tsvector('english'::regconfig, left(\"content\", 100000))) STORED,"
-        ' "created_at" timestamptz NOT NULL DEFAULT now(), "updated_at" timestamptz NOT NULL DEFAULT now())'
+        ' "created_at" timestamptz NOT NULL DEFAULT now(), "updated_at" timestamptz NOT NULL DEFAULT now(),'
+        ' PRIMARY KEY ("id"))'
     )
     assert frag.params == ()
+    tenants = ddl.create_table(
+        Table("public", "docs", multi_tenant=True), 3, VectorType.VECTOR, "english"
+    )
+    text = tenants.as_string()
+    assert text.startswith(
+        'CREATE TABLE IF NOT EXISTS "public"."docs" ("tenant" text NOT NULL, "id" text NOT NULL,'
+    )
+    assert text.endswith('PRIMARY KEY ("tenant", "id"))')
 
 
 @pytest.mark.parametrize(
@@ -78,10 +87,17 @@ def test_index_names_stay_under_63_bytes_and_distinct() -> None:
 def test_merge_orders_by_id_and_keeps_last_duplicate() -> None:
     text = dml.merge_staging(T).as_string()
     assert (
-        'SELECT DISTINCT ON (id) id, content, metadata, embedding FROM "pgvstore_staging" ORDER BY id, ord DESC'
-        in text
+        'SELECT DISTINCT ON (id) id, content, metadata, embedding, now() FROM "pgvstore_staging"'
+        " ORDER BY id, ord DESC" in text
     )
     assert 'ON CONFLICT ("id") DO UPDATE SET' in text
+    # the timestamp comes from the select list: Citus refuses now() in DO UPDATE SET
+    assert (
+        '"updated_at" = EXCLUDED."updated_at"' in text and "now()" not in text.split("DO UPDATE")[1]
+    )
+    tenant = dml.merge_staging(Table("public", "docs", multi_tenant=True), "acme")
+    assert "SELECT DISTINCT ON (id) %s::text, id," in tenant.as_string()
+    assert 'ON CONFLICT ("tenant", "id")' in tenant.as_string() and tenant.params == ("acme",)
 
 
 def test_knn_snapshot_and_params() -> None:
@@ -124,3 +140,32 @@ def test_delete_and_get_builders() -> None:
         'SELECT "id", "content", "metadata" FROM "public"."docs" WHERE TRUE ORDER BY "id" LIMIT %s OFFSET %s'
     )
     assert page.params == (10, 20)
+
+
+@pytest.mark.parametrize(
+    ("table", "by_cost"),
+    [
+        (Table("public", "docs"), True),
+        (Table("public", "docs", multi_tenant=True), False),
+        (Table("public", "docs", distribution="id"), False),
+    ],
+)
+def test_filtered_search_estimates_only_where_the_statistics_describe_the_rows(
+    table: Table, by_cost: bool
+) -> None:
+    """A plain table's filtered search is chosen from `pg_stats` and runs one generic
+    plan; a tenant's rows or a Citus table's are counted, each call planned anew
+    (Citus cannot distribute a generic plan)."""
+    from langchain_pgvstore._nearest import nearest_statement
+    from langchain_pgvstore._options import SearchOptions
+    from langchain_pgvstore._schema import CollectionSpec
+    from langchain_pgvstore._sql.filters import compile_filter
+
+    spec = CollectionSpec(table=table, dimensions=3)
+    where = compile_filter({"a": 1}, table, "t1" if table.multi_tenant else None)
+    frag, settings = nearest_statement(spec, 10, where, SearchOptions(), False, None)
+    text = frag.sql.as_string(None)
+    assert ("pg_stats" in text) is by_cost
+    assert ("count(*) AS n" in text) is not by_cost
+    mode = "force_generic_plan" if by_cost else "force_custom_plan"
+    assert ("plan_cache_mode", mode) in settings.values
