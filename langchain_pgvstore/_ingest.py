@@ -237,17 +237,6 @@ def query_array(
     distance: Distance | None = None,
 ) -> np.ndarray:
     """One query vector, checked like a stored one, as a float32 array."""
-    if type(vector) is list or type(vector) is np.ndarray:
-        # what models return: one conversion, one reduction (NaN, infinity and
-        # overflow all fail `peak <= limit`); anything else takes the full check
-        given = np.asarray(vector)
-        if given.ndim == 1 and given.dtype.kind == "f" and 0 < len(given) <= MAX_DIMENSIONS:
-            half = vector_type is VectorType.HALFVEC
-            peak = max(-float(given.min()), float(given.max()))
-            if (dimensions is None or len(given) == dimensions) and peak <= _PEAK[half]:
-                stored = given.astype(np.float16 if half else np.float32)
-                if distance is not Distance.COSINE or stored.any():
-                    return stored.astype(np.float32, copy=False)
     if (
         vector is None
         or isinstance(vector, (str, bytes, Mapping))
@@ -269,9 +258,6 @@ def query_array(
         raise InputError(
             str(e).replace("vector 0", "the query vector").replace("vectors", "a query vector")
         ) from None
-
-
-_PEAK = (float(np.finfo(np.float32).max), float(np.finfo(np.float16).max))
 
 
 def _short(value: object) -> str:
