@@ -32,12 +32,12 @@ def nearest_statement(
     """The nearest-neighbour statement of one search shape (the query vector a slot),
     and the settings it runs with.
 
-    Unfiltered, or without an index: the plain `ORDER BY distance LIMIT k`. With
-    a filter and an index: `filtered_knn`, which chooses between an exact scan
-    of the matches and the ANN walk from the planner's statistics (in a
-    multi-tenant or distributed collection `counted_knn`, which counts them),
-    with iterative scans so the graph walk goes on until `k` matching rows are
-    found.
+    Unfiltered: the plain `ORDER BY distance LIMIT k`. With a filter (and an
+    index, or none configured: one may have been built since): `filtered_knn`,
+    which chooses between an exact scan of the matches and the ANN walk from the
+    planner's statistics (in a multi-tenant or distributed collection
+    `counted_knn`, which counts them), with iterative scans so the graph walk
+    goes on until `k` matching rows are found.
     A binary-quantized index picks a candidate pool by Hamming distance,
     re-ranked exactly.
     """
@@ -51,8 +51,12 @@ def nearest_statement(
         ef_search = min(1000, max(ef_search or HNSW_DEFAULT_EF_SEARCH, quantized.pool))
     ef_floor = None
     iterative = options.iterative_scan
+    # a store configured with index=None may still search an ANN index: one that
+    # create_index() built after a bulk load, or one built by hand; its statements
+    # must not under-return then, so they are written as if it had one
+    maybe_hnsw = spec.index is None or isinstance(spec.index, HNSWIndex)
     if (
-        isinstance(spec.index, HNSWIndex)
+        maybe_hnsw
         and quantized is None
         and not exact
         and (k > HNSW_DEFAULT_EF_SEARCH or (ef_search or k) < k)
@@ -69,7 +73,7 @@ def nearest_statement(
         or options.statement_timeout is not None
         or ef_floor is not None
     )
-    if exact or spec.index is None or not filtered:
+    if exact or not filtered:
         query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
         # a caller who tunes the index wants the index, not a sequential scan
         index_scan = spec.index is not None and not exact and tuned

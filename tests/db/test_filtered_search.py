@@ -314,3 +314,27 @@ def test_without_statistics_the_exact_attempt_decides(make_store) -> None:
         walked = _ids(store, q, {"third": True}, exact_search_threshold=100, ef_search=200)
         assert len(walked) == 10
         assert len(set(walked) & set(truth)) >= 8
+
+
+def test_an_index_built_after_a_load_without_one_never_under_returns(make_store) -> None:
+    """The bulk-load recipe: a store with index=None, a load, then create_index(). Its
+    searches meet an HNSW index the store was not configured with; a filtered search
+    still returns k rows (a plain post-filtered walk finds about 4 of 40 here), and an
+    unfiltered one more rows than ef_search."""
+    from langchain_pgvstore import HNSWIndex
+
+    rng = np.random.default_rng(8)
+    n = 12_000  # past the post-load ANALYZE's 10,000 rows: an estimate, the ANN branch
+    centres = rng.normal(size=(20, DIM))
+    vecs = centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, DIM))
+    store = make_store(DIM, index=None)
+    store.add_embeddings(
+        [f"r{i}" for i in range(n)], vecs, [{"p10": bool(i % 10 == 0)} for i in range(n)],
+        ids=[str(i) for i in range(n)],
+    )  # fmt: skip
+    store.create_index(HNSWIndex())
+    for q in centres[:5] + 0.3 * rng.normal(size=(5, DIM)):
+        got = _ids(store, q, {"p10": True})
+        assert len(got) == 10
+        assert len(set(got) & set(_ids(store, q, {"p10": True}, exact=True))) >= 9
+        assert len(store.similarity_search_by_vector(list(q), k=60)) == 60
