@@ -26,7 +26,7 @@ from psycopg_pool import PoolTimeout
 
 from ._connection import Connector
 from ._failures import connection_lost, timeout_error
-from ._plan import Copy, Execute, Fetch, Plan, Step
+from ._plan import Copy, Execute, Fetch, Phase, Plan, Step
 from ._session import SessionState, local_plan, session_plan
 from ._sql import Frag
 from ._sql.settings import Settings
@@ -248,6 +248,8 @@ def _register(conn: psycopg.Connection[Any]) -> None:
 
 
 def _perform(conn: psycopg.Connection[Any], step: Step, prepare: bool = True) -> Any:
+    if isinstance(step, Phase):
+        return None
     _log(step.frag)
     with conn.cursor(binary=getattr(step, "binary", False)) as cur:
         if isinstance(step, Copy):
@@ -379,6 +381,8 @@ async def _aregister(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:
+    if isinstance(step, Phase):
+        return None
     _log(step.frag)
     async with conn.cursor(binary=getattr(step, "binary", False)) as cur:
         if isinstance(step, Copy):

@@ -21,7 +21,7 @@ from ._flow import Flow, change_flow, write_flow
 from ._ingest import Batch, check_ids, prepare_batch
 from ._load import load_plan
 from ._plan import Execute, Plan
-from ._progress import Progress, make_progress
+from ._progress import PhaseCallback, Progress, make_progress, report_phases
 from ._schema import CollectionSpec, drop_plan
 from ._sql import Frag, dml
 from .errors import DimensionError, EmbeddingError, InputError
@@ -125,7 +125,7 @@ class Writes(StoreCore):
         # Validate what we can before paying for embeddings.
         prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
 
-    def _load(self, batch: Batch) -> Flow[list[str]]:
+    def _load(self, batch: Batch, progress: Progress | None = None) -> Flow[list[str]]:
         tenant = self._bound_tenant()
 
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[list[str]]]:
@@ -136,7 +136,8 @@ class Writes(StoreCore):
                 )
 
             def plan() -> Plan[list[str]]:
-                yield from load_plan(spec, batch, tenant)
+                steps = load_plan(spec, batch, tenant)
+                yield from (steps if progress is None else report_phases(steps, progress))
                 return batch.ids
 
             return plan
@@ -166,21 +167,27 @@ class Writes(StoreCore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        progress: bool | Callable[[int, int], None] | None = None,
+        progress: bool | PhaseCallback | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Embed texts and upsert them; returns their ids in input order.
 
         `batch_size` texts go to the embedding model per call (default: the
-        store's). `progress=True` shows a tqdm bar; a callable receives
-        `(done, total)`.
+        store's). `progress=True` shows a tqdm bar per phase of the load; a
+        callable receives `(phase, done, total)` for the phases `embedding`,
+        `copy`, `merge` (not when a large load goes straight into an empty
+        table) and `index` (when the load builds the ANN index), in that order;
+        `total` is the number of texts.
         """
         text_list, size = self._add_args(texts, metadatas, ids, batch_size, kwargs)
-        with make_progress(progress, len(text_list)) as bar:
+        with make_progress(progress) as bar:
+            if not text_list:
+                return []
+            bar.phase("embedding", len(text_list))
             vectors = self._embed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return self._drive(self._load(batch)) if len(batch) else []
+            return self._drive(self._load(batch, bar))
 
     @override
     async def aadd_texts(
@@ -189,16 +196,19 @@ class Writes(StoreCore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        progress: bool | Callable[[int, int], None] | None = None,
+        progress: bool | PhaseCallback | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Async `add_texts`."""
         text_list, size = self._add_args(texts, metadatas, ids, batch_size, kwargs)
-        with make_progress(progress, len(text_list)) as bar:
+        with make_progress(progress) as bar:
+            if not text_list:
+                return []
+            bar.phase("embedding", len(text_list))
             vectors = await self._aembed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return await self._adrive(self._load(batch)) if len(batch) else []
+            return await self._adrive(self._load(batch, bar))
 
     def add_embeddings(
         self,

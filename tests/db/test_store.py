@@ -689,17 +689,22 @@ async def test_progress_callback_and_batching(dsn, collection_name, mode) -> Non
             return super().embed_documents(texts)
 
     seen: list[tuple[int, int]] = []
+
+    def embedding_only(phase: str, done: int, total: int) -> None:
+        if phase == "embedding":
+            seen.append((done, total))
+
     store = PGVStore(Counting(size=DIM), connection=dsn, collection=collection_name, batch_size=4)
     try:
         texts = [f"t{i}" for i in range(10)]
         if mode == "sync":
-            store.add_texts(texts, progress=lambda d, t: seen.append((d, t)))
+            store.add_texts(texts, progress=embedding_only)
         else:
-            await store.aadd_texts(texts, progress=lambda d, t: seen.append((d, t)))
+            await store.aadd_texts(texts, progress=embedding_only)
     finally:
         await store.aclose()
     assert calls == [4, 4, 2]
-    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert seen == [(0, 10), (4, 10), (8, 10), (10, 10)]
 
 
 def test_large_valid_inputs(dsn, collection_name) -> None:
