@@ -98,6 +98,7 @@ def _holders(handle: Any) -> Any:
 
 def _prune(holders: Any) -> list[int]:
     """Drop the ids of processes that no longer exist (killed without cleaning up)."""
+    # `_get` reads the list without changing it; the package's own methods only add or remove
     pids = [pid for pid in holders._get() if isinstance(pid, int)]
     alive = [pid for pid in pids if _alive(pid)]
     if alive != pids:

@@ -59,6 +59,8 @@ def collections(args: argparse.Namespace) -> int:
 def _confirm(question: str) -> bool:
     print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
+    if not sys.stdin.isatty():
+        print(answer.strip(), file=sys.stderr)  # what a terminal would have echoed
     return answer.strip().lower() in ("y", "yes")
 
 

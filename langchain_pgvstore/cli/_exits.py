@@ -25,7 +25,7 @@ class Exit(IntEnum):
     FAILED = 1
     """The operation failed: a database or library error, a failing PostgreSQL program."""
     USAGE = 2
-    """Bad arguments or input: options, a JSON filter, a model that does not fit."""
+    """Bad arguments or input: options, a JSON filter, a model missing its extra."""
     NOT_FOUND = 3
     """No such collection, or no index to rebuild."""
     UNAVAILABLE = 4

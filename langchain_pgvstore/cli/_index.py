@@ -110,14 +110,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     p = actions.add_parser("status", help="the collection's indexes, their validity and size",
                            description="List the collection's indexes.")  # fmt: skip
-    p.add_argument("collection")
+    p.add_argument("collection", help="collection name")
     add_target_options(p)
     p.set_defaults(handler=status)
 
     p = actions.add_parser("create", help="build the ANN index (HNSW by default)",
                            description="Build the collection's ANN index; the operator class"
                            " follows its distance and vector type.")  # fmt: skip
-    p.add_argument("collection")
+    p.add_argument("collection", help="collection name")
     p.add_argument("--kind", choices=("hnsw", "ivfflat"), default=None,
                    help="index kind (default: the collection's, else hnsw)")  # fmt: skip
     p.add_argument("--m", type=int, default=16, help="HNSW: links per node")
@@ -131,7 +131,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     p = actions.add_parser("reindex", help="rebuild the ANN index in place",
                            description="Rebuild the collection's ANN index in place.")  # fmt: skip
-    p.add_argument("collection")
+    p.add_argument("collection", help="collection name")
     _build_arguments(p)
     add_target_options(p)
     p.set_defaults(handler=reindex)

@@ -87,7 +87,7 @@ def _imported(spec: str) -> Embeddings:
     found = getattr(module, name, None)
     if found is None:
         raise CLIError(f"--embeddings {spec}: {module_name!r} has no {name!r}", Exit.USAGE)
-    model = found if isinstance(found, Embeddings) else found()
+    model = found if isinstance(found, Embeddings) or not callable(found) else found()
     if not isinstance(model, Embeddings):
         raise CLIError(
             f"--embeddings {spec} gave {type(model).__name__}, not a LangChain Embeddings",

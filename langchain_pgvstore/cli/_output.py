@@ -68,33 +68,37 @@ class Counter:
         self._tty = sys.stderr.isatty()
         self._tqdm = _tqdm() if enabled else None
         self._bar: Any = None
-        self._shown = False
+        self._phase: str | None = None  # the description of the last `set`
 
-    def set(self, desc: str, done: int, total: int | None) -> None:
-        """Show `done` of `total` in phase `desc` (nothing is drawn before the first call)."""
+    def set(self, desc: str, done: int, total: int | None, unit: str | None = None) -> None:
+        """Show `done` of `total` (in `unit`) in phase `desc`; nothing is drawn before this."""
         if not self._enabled:
             return
-        self._shown = True
+        unit = unit or self._unit
         if self._tqdm is not None and self._bar is None:
-            self._bar = self._tqdm(total=total, desc=desc, unit=self._unit)
-            self._desc, self._total = desc, total
+            self._bar = self._tqdm(total=total, desc=desc, unit=unit)
+            self._desc, self._total, self._unit = desc, total, unit
         if self._bar is not None:
             if desc != self._desc:
                 self._bar.set_description(desc)
+            if unit != self._unit:
+                self._bar.unit = unit
             if total != self._total:
                 self._bar.reset(total=total)
             self._bar.update(done - self._bar.n)
         elif self._tty:
-            print(f"\r\x1b[K{self._text(desc, done, total)}", end="", file=sys.stderr, flush=True)
-        elif desc != self._desc:
+            line = self._text(desc, done, total, unit)
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+        elif self._phase is not None and desc != self._phase:
             print(self._text(self._desc, self._done, self._total), file=sys.stderr)
-        self._desc, self._done, self._total = desc, done, total
+        self._desc, self._done, self._total, self._phase = desc, done, total, desc
+        self._unit = unit
 
     def update(self, n: int) -> None:
         self.set(self._desc, self._done + n, self._total)
 
     def close(self) -> None:
-        if not self._shown:
+        if self._phase is None:
             return
         if self._bar is not None:
             self._bar.close()
@@ -103,10 +107,11 @@ class Counter:
         else:
             print(self._text(self._desc, self._done, self._total), file=sys.stderr)
 
-    def _text(self, desc: str, done: int, total: int | None) -> str:
+    def _text(self, desc: str, done: int, total: int | None, unit: str | None = None) -> str:
+        unit = unit or self._unit
         if total:
-            return f"{desc}: {done}/{total} {self._unit} ({100 * done // total}%)"
-        return f"{desc}: {done} {self._unit}"
+            return f"{desc}: {done}/{total} {unit} ({100 * done // total}%)"
+        return f"{desc}: {done} {unit}"
 
 
 class IndexBar:
@@ -121,8 +126,7 @@ class IndexBar:
             done, total, unit = snapshot.tuples_done, snapshot.tuples_total, "tuples"
         else:
             done, total, unit = snapshot.blocks_done, snapshot.blocks_total, "blocks"
-        self._counter._unit = unit
-        self._counter.set(f"{self._desc}: {snapshot.phase}", done, total or None)
+        self._counter.set(f"{self._desc}: {snapshot.phase}", done, total or None, unit)
 
     def close(self) -> None:
         self._counter.close()

@@ -6,6 +6,9 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from .._server_ctl import ServerState, client_program, server_state, start_kept, stop_server
 from .._sql import ddl
@@ -123,7 +126,13 @@ def restore(args: argparse.Namespace) -> int:
 
 
 def _restore_one(
-    program: Path, file: str, listing: str, schema: str, name: str, target: str, conn: object
+    program: Path,
+    file: str,
+    listing: str,
+    schema: str,
+    name: str,
+    target: str,
+    conn: psycopg.Connection[Any],
 ) -> None:
     entries = collection_entries(listing, schema, name)
     script = run(
@@ -138,7 +147,7 @@ def _restore_one(
         chosen.write("\n".join(entries) + "\n")
         chosen.flush()
         for frag in (ddl.create_extension(), ddl.create_schema(schema), ddl.create_registry(table)):
-            conn.execute(frag.sql, frag.params or None)  # type: ignore[attr-defined]
+            conn.execute(frag.sql, frag.params or None)
         run(program, ["--no-owner", "--exit-on-error", "--single-transaction",
                       f"--use-list={chosen.name}", f"--dbname={target}", file],
             what="pg_restore")  # fmt: skip
@@ -151,7 +160,7 @@ def _restore_one(
         row.get("embedding_model"),
         int(row.get("schema_version") or 1),
     )
-    conn.execute(frag.sql, frag.params or None)  # type: ignore[attr-defined]
+    conn.execute(frag.sql, frag.params or None)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -170,7 +179,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         if client:
             add_target_options(parser, schema=False)
         else:
-            parser.add_argument("--data-dir", type=Path, default=None,
+            parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                                 help="data directory (default: $PGVSTORE_DATA_DIR or a per-user"
                                 " folder)")  # fmt: skip
         parser.set_defaults(handler=handler)
@@ -190,5 +199,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("file", help="archive to read")
     p.add_argument("--collection", action="append", default=[], metavar="NAME",
                    help="restore only this collection (repeatable); it must not exist")  # fmt: skip
-    p.add_argument("--schema", dest="restore_schema", default="public",
+    p.add_argument("--schema", dest="restore_schema", default="public", metavar="SCHEMA",
                    help="schema of --collection (default: public)")  # fmt: skip

@@ -45,6 +45,7 @@ def add_target_options(parser: argparse.ArgumentParser, *, schema: bool = True) 
         "--data-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="the embedded server's data directory (default: $PGVSTORE_DATA_DIR or a per-user"
         " folder)",
     )

@@ -80,8 +80,12 @@ def test_drop_asks_unless_yes(dsn: str, names: list[str]) -> None:
     name = _new(names)
     _fill(dsn, name, 3)
     declined = pgvstore("drop", name, "--dsn", dsn, input="n\n")
-    assert_one_line_error(declined, 1, "not dropped")
-    assert f"drop collection public.{name} and its 3 rows? [y/N]" in declined.err
+    assert declined.code == 1 and declined.err.splitlines() == [
+        f"drop collection public.{name} and its 3 rows? [y/N] n",
+        "pgvstore: error: not dropped",
+    ]
+    eof = pgvstore("drop", name, "--dsn", dsn, input="")  # no answer is no
+    assert eof.code == 1 and eof.err.splitlines()[-1] == "pgvstore: error: not dropped"
     assert name in pgvstore("collections", "--dsn", dsn).out
     confirmed = pgvstore("drop", name, "--dsn", dsn, input="y\n")
     assert confirmed.code == 0 and f"dropped collection public.{name} (3 rows)" in confirmed.out
@@ -114,7 +118,7 @@ def test_index_status_create_reindex(dsn: str, names: list[str]) -> None:
     assert_one_line_error(ivf, 1, "already has a hnsw index", "replace")
     replaced = pgvstore("index", "create", name, "--kind", "ivfflat", "--replace", "--dsn", dsn)
     assert replaced.code == 0 and "(ivfflat," in replaced.out, replaced
-    bad = pgvstore("index", "create", name, "--m", "1", "--dsn", dsn)
+    bad = pgvstore("index", "create", name, "--kind", "hnsw", "--m", "1", "--dsn", dsn)
     assert_one_line_error(bad, 2, "hnsw m must be")
 
 
@@ -165,7 +169,7 @@ def test_bad_input_is_one_line_with_its_exit_code(dsn: str, names: list[str]) ->
     assert_one_line_error(unknown, 3, "no collection 'nope'", name)
     wrong_size = pgvstore("search", "q", "-c", name, "--dsn", dsn, "--embeddings",
                           "tests.cli.models:small")  # fmt: skip
-    assert_one_line_error(wrong_size, 2, f"expected {DIM} dimensions, got 8")
+    assert_one_line_error(wrong_size, 1, f"created with {DIM} dimensions", "uses 8")
     assert_one_line_error(pgvstore("search", "q", "-c", name, "--dsn", dsn, "--embeddings",
                                    "tests.cli.models:not_a_model"), 2, "not a LangChain")  # fmt: skip
     assert_one_line_error(
