@@ -68,7 +68,7 @@ from langchain_core.documents import Document  # noqa: E402
 import langchain_pgvstore  # noqa: E402
 from langchain_pgvstore import PGVStore  # noqa: E402
 from langchain_pgvstore import _runner as runner_module  # noqa: E402
-from langchain_pgvstore._core import _as_array  # noqa: E402
+from langchain_pgvstore._core import as_array as _as_array  # noqa: E402
 from langchain_pgvstore._ingest import encode_copy, prepare_batch  # noqa: E402
 from langchain_pgvstore.mmr import mmr_select  # noqa: E402
 

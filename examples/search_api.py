@@ -1,5 +1,6 @@
 """A search service over a collection: FastAPI, a response cache, Prometheus metrics.
 
+    pip install '.[embedded,e5,examples]'                # from a checkout
     python examples/search_api.py --seed                 # embedded database, demo corpus
     PGVSTORE_DSN=postgresql://user:pass@host/db PGVSTORE_COLLECTION=docs \\
         python examples/search_api.py --host 0.0.0.0 --port 8000
@@ -18,7 +19,10 @@ Endpoints:
   scale (reciprocal rank fusion gives about 0.03 to a top hit), so there
   `min_score` defaults to 0. Results come ranked: by score for similarity and
   hybrid, in selection order for MMR.
-- `GET /healthz`: 200 when a one-row read through the store succeeds, else 503.
+- `GET /healthz`: 200 when a one-row read through the store succeeds within
+  `HEALTH_TIMEOUT` (1.5 s), else 503. While the database is down it answers
+  503 at once (the store fails fast once it knows); the first request after the
+  database is back reconnects.
 - `GET /metrics`: Prometheus text format.
 
 The service embeds the query once per request and searches with that vector
@@ -36,13 +40,14 @@ Configuration: `PGVSTORE_DSN` (default: the embedded server),
 `PGVSTORE_COLLECTION` (default `search_demo`), `PGVSTORE_CACHE_SIZE` (entries,
 default 1024; 0 turns the cache off), `PGVSTORE_CACHE_TTL` (seconds, default
 60); `--host`, `--port` and `--seed` on the command line. Embeddings are the
-local all-MiniLM-L6-v2 (no API key). Tests build the app with
+local multilingual-e5-small (`E5SmallEmbeddings`, no API key). Tests build the app with
 `create_app(store, embeddings)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -81,6 +86,9 @@ Mode = Literal["similarity", "mmr", "hybrid"]
 #: none for hybrid, whose fused scores are not relevances.
 DEFAULT_MIN_SCORE: dict[str, float] = {"similarity": 0.7, "mmr": 0.7, "hybrid": 0.0}
 MMR_LAMBDA = 0.5
+#: seconds `/healthz` waits for its read before answering 503: a load balancer's
+#: probe must not hang while the store waits out a restart (up to `pool_timeout`)
+HEALTH_TIMEOUT = 1.5
 
 # A small corpus for `--seed`, by topic; ids are "<topic>-<n>".
 DEMO_CORPUS: dict[str, list[str]] = {
@@ -392,10 +400,11 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         try:
-            await store.aget(limit=1)
+            await asyncio.wait_for(store.aget(limit=1), HEALTH_TIMEOUT)
         except Exception as e:  # any failure means this instance cannot serve
+            detail = str(e) or f"no answer from the database within {HEALTH_TIMEOUT:g} s"
             return JSONResponse(
-                status_code=503, content={"status": "unavailable", "detail": str(e)}
+                status_code=503, content={"status": "unavailable", "detail": detail}
             )
         return JSONResponse({"status": "ok", "collection": store.collection})
 
@@ -409,7 +418,7 @@ def create_app(
 def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
-    from langchain_pgvstore.embeddings import MiniLMEmbeddings
+    from langchain_pgvstore.embeddings import E5SmallEmbeddings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -417,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", action="store_true", help="upsert the demo corpus at start-up")
     args = parser.parse_args(argv)
 
-    embeddings = MiniLMEmbeddings()
+    embeddings = E5SmallEmbeddings()
     store = PGVStore(
         embeddings,
         connection=os.environ.get("PGVSTORE_DSN") or None,

@@ -3,9 +3,10 @@
 from typing import TYPE_CHECKING, Any
 
 from ._indexes import IndexInfo, IndexProgress
+from ._routing import WriteToken
 from .cache import PostgresByteStore, cached_embeddings
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
-from .embeddings import EmbeddingEstimate, MiniLMEmbeddings
+from .embeddings import E5SmallEmbeddings, EmbeddingEstimate, MiniLMEmbeddings
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -32,6 +33,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DimensionError",
     "Distance",
+    "E5SmallEmbeddings",
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "EmbeddingError",
@@ -53,6 +55,7 @@ __all__ = [
     "QueryTimeoutError",
     "SchemaError",
     "VectorType",
+    "WriteToken",
     "cached_embeddings",
     "embedded_dsn",
 ]

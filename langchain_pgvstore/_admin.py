@@ -24,14 +24,20 @@ from ._indexes import (
 from ._options import parse_options
 from ._schema import CollectionSpec, check_quantization
 from ._similarity import query_text
-from ._sql import catalog
+from ._sql import Frag, catalog, citus
 from ._sql.search import explain
+from ._sql.settings import Settings
 from .config import HNSWIndex, IVFFlatIndex
 from .errors import InputError, SchemaError
 
 __all__ = ["IndexAdmin"]
 
 ProgressCallback = Callable[[IndexProgress], None]
+
+
+def _progress_query(spec: CollectionSpec) -> Frag:
+    """Where a build's progress shows: the coordinator's view, or the workers' on Citus."""
+    return catalog.progress(spec.table) if spec.table.distribution is None else citus.progress()
 
 
 def _progress(rows: list[tuple[Any, ...]]) -> IndexProgress | None:
@@ -200,7 +206,7 @@ class IndexAdmin(StoreCore):
             build()
             return
         done = threading.Event()
-        query = catalog.progress(spec.table)
+        query = _progress_query(spec)
 
         # The build blocks this thread inside the server; a second connection
         # reads the progress view meanwhile.
@@ -228,7 +234,7 @@ class IndexAdmin(StoreCore):
         if progress is None:
             await build
             return
-        query = catalog.progress(spec.table)
+        query = _progress_query(spec)
 
         async def poll() -> None:
             while True:
@@ -254,9 +260,17 @@ class IndexAdmin(StoreCore):
     ) -> Flow[str | None]:
         def build(spec: CollectionSpec) -> Query:
             query = self._search(spec, vector, k, where, options, from_model=from_model)
-            return Query(explain(query.frag, analyze=analyze), query.settings)
+            if spec.table.distribution is None:
+                return Query(explain(query.frag, analyze=analyze), query.settings)
+            # every shard's plan; Citus's EXPLAIN needs its parameters bound by the client
+            every_task = Settings((("citus.explain_all_tasks", "on"),))
+            settings = query.settings.merged(every_task)
+            return Query(explain(query.frag, analyze=analyze), settings, client=True)
 
-        return read_flow(build, lambda rows: "\n".join(str(r[0]) for r in rows), None)
+        def text(rows: list[tuple[Any, ...]]) -> str:
+            return "\n".join(str(r[0]) for r in rows)
+
+        return read_flow(build, text, None, options.route)
 
     def _explain_args(
         self, k: int, filter: Mapping[str, Any] | None, analyze: bool, kwargs: Mapping[str, Any]

@@ -17,7 +17,10 @@ from typing_extensions import override
 from . import _validate as check
 from ._closing import Closing
 from ._connection import Connector, PoolOptions
-from ._runner import AsyncRunner, Runner
+from ._replicas import ReadConnections, read_replicas
+from ._routing import positive_or_none
+from ._runner import Runner
+from ._runner_async import AsyncRunner
 from ._schema import (
     CollectionSpec,
     check_indexable,
@@ -89,7 +92,12 @@ class StoreBase(Closing, VectorStore):
         multi_tenant: bool = False,
         tenant: str | None = None,
         distributed: bool = False,
+        shard_count: int | None = None,
         row_level_security: RowLevelSecurity | None = None,
+        read_connections: ReadConnections = None,
+        read_your_writes: bool = False,
+        read_wait: float = 1.0,
+        max_replica_lag: float | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
         if not callable(getattr(embedding, "embed_query", None)):
@@ -110,6 +118,10 @@ class StoreBase(Closing, VectorStore):
         distribution: Distribution | None = None
         if distributed:
             distribution = "tenant" if multi_tenant else "id"
+        if shard_count is not None:
+            if not distributed:
+                raise ConfigError("shard_count= needs distributed=True")
+            check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
         spec = CollectionSpec(
             table=Table(schema, collection, multi_tenant, distribution),
             distance=Distance.parse(distance),
@@ -126,6 +138,7 @@ class StoreBase(Closing, VectorStore):
                 if maintenance_work_mem is None
                 else memory_size(maintenance_work_mem, "maintenance_work_mem")
             ),
+            shard_count=shard_count,
             row_level_security=(
                 None
                 if row_level_security is None
@@ -151,6 +164,14 @@ class StoreBase(Closing, VectorStore):
         self._known_at = 0.0
         self._embedding = embedding
         self._connector = Connector(connection, options, data_dir)
+        self._replicas = read_replicas(
+            read_connections,
+            options,
+            embedded=self._connector.embedded,
+            read_your_writes=check.boolean(read_your_writes, "read_your_writes", ConfigError),
+            read_wait=check.positive_number(read_wait, "read_wait", ConfigError),
+            max_replica_lag=positive_or_none(max_replica_lag, "max_replica_lag"),
+        )
         self._db = Runner(self._connector)
         self._adb = AsyncRunner(self._connector)
         self._statements = StatementCache()
@@ -189,9 +210,12 @@ class StoreBase(Closing, VectorStore):
         return self._connector.dsn
 
     def __repr__(self) -> str:
+        reads = ""
+        if self._replicas is not None:
+            reads = f", read from: {'; '.join(self._replicas.router.names)}"
         return (
             f"PGVStore(collection={self.collection!r}, schema={self._configured.table.schema!r},"
-            f" distance={self.distance.value!r}, {self._connector.description})"
+            f" distance={self.distance.value!r}, {self._connector.description}{reads})"
         )
 
     # -- lifecycle ----------------------------------------------------------------
@@ -199,7 +223,11 @@ class StoreBase(Closing, VectorStore):
     def close(self) -> None:
         """Close the connection pools this store opened (a pool you passed in stays open)."""
         self._connector.close()
+        if self._replicas is not None:
+            self._replicas.close()
 
     async def aclose(self) -> None:
         """Close the pools this store opened, async ones included."""
         await self._connector.aclose()
+        if self._replicas is not None:
+            await self._replicas.aclose()

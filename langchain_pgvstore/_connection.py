@@ -11,6 +11,18 @@ can fix (wrong password, no such database or role, unknown host) is raised at
 once, without the pool's retries and log lines; a failure that may pass
 (connection refused during a restart, too many connections) is retried until
 `pool_timeout`.
+
+When the server goes away later, the same rules hold, and an outage costs one
+wait, not one per call. A call that loses its connection connects once by
+itself: a permanent failure is raised at once; a passing one is waited out
+within `pool_timeout` while the pool reconnects (at most about a second
+apart). Once the pool has failed to reconnect for `RECONNECT_TIMEOUT` with no
+call waiting, or a call has waited out its whole timeout, the server counts as
+down: the pool stops trying (no log line per attempt), and each call makes a
+single connection attempt, failing at once with `DatabaseUnavailableError`
+until one succeeds; the first call after the server is back then refills the
+pool and goes on. A read endpoint (`patient=False`) never waits: its reads fail
+over to another server instead.
 """
 
 from __future__ import annotations
@@ -39,16 +51,12 @@ APPLICATION_NAME = "langchain-pgvstore"
 
 #: psycopg_pool retries a lost connection with exponential backoff (1, 2, 4 ... s, for
 #: up to 5 minutes), and callers wait for that schedule even once the server is back.
-#: Give up after this long and start over at once (`_reconnect_again`), so that an
-#: attempt is never more than about a second away.
+#: Give up after this long and, while a call waits, start over at once
+#: (`Connector._reconnect_failed`), so that an attempt is never more than about a
+#: second away.
 RECONNECT_TIMEOUT = 2.0
 #: How long one connection attempt may take before it counts as failed.
 CONNECT_TIMEOUT = 5.0
-
-
-def _reconnect_again(pool: Any) -> Any:
-    # called by psycopg_pool when it gives up reconnecting: check() starts again now
-    return None if pool.closed else pool.check()
 
 
 def _pool_conninfo(conninfo: object) -> str:
@@ -99,8 +107,14 @@ class Connector:
         connection: str | ConnectionPool[Any] | AsyncConnectionPool[Any] | None,
         options: PoolOptions,
         data_dir: str | os.PathLike[str] | None = None,
+        *,
+        patient: bool = True,
     ) -> None:
         self._options = options
+        #: wait out a passing failure within the pool timeout (False: fail at once)
+        self.patient = patient
+        #: the server was found unreachable: each call tries one connection first
+        self.down = False
         self._sync: ConnectionPool[Any] | None = None
         self._async: AsyncConnectionPool[Any] | None = None
         self._owns_sync = True
@@ -208,9 +222,51 @@ class Connector:
             "max_size": self._options.max_size,
             "timeout": self._options.timeout,
             "reconnect_timeout": RECONNECT_TIMEOUT,
-            "reconnect_failed": _reconnect_again,
+            "reconnect_failed": self._reconnect_failed,
             "kwargs": self._connect_kwargs(),
         }
+
+    def _reconnect_failed(self, pool: Any) -> Any:
+        """psycopg_pool gave up reconnecting: start over while a call waits for a
+        connection, else leave the server down until a call comes (no retry loop,
+        no log line per attempt meanwhile)."""
+        if pool.closed:
+            return None
+        if pool.get_stats().get("requests_waiting"):
+            return pool.check()
+        self.down = True
+        return None
+
+    # -- outages --------------------------------------------------------------------------
+
+    def lost(self, cause: BaseException | None) -> DatabaseUnavailableError | None:
+        """After a call lost its connection and connected once by itself (`cause`: why
+        that failed, or None): the error to raise now, or None to retry the call."""
+        if cause is None:
+            self.down = False
+            return None
+        if permanent_connect_error(cause) or not self.patient:
+            self.down = True
+            return self.unavailable(cause)
+        return None  # passing: the retry waits for the pool within pool_timeout
+
+    def revive(self, cause: BaseException | None) -> None:
+        """After a call on a server that was down connected once by itself (`cause`: why
+        that failed): raise at once, or return (the server is back: refill the pool)."""
+        if cause is not None:
+            raise self.unavailable(cause)
+        self.down = False
+
+    def timed_out(self, pool: Any, cause: BaseException | None) -> Exception:
+        """The error for a call the pool gave no connection in time (`cause`: why a
+        connection of our own failed then, or None when the server is only busy)."""
+        self.down = cause is not None
+        return self.unavailable(cause) if cause is not None else self.no_connection(pool)
+
+    @property
+    def _patience(self) -> float:
+        # one attempt (and at most one more at once) for a read endpoint
+        return self._options.timeout if self.patient else 0.01
 
     def _check_open(self) -> None:
         if self._closed:
@@ -218,9 +274,9 @@ class Connector:
 
     def first_connect(self) -> None:
         """Connect once, outside any pool: raise a permanent failure now, wait out a
-        passing one for up to `pool_timeout`."""
+        passing one for up to `pool_timeout` (a read endpoint does not wait)."""
         error: Exception | None = None
-        for pause in _backoff(self._options.timeout):
+        for pause in _backoff(self._patience):
             try:
                 with psycopg.connect(self.dsn, **self._connect_kwargs()):
                     return
@@ -234,7 +290,7 @@ class Connector:
     async def afirst_connect(self) -> None:
         """Async `first_connect`."""
         error: Exception | None = None
-        for pause in _backoff(self._options.timeout):
+        for pause in _backoff(self._patience):
             try:
                 conn = await psycopg.AsyncConnection.connect(self.dsn, **self._connect_kwargs())
             except psycopg.Error as e:
@@ -301,7 +357,10 @@ class Connector:
             raise self.unavailable(e) from None
 
     def probe(self) -> BaseException | None:
-        """Connect once, outside the pool, to learn why the pool cannot connect."""
+        """Connect once, outside the pool, to learn why the pool cannot connect (None:
+        it can, or a lent pool computes its conninfo and there is nothing to try)."""
+        if self._parsed is None and not self._embedded:
+            return None
         try:
             with psycopg.connect(self.dsn, **self._connect_kwargs()):
                 return None
@@ -310,6 +369,8 @@ class Connector:
 
     async def aprobe(self) -> BaseException | None:
         """Async `probe`."""
+        if self._parsed is None and not self._embedded:
+            return None
         try:
             conn = await psycopg.AsyncConnection.connect(self.dsn, **self._connect_kwargs())
         except psycopg.Error as e:

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
-import psycopg
 from langchain_core.documents import Document
 from pgvector import Vector
-from psycopg import errors as pg_errors
 from typing_extensions import override
 
 from ._base import StoreBase
 from ._documents import document
-from ._flow import FORGET, LOOKUP, Flow, Need, Provision, Query, Write
+from ._flow import Query
 from ._nearest import nearest_statement
 from ._options import SearchOptions
+from ._perform import Performer
 from ._plan import Execute, Plan
 from ._schema import (
     CollectionSpec,
-    lookup_plan,
-    provision_plan,
-    provisioning_denied,
 )
 from ._sql import Frag
 from ._sql.filters import TRUE, compile_filter
@@ -55,11 +50,11 @@ _NO_SETTINGS = Settings()
 SPEC_TTL = 30.0
 
 
-def _doc(row: Row) -> Document:
+def row_document(row: Row) -> Document:
     return document(row[0], row[1], row[2])
 
 
-def _as_array(value: Any) -> np.ndarray:
+def as_array(value: Any) -> np.ndarray:
     """A vector column value (pgvector `Vector` or `HalfVector`) as float32 numpy."""
     array: np.ndarray = np.asarray(value.to_numpy(), dtype=np.float32)
     return array
@@ -70,18 +65,10 @@ def model_failed(error: Exception) -> EmbeddingError:
     return EmbeddingError(f"the embedding model failed: {type(error).__name__}: {error}")
 
 
-class StoreCore(StoreBase):
+class StoreCore(Performer, StoreBase):
     """The flow drivers and the search statement, shared by the store's method groups."""
 
-    # -- running flows --------------------------------------------------------
-
-    def _known_spec(self, spec: CollectionSpec | None) -> CollectionSpec | None:
-        if spec != self._known:
-            # cached statements are keyed by shape only: they belong to one spec
-            self._statements.clear()
-        self._known = spec if spec is not None and spec.dimensions is not None else None
-        self._known_at = time.monotonic()
-        return self._known
+    # -- what the flow drivers (`_perform.py`) ask -----------------------------
 
     def _trusted(self) -> CollectionSpec | None:
         """What the store knows of its collection, if it is recent enough to trust."""
@@ -89,52 +76,6 @@ class StoreCore(StoreBase):
         if known is not None and time.monotonic() - self._known_at < SPEC_TTL:
             return known
         return None
-
-    def _perform(self, need: Need) -> Any:
-        if need is LOOKUP:
-            if (known := self._trusted()) is not None:
-                return known
-            return self._known_spec(
-                self._db.run(lambda: lookup_plan(self._configured), transaction=False)
-            )
-        if need is FORGET:
-            return self._known_spec(None)
-        if isinstance(need, Provision):
-            if (known := self._trusted()) is not None:
-                return known
-            plan = self._provision(need.dimensions)
-            try:
-                return self._known_spec(self._db.run(plan))
-            except pg_errors.InsufficientPrivilege as e:
-                raise provisioning_denied(self._configured, e) from e
-        if isinstance(need, Query):
-            settings = need.settings.merged(self._tenant_settings())
-            return self._db.fetch(need.frag, binary=need.binary, settings=settings)
-        assert isinstance(need, Write)
-        return self._db.run(self._tenant_plan(need.make_plan))
-
-    async def _aperform(self, need: Need) -> Any:
-        if need is LOOKUP:
-            if (known := self._trusted()) is not None:
-                return known
-            return self._known_spec(
-                await self._adb.run(lambda: lookup_plan(self._configured), transaction=False)
-            )
-        if need is FORGET:
-            return self._known_spec(None)
-        if isinstance(need, Provision):
-            if (known := self._trusted()) is not None:
-                return known
-            plan = self._provision(need.dimensions)
-            try:
-                return self._known_spec(await self._adb.run(plan))
-            except pg_errors.InsufficientPrivilege as e:
-                raise provisioning_denied(self._configured, e) from e
-        if isinstance(need, Query):
-            settings = need.settings.merged(self._tenant_settings())
-            return await self._adb.fetch(need.frag, binary=need.binary, settings=settings)
-        assert isinstance(need, Write)
-        return await self._adb.run(self._tenant_plan(need.make_plan))
 
     def _tenant_settings(self) -> Settings:
         """Under row-level security by setting, the tenant every statement runs as."""
@@ -153,44 +94,6 @@ class StoreCore(StoreBase):
             return (yield from make_plan())
 
         return plan
-
-    def _provision(self, dimensions: int | None) -> Callable[[], Any]:
-        spec = self._configured
-        if spec.dimensions is None and dimensions is not None:
-            spec = replace(spec, dimensions=dimensions)
-        return lambda: provision_plan(spec)
-
-    def _drive(self, flow: Flow[R]) -> R:
-        """Run a flow to its end; database errors go back into it."""
-        value: Any = None
-        error: psycopg.Error | None = None
-        while True:
-            try:
-                need = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                result: R = stop.value
-                return result
-            value, error = None, None
-            try:
-                value = self._perform(need)
-            except psycopg.Error as e:
-                error = e
-
-    async def _adrive(self, flow: Flow[R]) -> R:
-        """Async `_drive`."""
-        value: Any = None
-        error: psycopg.Error | None = None
-        while True:
-            try:
-                need = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                result: R = stop.value
-                return result
-            value, error = None, None
-            try:
-                value = await self._aperform(need)
-            except psycopg.Error as e:
-                error = e
 
     # -- embeddings -----------------------------------------------------------
 

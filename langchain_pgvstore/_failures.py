@@ -11,12 +11,13 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from .errors import QueryTimeoutError
+from .errors import ConfigError, QueryTimeoutError
 
 __all__ = [
     "SCHEMA_CHANGED",
     "connection_lost",
     "permanent_connect_error",
+    "standby_write",
     "timeout_error",
 ]
 
@@ -45,6 +46,7 @@ _PERMANENT_SQLSTATES = frozenset(
 # server's refusals, whose SQLSTATE psycopg does not keep for a failed connection
 _PERMANENT_MESSAGES = (
     "password authentication failed",
+    "authentication failed for user",
     "no pg_hba.conf entry",
     "does not exist",  # role "x" / database "x" does not exist
     "permission denied for database",
@@ -94,3 +96,25 @@ def timeout_error(error: psycopg.Error) -> QueryTimeoutError | None:
     if isinstance(error, pg_errors.LockNotAvailable):
         return QueryTimeoutError(f"lock wait timed out: {str(error).strip()}")
     return None
+
+
+def standby_write(error: psycopg.Error, conn: Any) -> ConfigError | None:
+    """The configuration error for a write that reached a read-only server.
+
+    A standby tells the client at connect time (`in_hot_standby`, PostgreSQL 14+),
+    which tells it apart from a primary whose sessions default to read-only.
+    """
+    if not isinstance(error, pg_errors.ReadOnlySqlTransaction):
+        return None
+    info = getattr(conn, "info", None)
+    where = f"host={info.host} port={info.port}" if info is not None else "the server"
+    if info is not None and info.parameter_status("in_hot_standby") == "on":
+        return ConfigError(
+            f"the store's connection {where} reached a read-only standby (in_hot_standby=on);"
+            " writes need the primary: point connection= at it, or add"
+            " target_session_attrs=read-write to a multi-host DSN"
+        )
+    return ConfigError(
+        f"the store's connection {where} is read-only (default_transaction_read_only=on);"
+        " writes need a read-write session: use a role or database without that setting"
+    )

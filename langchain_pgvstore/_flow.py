@@ -11,6 +11,10 @@ changed collection then either works (a write re-creates a dropped table) or
 fails with a typed error naming the difference (`SchemaError` from the
 registry check, `DimensionError` from the vector check).
 
+A read flow may first yield its `ReadRoute`: the server its lookup and query
+go to (a read endpoint, or the primary; `_perform.py`). Every other need goes
+to the primary.
+
 `PGVStore` drives flows with `_drive` / `_adrive`, which differ only in
 `await`; nothing here does I/O.
 """
@@ -23,6 +27,7 @@ from typing import Any, TypeVar
 
 from ._failures import SCHEMA_CHANGED
 from ._plan import Plan
+from ._routing import ReadRoute
 from ._schema import CollectionSpec
 from ._sql import Frag
 from ._sql.settings import Settings
@@ -72,6 +77,7 @@ class Query:
     frag: Frag
     settings: Settings = Settings()
     binary: bool = False
+    client: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +87,23 @@ class Write:
     make_plan: Callable[[], Plan[Any]]
 
 
-Need = _Lookup | _Forget | Provision | Query | Write
+Need = _Lookup | _Forget | Provision | Query | Write | ReadRoute
 Flow = Generator[Need, Any, R]
 
 
 def read_flow(
-    build: Callable[[CollectionSpec], Query], finish: Callable[[Rows], R], empty: R
+    build: Callable[[CollectionSpec], Query],
+    finish: Callable[[Rows], R],
+    empty: R,
+    route: ReadRoute | None = None,
 ) -> Flow[R]:
     """Look the collection up, run the query `build` makes for it, map the rows.
 
     Before the collection exists the answer is `empty`, and nothing is created.
+    Both reads follow `route` (None: the primary).
     """
+    if route is not None:
+        yield route
     spec: CollectionSpec | None = yield LOOKUP
     for attempt in (1, 2):
         if spec is None:

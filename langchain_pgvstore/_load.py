@@ -17,6 +17,8 @@ from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
 from ._plan import Execute, Fetch, Phase, Plan
 from ._schema import CollectionSpec, build_index_plan
 from ._sql import catalog, ddl, dml
+from ._sql.bm25_schema import recount_bm25
+from ._sql.bm25_writes import merge_with_statistics
 from .config import Table
 
 __all__ = ["load_plan"]
@@ -64,6 +66,10 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
         yield Phase("copy", len(batch))
         yield from direct_write_plan(table, batch, spec.vector_type, tenant)
         written = len(batch)
+        if table.distribution is not None:
+            # no triggers on a distributed table: count the new rows' statistics
+            for frag in recount_bm25(table):
+                yield Execute(frag)
     else:
         yield Phase("copy", len(batch))
         yield from stage_plan(batch, spec.vector_type, spec.dimensions)
@@ -80,7 +86,10 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
                 for frag in ddl.drop_ann_indexes(table):
                     yield Execute(frag)
                 build = True
-        written = yield from merge_plan(table, tenant)
+        if table.distribution is None:
+            written = yield from merge_plan(table, tenant)
+        else:
+            written = yield Execute(merge_with_statistics(table, tenant))
     if build:
         yield Phase("index", len(batch))
         yield from build_index_plan(spec)
@@ -88,7 +97,10 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
         # A large load leaves its GIN entries in the pending list, which makes the
         # planner shun the metadata index until VACUUM; merge them and refresh
         # statistics now so filtered searches use the index right away.
-        for frag in ddl.clean_gin_pending(table):
-            yield Fetch(frag)
+        if table.distribution is None:
+            # (on Citus the coordinator's index is an empty shell: the workers'
+            # autovacuum merges their shards' pending lists)
+            for frag in ddl.clean_gin_pending(table):
+                yield Fetch(frag)
         yield Execute(ddl.analyze(table))
     return written

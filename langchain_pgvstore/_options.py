@@ -9,7 +9,9 @@ unfiltered rows. Which options a search accepts depends on its kind:
   `iterative_scan`, `max_scan_tuples`, `exact`, `exact_search_threshold`,
   `rerank_pool`) and `statement_timeout`;
 - keyword: `k1`, `b` and `statement_timeout`;
-- hybrid: all of those, and `fetch_k`, `fusion`, `rrf_k`, `weights`.
+- hybrid: all of those, and `fetch_k`, `fusion`, `rrf_k`, `weights`;
+- every kind: `read_from` and `after`, the read's route (`_routing.py`): they
+  choose the server, not the statement, and are not part of its cache key.
 
 The result, `SearchOptions`, is frozen and hashable: together with the
 filter's compiled text it is the key of a cached statement.
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _validate as check
+from ._routing import REPLICA, ReadRoute, route
 from .errors import InputError
 
 __all__ = ["DEFAULT_FUSION", "SearchKind", "SearchOptions", "parse_options"]
@@ -48,7 +51,9 @@ _VECTOR = frozenset(
 )
 _KEYWORD = frozenset({"k1", "b"})
 _FUSION = frozenset({"fetch_k", "fusion", "rrf_k", "weights"})
-_COMMON = frozenset({"statement_timeout"})
+#: where the read runs: `read_from="primary"`, `after=<WriteToken or its text>`
+_ROUTING = frozenset({"read_from", "after"})
+_COMMON = frozenset({"statement_timeout"}) | _ROUTING
 _ACCEPTED: dict[str, frozenset[str]] = {
     "similarity": _VECTOR | _COMMON,
     "mmr": _VECTOR | _COMMON,
@@ -85,6 +90,8 @@ class SearchOptions:
     fusion: Fusion = DEFAULT_FUSION
     rrf_k: int = 60
     weights: tuple[float, float] | None = None
+    #: which server answers (no part of the statement, nor of its cache key)
+    route: ReadRoute = field(default=REPLICA, compare=False, hash=False)
 
     def candidates(self, k: int) -> int:
         """Rows each leg of a hybrid search contributes: `fetch_k`, or max(20, 2k)."""
@@ -164,6 +171,8 @@ def parse_options(kind: SearchKind, k: int, kwargs: Mapping[str, Any]) -> Search
         values["rrf_k"] = check.non_negative_int(get("rrf_k"), "rrf_k")
     if get("weights") is not None:
         values["weights"] = _weights(get("weights"))
+    if "read_from" in kwargs or "after" in kwargs:
+        values["route"] = route(get("read_from"), get("after"))
     return SearchOptions(**values)
 
 

@@ -23,10 +23,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """Run a query; the plan receives `list[tuple]`."""
+    """Run a query; the plan receives `list[tuple]`.
+
+    `client`: bind the parameters on the client (Citus's EXPLAIN cannot pass
+    server-side parameters on to the workers).
+    """
 
     frag: Frag
     binary: bool = False
+    client: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The collection's lifecycle as plans: look up, provision, drop (loads: `_load.py`).
+"""The collection's spec and lifecycle as plans: look up, drop (provision: `_provision.py`,
+loads: `_load.py`).
 
 Provisioning is idempotent and safe when several processes do it at once:
 `CREATE EXTENSION` and the registry run under a global advisory lock, the
@@ -10,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ._plan import Execute, Fetch, Plan
-from ._sql import Frag, catalog, ddl, dml
-from ._sql.bm25_schema import bm25_ddl, drop_bm25
+from ._sql import catalog, ddl, dml
+from ._sql.bm25_schema import (
+    drop_bm25,
+)
 from ._sql.settings import set_config
 from .config import (
-    GLOBAL_LOCK_KEY,
     MAX_INDEXED_DIMENSIONS,
     REGISTRY_TABLE,
-    SCHEMA_VERSION,
     Distance,
     HNSWIndex,
     IndexSpec,
@@ -34,7 +35,6 @@ __all__ = [
     "build_index_plan",
     "drop_plan",
     "lookup_plan",
-    "provision_plan",
 ]
 
 MIN_PGVECTOR = (0, 8, 0)
@@ -54,6 +54,7 @@ class CollectionSpec:
     bulk_rebuild_rows: int = 10_000
     maintenance_work_mem: str | None = None
     row_level_security: RowLevelSecurity | None = None
+    shard_count: int | None = None
 
     def __post_init__(self) -> None:
         check_index_kind(self.distance, self.index)
@@ -126,129 +127,17 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
         return None
     if not (yield Fetch(catalog.table_exists(table)))[0][0]:
         return None
-    spec = _check_registered(spec, rows[0])
-    yield from _check_index(spec)
+    spec = check_registered(spec, rows[0])
+    yield from check_index_plan(spec)
     return spec
 
 
-def _check_index(spec: CollectionSpec) -> Plan[None]:
+def check_index_plan(spec: CollectionSpec) -> Plan[None]:
     """Refuse an HNSW index whose quantization differs from the store's setting."""
     if isinstance(spec.index, HNSWIndex):
         found = yield Fetch(catalog.index_definition(spec.table, "hnsw"))
         if found:
             check_quantization(spec, "binary" if "binary_quantize(" in found[0][0] else None)
-
-
-def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
-    """Make sure the extension, registry, table and indexes exist; check they match.
-
-    Returns the spec with `dimensions` filled in from the registry. When the
-    collection does not exist and the dimensions are still unknown, nothing
-    is created and the spec comes back with `dimensions=None`.
-    """
-    table = spec.table
-    installed, available = (yield Fetch(catalog.extension_version()))[0]
-    if check_pgvector(installed, available):
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        yield Execute(ddl.create_extension())
-
-    registry_exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
-    if not registry_exists:
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
-            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
-            yield Execute(ddl.create_schema(table.schema))
-        yield Execute(ddl.create_registry(table))
-    elif not (yield Fetch(ddl.registry_is_current(table)))[0][0]:
-        # a registry an earlier release made: add what this release records
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        for frag in ddl.upgrade_registry(table):
-            yield Execute(frag)
-
-    yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-    rows = yield Fetch(ddl.registry_row(table))
-    if rows:
-        spec = _check_registered(spec, rows[0])
-    elif spec.dimensions is None:
-        return spec
-    table_exists = (yield Fetch(catalog.table_exists(table)))[0][0]
-    if table_exists and not rows:
-        raise SchemaError(
-            f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
-            " choose another collection name"
-        )
-    if table_exists:
-        yield from _check_index(spec)
-    if not table_exists:
-        assert spec.dimensions is not None
-        check_indexable(spec)
-        if not (yield Fetch(catalog.ts_config_exists(spec.ts_config)))[0][0]:
-            raise ConfigError(
-                f"unknown text search configuration {spec.ts_config!r};"
-                " see SELECT cfgname FROM pg_ts_config"
-            )
-        for frag in _collides(table):
-            if (yield Fetch(frag))[0][0]:
-                raise SchemaError(
-                    f"collection {table.schema}.{table.name} cannot be created: a relation"
-                    f" named {frag.params[1]!r}, which this collection's own objects would use,"
-                    " already exists; choose another collection name"
-                )
-        yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
-        yield Execute(ddl.set_embedding_storage_main(table))
-        for frag in ddl.create_secondary_indexes(table):
-            yield Execute(frag)
-        for frag in bm25_ddl(table, spec.ts_config):
-            yield Execute(frag)
-        if table.multi_tenant and isinstance(spec.index, HNSWIndex):
-            # tenants load a little at a time, often through roles that may not
-            # create indexes: the graph exists from the start
-            yield from build_index_plan(spec)
-        # a registry row without its table (dropped behind the store's back) is replaced
-        yield Execute(ddl.delete_registry_row(table))
-        yield Execute(
-            ddl.insert_registry_row(
-                table,
-                spec.dimensions,
-                spec.distance,
-                spec.vector_type,
-                spec.ts_config,
-                spec.embedding_model,
-                SCHEMA_VERSION,
-            )
-        )
-    if spec.row_level_security is not None:
-        yield from _tenant_policy_plan(spec)
-    return spec
-
-
-def _tenant_policy_plan(spec: CollectionSpec) -> Plan[None]:
-    """Row-level security on the collection's table, unless it is there already."""
-    table = spec.table
-    mode = spec.row_level_security
-    assert mode is not None
-    found = yield Fetch(catalog.tenant_policy(table))
-    if found and found[0][0]:
-        if found[0][1] != mode:
-            raise SchemaError(
-                f"collection {table.schema}.{table.name} has row-level security by"
-                f" {found[0][1]!r}, but this store asks for {mode!r}"
-            )
-        return
-    for frag in ddl.tenant_policy(table, mode):
-        yield Execute(frag)
-
-
-def _collides(table: Table) -> list[Frag]:
-    """Existence checks for the names of the objects a new collection will create."""
-    return [
-        catalog.relation_exists(table.schema, table.index_name(kind))
-        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
-    ]
 
 
 def check_indexable(spec: CollectionSpec) -> None:
@@ -283,7 +172,7 @@ def check_quantization(spec: CollectionSpec, in_database: str | None) -> None:
         )
 
 
-def _check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
+def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
     dimensions, distance, vector_type, ts_config = row[0], row[1], row[2], row[3]
     name = f"{spec.table.schema}.{spec.table.name}"
     if spec.dimensions is not None and spec.dimensions != dimensions:

@@ -20,9 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._plan import Execute, Fetch, Plan
+from ._sql import citus
 from ._sql.settings import DEFAULTS, Settings, read_settings, set_configs
 
-__all__ = ["SessionState", "local_plan", "session_plan"]
+__all__ = ["SessionState", "local_plan", "propagated_plan", "session_plan"]
 
 Rows = list[tuple[Any, ...]]
 
@@ -82,6 +83,18 @@ def session_plan(state: SessionState, settings: Settings, query: Fetch | None) -
         state.current.update(values)
     if query is None:
         return []
+    rows: Rows = yield query
+    return rows
+
+
+def propagated_plan(settings: Settings, query: Fetch) -> Plan[Rows]:
+    """`SET LOCAL` settings Citus passes on to the workers, then the query.
+
+    Run it in a transaction block: that is where `SET LOCAL` lives, and where
+    Citus sends it to every worker connection of the transaction.
+    """
+    for frag in citus.set_local(settings.resolved()):
+        yield Execute(frag)
     rows: Rows = yield query
     return rows
 

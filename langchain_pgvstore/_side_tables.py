@@ -18,7 +18,8 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from . import _validate as check
 from ._connection import Connector, PoolOptions
 from ._plan import Execute, Fetch, Plan
-from ._runner import AsyncRunner, Runner
+from ._runner import Runner
+from ._runner_async import AsyncRunner
 from ._sql import Frag, catalog
 from ._sql.ddl import advisory_xact_lock, create_schema
 from ._sql.side_tables import SideTable

@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
-from ._core import StoreCore, _as_array, _doc
+from ._core import StoreCore, as_array, row_document
 from ._flow import Flow, read_flow
 from ._options import SearchKind, SearchOptions, parse_options
 from ._sql import Frag
@@ -24,7 +24,7 @@ Scored = list[tuple[Document, float]]
 
 
 def _scored(rows: list[Row]) -> Scored:
-    return [(_doc(r), float(r[3])) for r in rows]
+    return [(row_document(r), float(r[3])) for r in rows]
 
 
 def query_text(query: object) -> str:
@@ -56,6 +56,7 @@ class SimilaritySearch(StoreCore):
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
             _scored,
             [],
+            options.route,
         )
 
     def similarity_search_with_score_by_vector(
@@ -169,9 +170,9 @@ class SimilaritySearch(StoreCore):
         def pick(rows: list[Row]) -> Scored:
             if not rows:
                 return []
-            candidates = np.stack([_as_array(r[4]) for r in rows])
+            candidates = np.stack([as_array(r[4]) for r in rows])
             chosen = mmr_select(vector, candidates, k, lambda_mult)
-            return [(_doc(rows[i]), float(rows[i][3])) for i in chosen]
+            return [(row_document(rows[i]), float(rows[i][3])) for i in chosen]
 
         return read_flow(
             lambda spec: self._search(
@@ -179,6 +180,7 @@ class SimilaritySearch(StoreCore):
             ),
             pick,
             [],
+            options.route,
         )
 
     def max_marginal_relevance_search_with_score_by_vector(

@@ -22,8 +22,10 @@ from ._ingest import Batch, check_ids, prepare_batch
 from ._load import load_plan
 from ._plan import Execute, Plan
 from ._progress import PhaseCallback, Progress, make_progress, report_phases
+from ._routing import WriteToken
 from ._schema import CollectionSpec, drop_plan
 from ._sql import Frag, dml
+from ._sql.replication import commit_lsn
 from .errors import DimensionError, EmbeddingError, InputError
 
 __all__ = ["Writes"]
@@ -325,10 +327,28 @@ class Writes(StoreCore):
 
     def delete_collection(self) -> None:
         """Drop the collection's table and registry row; the store can be reused afterwards."""
-        self._db.run(lambda: drop_plan(self._configured))
+        self._write(lambda: drop_plan(self._configured))
         self._known_spec(None)
 
     async def adelete_collection(self) -> None:
         """Async `delete_collection`."""
-        await self._adb.run(lambda: drop_plan(self._configured))
+        await self._awrite(lambda: drop_plan(self._configured))
         self._known_spec(None)
+
+    # -- read-your-writes across processes ------------------------------------------------
+
+    def write_token(self) -> WriteToken:
+        """A token covering this store's writes so far, for a later read's `after=`.
+
+        With `read_your_writes=True` it is the commit position of the store's last
+        write (no I/O). Otherwise, or before the first write, the primary's current
+        position, which covers every write committed so far (one round trip).
+        `str(token)` travels to another process; `WriteToken.parse` reads it back.
+        """
+        known = self._replicas.last_write if self._replicas is not None else None
+        return known or WriteToken(int(self._db.fetch(commit_lsn())[0][0]))
+
+    async def awrite_token(self) -> WriteToken:
+        """Async `write_token`."""
+        known = self._replicas.last_write if self._replicas is not None else None
+        return known or WriteToken(int((await self._adb.fetch(commit_lsn()))[0][0]))

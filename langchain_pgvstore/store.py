@@ -90,6 +90,19 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         tenant: the tenant this store is bound to (multi-tenant collections).
         distributed: on a Citus coordinator, create the collection distributed
             over the cluster: by tenant when multi-tenant, else by id.
+        read_connections: read replicas: a DSN or pool per replica (a list), or one
+            DSN, which may be a multi-host DSN (then one endpoint). Searches, `get`,
+            `get_by_ids`, `count` and `explain` go to them, round robin; writes,
+            provisioning and index management go to `connection`, the primary. A
+            read takes `read_from="primary"` to go to the primary instead. A replica
+            that is down or too far behind is skipped (one warning) until healthy.
+        read_your_writes: a read after a write through this store waits (up to
+            `read_wait`) until a replica has replayed that write, else reads on the
+            primary. Off by default: replicas then lag. Across processes, pass
+            `after=store.write_token()` (or its text) to a read instead.
+        read_wait: seconds a read waits for a replica to replay a write it must see.
+        max_replica_lag: seconds a replica may be behind before reads skip it
+            (measured at most once a second per replica); None: never skipped for lag.
     """
 
     @override

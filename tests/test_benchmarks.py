@@ -29,15 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
 
 from benchmarks._common import ts_rank_search
-from langchain_pgvstore import PGVStore
 from langchain_pgvstore._sql import Frag
 from langchain_pgvstore.config import Table
 
@@ -268,28 +265,25 @@ def test_ts_rank_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> 
         ts_rank_search(T, "q", args.pop("k"), WHERE, "english", **args)
 
 
-def test_ts_rank_ranks_the_documents_keyword_search_finds(dsn: str, collection_name: str) -> None:
+def test_ts_rank_ranks_the_documents_keyword_search_finds(make_store, conn, collection_name):
     texts = {
         "a": "insulin receptor signalling in muscle",
         "b": "the insulin receptor and the insulin receptor substrate",
         "c": "zebra stripes",
         "d": "receptor tyrosine kinases",
     }
-    with PGVStore(
-        DeterministicFakeEmbedding(size=8), connection=dsn, collection=collection_name
-    ) as store:
-        store.add_texts(list(texts.values()), ids=list(texts))
-        table = Table("public", collection_name)
-        with psycopg.connect(dsn) as conn:
-            for match in ("any", "all"):
-                f = ts_rank_search(
-                    table, "insulin receptor", 10, Frag(sql.SQL("TRUE")), "english", match=match
-                )
-                rows = conn.execute(f.sql, f.params).fetchall()
-                assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
-                expected = {"a", "b", "d"} if match == "any" else {"a", "b"}
-                assert {r[0] for r in rows} == expected
-            f = ts_rank_search(table, "insulin zebra", 100, Frag(sql.SQL("TRUE")), "english")
-            found = {r[0] for r in conn.execute(f.sql, f.params)}
-        keyword = {d.id for d in store.keyword_search("insulin zebra", k=100)}
+    store = make_store(8)
+    store.add_texts(list(texts.values()), ids=list(texts))
+    table = Table("public", collection_name)
+    for match in ("any", "all"):
+        f = ts_rank_search(
+            table, "insulin receptor", 10, Frag(sql.SQL("TRUE")), "english", match=match
+        )
+        rows = conn.execute(f.sql, f.params).fetchall()
+        assert rows == sorted(rows, key=lambda r: (-r[1], r[0]))
+        expected = {"a", "b", "d"} if match == "any" else {"a", "b"}
+        assert {r[0] for r in rows} == expected
+    f = ts_rank_search(table, "insulin zebra", 100, Frag(sql.SQL("TRUE")), "english")
+    found = {r[0] for r in conn.execute(f.sql, f.params)}
+    keyword = {d.id for d in store.keyword_search("insulin zebra", k=100)}
     assert found == keyword == {"a", "b", "c"}

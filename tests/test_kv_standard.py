@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 from langchain_tests.integration_tests.base_store import (
     BaseStoreAsyncTests,
     BaseStoreSyncTests,
 )
-from psycopg import sql
 
 from langchain_pgvstore.cache import PostgresByteStore
+from tests.fix_db import scratch_table
 
 
 @pytest.fixture(scope="module")
-def kv_table(dsn: str):
+def kv_table(admin):
     """One table for the module; every test gets its own namespace in it."""
-    name = f"kv_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    with scratch_table(admin, "kv") as name:
+        yield name
 
 
 class TestPostgresByteStoreSync(BaseStoreSyncTests[bytes]):

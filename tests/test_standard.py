@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
-
-from langchain_pgvstore import PGVStore
 
 
 class TestPGVStoreStandard(VectorStoreIntegrationTests):
     @pytest.fixture
-    async def vectorstore(self, dsn: str):  # type: ignore[override]
-        store = PGVStore(
-            self.get_embeddings(), connection=dsn, collection=f"std_{uuid.uuid4().hex[:12]}"
-        )
-        try:
-            yield store
-        finally:
-            await store.adelete_collection()
-            await store.aclose()
+    def vectorstore(self, make_store):  # type: ignore[override]
+        return make_store(self.get_embeddings())
 
     @property
     def has_sync(self) -> bool:

@@ -29,6 +29,9 @@ __all__ = [
     "LENGTH_COLUMN",
     "TERM_FREQUENCY",
     "bm25_ddl",
+    "length_column",
+    "statistics_table",
+    "triggers",
     "compact_bm25",
     "drop_bm25",
     "recount_bm25",
@@ -183,20 +186,41 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
     `tsv_len` column, set `tsv` to STORAGE MAIN, create the maintenance
     triggers, and finally count the rows already present, so they also work
     on a populated table (which `ADD COLUMN` rewrites). Every statement is
-    idempotent.
+    idempotent. A distributed collection (Citus refuses triggers on it) takes
+    `length_column` and `statistics_table` only, and its writes keep the
+    statistics themselves (`bm25_writes.py`).
     """
+    return (
+        statistics_table(table)
+        + length_column(table, ts_config)
+        + triggers(table)
+        + recount_bm25(table)
+    )
+
+
+def statistics_table(table: Table) -> list[Frag]:
+    """The statistics table and its index on `term`."""
     stats = stats_table(table)
+    return [
+        Frag(
+            sql.SQL(
+                'CREATE TABLE IF NOT EXISTS {stats} (term text COLLATE "C" NOT NULL,'
+                " docs bigint NOT NULL, tokens bigint NOT NULL)"
+            ).format(stats=stats)
+        ),
+        Frag(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {stats} (term)").format(
+                index=sql.Identifier(table.index_name("bm25_term")), stats=stats
+            )
+        ),
+    ]
+
+
+def length_column(table: Table, ts_config: str) -> list[Frag]:
+    """The IMMUTABLE length function, the generated `tsv_len` column, `tsv` kept inline."""
     length_fn = _length_function(table)
-    trigger_fn = _trigger_function(table)
     config = sql.Literal(ts_config)
     statements = [
-        sql.SQL(
-            'CREATE TABLE IF NOT EXISTS {stats} (term text COLLATE "C" NOT NULL,'
-            " docs bigint NOT NULL, tokens bigint NOT NULL)"
-        ).format(stats=stats),
-        sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {stats} (term)").format(
-            index=sql.Identifier(table.index_name("bm25_term")), stats=stats
-        ),
         # A generated column cannot read another generated column (tsv), nor
         # call a set-returning function, hence the function and the repeated
         # to_tsvector below.
@@ -232,6 +256,14 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
         sql.SQL("ALTER TABLE {table} ALTER COLUMN {tsv} SET STORAGE MAIN").format(
             table=table.qualname, tsv=table.tsv
         ),
+    ]
+    return [Frag(s) for s in statements]
+
+
+def triggers(table: Table) -> list[Frag]:
+    """The statement-level triggers that keep the statistics of an ordinary table."""
+    trigger_fn = _trigger_function(table)
+    statements = [
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {body}"
         ).format(fn=trigger_fn, body=sql.Literal(_trigger_body(table).as_string(None))),
@@ -260,7 +292,7 @@ def bm25_ddl(table: Table, ts_config: str) -> list[Frag]:
                 fn=trigger_fn,
             )
         )
-    return [Frag(s) for s in statements] + recount_bm25(table)
+    return [Frag(s) for s in statements]
 
 
 def recount_bm25(table: Table) -> list[Frag]:

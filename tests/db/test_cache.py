@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from langchain_pgvstore import PGVStore
 from langchain_pgvstore._sql import kv
 from langchain_pgvstore._sql.side_tables import SideTable
 from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings, embedding_namespace
 from langchain_pgvstore.embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
 from langchain_pgvstore.errors import ConfigError, InputError
+from tests.fix_db import scratch_table
 
 KEY = "sk-test-cache"
 TEXTS = [
@@ -26,11 +23,9 @@ TEXTS = [
 
 
 @pytest.fixture
-def kv_table(dsn: str):
-    name = f"kv_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+def kv_table(admin):
+    with scratch_table(admin, "kv") as name:
+        yield name
 
 
 @pytest.fixture
@@ -97,15 +92,12 @@ def test_bad_names_are_config_errors() -> None:
 # -- the byte store ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_keys_page_through_prefixes_in_byte_order(kv_store: PostgresByteStore, mode: str):
+async def test_keys_page_through_prefixes_in_byte_order(kv_store: PostgresByteStore, api):
     keys = ["a", "a%", "a_b", "ab", "abc", "b", "é", "éa", "\U0010ffff", "\U0010ffffz", "A"]
     kv_store.mset([(k, k.encode()) for k in keys])
 
     async def listed(prefix: str | None) -> list[str]:
-        if mode == "sync":
-            return list(kv_store.yield_keys(prefix=prefix))
-        return [k async for k in kv_store.ayield_keys(prefix=prefix)]
+        return await api.on(kv_store).collect("yield_keys", prefix=prefix)
 
     assert await listed(None) == sorted(keys, key=lambda k: k.encode())  # page_size=2
     assert await listed("a") == ["a", "a%", "a_b", "ab", "abc"]
@@ -167,15 +159,13 @@ def test_concurrent_first_use_provisions_once(dsn: str, kv_table: str):
         assert sorted(s.yield_keys()) == ["k0", "k1", "k2", "k3"]
 
 
-def test_own_schema_is_created(dsn: str):
-    schema = f"kvs_{uuid.uuid4().hex[:8]}"
-    try:
-        with PostgresByteStore(connection=dsn, schema=schema, table="cache") as s:
-            s.mset([("a", b"1")])
-            assert s.mget(["a"]) == [b"1"]
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+def test_own_schema_is_created(dsn: str, schema_name: str, conn):
+    with PostgresByteStore(connection=dsn, schema=schema_name, table="cache") as s:
+        s.mset([("a", b"1")])
+        assert s.mget(["a"]) == [b"1"]
+    assert conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema_name}".cache',)
+    ).fetchone() == (True,)
 
 
 # -- the embedding cache ---------------------------------------------------------------------
@@ -237,32 +227,20 @@ async def test_async_cache_and_dimensions_miss(
     assert all(r.body.get("dimensions") == 48 for r in openai_server.requests[sent:])
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_cache_through_the_vector_store(
-    openai_server, make_openai, kv_store: PostgresByteStore, dsn: str, collection_name: str, mode
+    api, openai_server, make_openai, kv_store: PostgresByteStore, make_store
 ):
     emb = cached_embeddings(make_openai(dimensions=64), kv_store)
-    async with PGVStore(emb, connection=dsn, collection=collection_name) as store:
-        if mode == "sync":
-            store.add_texts(TEXTS[:3], ids=["a", "b", "c"])
-        else:
-            await store.aadd_texts(TEXTS[:3], ids=["a", "b", "c"])
-        sent = len(openai_server.requests)
+    call = api.on(make_store(emb))
+    await call("add_texts", TEXTS[:3], ids=["a", "b", "c"])
+    sent = len(openai_server.requests)
 
-        # re-ingesting the same texts (new ids, even) embeds nothing
-        if mode == "sync":
-            store.add_texts(TEXTS[:3], ids=["d", "e", "f"])
-            hits = [store.similarity_search(TEXTS[1], k=2) for _ in range(3)]
-        else:
-            await store.aadd_texts(TEXTS[:3], ids=["d", "e", "f"])
-            hits = [await store.asimilarity_search(TEXTS[1], k=2) for _ in range(3)]
-        assert len(openai_server.requests) == sent
-        assert {d.id for d in hits[0]} == {"b", "e"}
+    # re-ingesting the same texts (new ids, even) embeds nothing
+    await call("add_texts", TEXTS[:3], ids=["d", "e", "f"])
+    hits = [await call("similarity_search", TEXTS[1], k=2) for _ in range(3)]
+    assert len(openai_server.requests) == sent
+    assert {d.id for d in hits[0]} == {"b", "e"}
 
-        if mode == "sync":
-            store.similarity_search("something new")
-            store.similarity_search("something new")
-        else:
-            await store.asimilarity_search("something new")
-            await store.asimilarity_search("something new")
-        assert len(openai_server.requests) == sent + 1
+    await call("similarity_search", "something new")
+    await call("similarity_search", "something new")
+    assert len(openai_server.requests) == sent + 1

@@ -14,7 +14,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -165,36 +164,34 @@ def replay(programs: dict[str, list], order: list[str]) -> dict[str, str]:
     return state
 
 
-async def test_threads_and_tasks_upsert_and_search_one_collection(dsn, collection_name) -> None:
+async def test_threads_and_tasks_upsert_and_search_one_collection(
+    make_store, dsn, collection_name
+) -> None:
     """8 threads and 8 tasks, overlapping upserts in random id orders, plus searches and reads.
 
     No call fails (a deadlock would surface as DeadlockDetected), and the final
     table equals a serial replay of the upserts: no lost, duplicated or torn rows.
     """
     embedding = DeterministicFakeEmbedding(size=DIM)
-    store = PGVStore(
-        embedding, connection=dsn, collection=collection_name, dimensions=DIM, pool_size=4
+    store = make_store(embedding, dimensions=DIM, pool_size=4)
+    # open both pools and provision first: the cold-start race has its own test
+    store.similarity_search("warm-up", k=1)
+    await store.asimilarity_search("warm-up", k=1)
+    programs = {f"s{w}": program("s", w) for w in range(WORKERS)}
+    programs |= {f"a{w}": program("a", w) for w in range(WORKERS)}
+    barrier = threading.Barrier(WORKERS)
+    started = time.monotonic()
+    futures = [
+        in_thread(run_sync_worker, store, programs[f"s{w}"], barrier) for w in range(WORKERS)
+    ]
+    tasks = [run_async_worker(store, programs[f"a{w}"]) for w in range(WORKERS)]
+    results = await asyncio.wait_for(
+        asyncio.gather(*tasks, *(asyncio.wrap_future(f) for f in futures)), DEADLINE
     )
-    try:
-        # open both pools and provision first: the cold-start race has its own test
-        store.similarity_search("warm-up", k=1)
-        await store.asimilarity_search("warm-up", k=1)
-        programs = {f"s{w}": program("s", w) for w in range(WORKERS)}
-        programs |= {f"a{w}": program("a", w) for w in range(WORKERS)}
-        barrier = threading.Barrier(WORKERS)
-        started = time.monotonic()
-        futures = [
-            in_thread(run_sync_worker, store, programs[f"s{w}"], barrier) for w in range(WORKERS)
-        ]
-        tasks = [run_async_worker(store, programs[f"a{w}"]) for w in range(WORKERS)]
-        results = await asyncio.wait_for(
-            asyncio.gather(*tasks, *(asyncio.wrap_future(f) for f in futures)), DEADLINE
-        )
-        elapsed = time.monotonic() - started
-    finally:
-        await store.aclose()
+    elapsed = time.monotonic() - started
 
-    # every document a search or read returned was whole: content, metadata and id agree
+    # every worker saw documents, and every one it saw was whole: content, metadata and id agree
+    assert all(len(seen) > 0 for seen in results) and len(results) == 2 * WORKERS
     for seen in results:
         for doc in seen:
             tag, doc_id = doc.page_content.split("|")
@@ -258,14 +255,10 @@ def pools_made(monkeypatch) -> Iterator[list[Any]]:
     yield made
 
 
-async def test_concurrent_first_use_opens_one_pool_of_each_kind(
-    dsn, collection_name, pools_made
-) -> None:
+async def test_concurrent_first_use_opens_one_pool_of_each_kind(make_store, pools_made) -> None:
     """A store shared by 8 threads and 8 tasks from its first call on creates one sync and
     one async pool, and closing the store closes every pool it created."""
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
-    )
+    store = make_store(DIM)
     barrier = threading.Barrier(WORKERS)
 
     def first_call() -> int:
@@ -316,14 +309,6 @@ def _collection_state(dsn: str, schema: str, name: str) -> tuple[int, int, list[
     return tables, registry, [r[0] for r in ids]
 
 
-@pytest.fixture
-def new_schema(dsn: str) -> Iterator[str]:
-    schema = f"conc_{uuid.uuid4().hex[:10]}"
-    yield schema
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 _PROVISIONER = textwrap.dedent(
     """
     import sys
@@ -347,13 +332,13 @@ _PROVISIONER = textwrap.dedent(
 )
 
 
-def test_two_processes_provision_the_same_new_collections(dsn, new_schema) -> None:
+def test_two_processes_provision_the_same_new_collections(dsn, schema_name) -> None:
     """Two processes, released at the same instant, provision the same three new
     collections in a new schema: one schema, one table and one registry row each."""
     names = ["c0", "c1", "c2"]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _PROVISIONER, dsn, new_schema, me, *names],
+            [sys.executable, "-c", _PROVISIONER, dsn, schema_name, me, *names],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -377,32 +362,20 @@ def test_two_processes_provision_the_same_new_collections(dsn, new_schema) -> No
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0 and out.strip() == "done", err
     for name in names:
-        assert _collection_state(dsn, new_schema, name) == (1, 1, ["p0", "p1"])
+        assert _collection_state(dsn, schema_name, name) == (1, 1, ["p0", "p1"])
 
 
-def test_eight_stores_in_threads_provision_one_new_collection(dsn, new_schema) -> None:
-    stores = [
-        PGVStore(
-            DeterministicFakeEmbedding(size=DIM),
-            connection=dsn,
-            schema=new_schema,
-            collection="shared",
-        )
-        for _ in range(WORKERS)
-    ]
+def test_eight_stores_in_threads_provision_one_new_collection(make_store, dsn, schema_name):
+    stores = [make_store(DIM, schema=schema_name, collection="shared") for _ in range(WORKERS)]
     barrier = threading.Barrier(WORKERS)
 
     def provision(i: int) -> list[str]:
         barrier.wait(timeout=30)
         return stores[i].add_texts([f"t{i}"], ids=[f"t{i}"])
 
-    try:
-        futures = [in_thread(provision, i) for i in range(WORKERS)]
-        assert [f.result(timeout=60) for f in futures] == [[f"t{i}"] for i in range(WORKERS)]
-    finally:
-        for s in stores:
-            s.close()
-    assert _collection_state(dsn, new_schema, "shared") == (
+    futures = [in_thread(provision, i) for i in range(WORKERS)]
+    assert [f.result(timeout=60) for f in futures] == [[f"t{i}"] for i in range(WORKERS)]
+    assert _collection_state(dsn, schema_name, "shared") == (
         1,
         1,
         sorted(f"t{i}" for i in range(WORKERS)),
@@ -413,28 +386,21 @@ def test_eight_stores_in_threads_provision_one_new_collection(dsn, new_schema) -
 
 
 @pytest.fixture
-def small_pool_store(dsn, collection_name) -> Iterator[PGVStore]:
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        pool_size=2,
-        pool_timeout=0.5,
-    )
+def small_pool_store(make_store) -> PGVStore:
+    store = make_store(DIM, pool_size=2, pool_timeout=0.5)
     store.add_texts(["seed"], ids=["seed"])
-    yield store
-    store.close()
+    return store
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_more_callers_than_connections_wait_then_time_out(
-    mode, dsn, collection_name, small_pool_store
+    api, dsn, collection_name, small_pool_store
 ) -> None:
     """Both pooled connections are stuck behind a table lock: the third caller waits
     `pool_timeout` and gets QueryTimeoutError; once the lock goes, the stuck calls finish
     and the pool serves calls again."""
     store = small_pool_store
-    if mode == "async":
+    call = api.on(store, in_thread=True, timeout=15)
+    if api.is_async:
         # open the async pool first: concurrent first calls have their own test
         await store.asimilarity_search("x", k=1)
     locker = psycopg.connect(dsn)
@@ -444,61 +410,41 @@ async def test_more_callers_than_connections_wait_then_time_out(
                 sql.Identifier(collection_name)
             )
         )
-        if mode == "sync":
-            stuck = [in_thread(store.similarity_search, "x", k=1) for _ in range(2)]
-        else:
-            stuck = [asyncio.ensure_future(store.asimilarity_search("x", k=1)) for _ in range(2)]
+        stuck = [asyncio.ensure_future(call("similarity_search", "x", k=1)) for _ in range(2)]
         await asyncio.to_thread(wait_until, lambda: waiting_on_lock(dsn) == 2, 15, "2 stuck")
         started = time.monotonic()
         with pytest.raises(
             QueryTimeoutError, match=r"no pooled connection became free within 0.5 s"
         ):
-            if mode == "sync":
-                await asyncio.to_thread(store.similarity_search, "x", k=1)
-            else:
-                await asyncio.wait_for(store.asimilarity_search("x", k=1), 15)
+            await call("similarity_search", "x", k=1)
         waited = time.monotonic() - started
         assert 0.45 <= waited < 5, waited
-        print(f"\n[{mode}] third caller on a full pool of 2 failed after {waited:.2f} s")
+        print(f"\n[{api.mode}] third caller on a full pool of 2 failed after {waited:.2f} s")
     finally:
         locker.rollback()
         locker.close()
-    if mode == "sync":
-        assert [len(f.result(timeout=15)) for f in stuck] == [1, 1]
-        assert len(store.similarity_search("x", k=1)) == 1
+    assert [len(r) for r in await asyncio.gather(*stuck)] == [1, 1]
+    assert len(await call("similarity_search", "x", k=1)) == 1
+
+
+async def test_more_callers_than_connections_take_turns(api, make_store) -> None:
+    """24 concurrent callers on a pool of 2 (24 threads behind a barrier, or 24 tasks):
+    they queue for connections, and all succeed; the pool never opens more than 2."""
+    store = make_store(DIM, pool_size=2)
+    store.add_texts(["seed"], ids=["seed"])
+    if not api.is_async:
+        barrier = threading.Barrier(24)
+
+        def call() -> int:
+            barrier.wait(timeout=30)
+            return len(store.similarity_search("x", k=1))
+
+        futures = [in_thread(call) for _ in range(24)]
+        assert [f.result(timeout=60) for f in futures] == [1] * 24
+        stats = store._connector.sync_pool().get_stats()
     else:
-        assert [len(r) for r in await asyncio.wait_for(asyncio.gather(*stuck), 15)] == [1, 1]
-        assert len(await asyncio.wait_for(store.asimilarity_search("x", k=1), 15)) == 1
-        await store.aclose()
-
-
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_more_callers_than_connections_take_turns(mode, dsn, collection_name) -> None:
-    """24 concurrent callers on a pool of 2: they queue for connections, and all succeed;
-    the pool never opens more than 2."""
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        pool_size=2,
-    )
-    try:
-        store.add_texts(["seed"], ids=["seed"])
-        if mode == "sync":
-            barrier = threading.Barrier(24)
-
-            def call() -> int:
-                barrier.wait(timeout=30)
-                return len(store.similarity_search("x", k=1))
-
-            futures = [in_thread(call) for _ in range(24)]
-            assert [f.result(timeout=60) for f in futures] == [1] * 24
-            stats = store._connector.sync_pool().get_stats()
-        else:
-            calls = [store.asimilarity_search("x", k=1) for _ in range(24)]
-            assert [len(r) for r in await asyncio.wait_for(asyncio.gather(*calls), 60)] == [1] * 24
-            stats = (await store._connector.async_pool()).get_stats()
-    finally:
-        await store.aclose()
+        calls = [store.asimilarity_search("x", k=1) for _ in range(24)]
+        assert [len(r) for r in await asyncio.wait_for(asyncio.gather(*calls), 60)] == [1] * 24
+        stats = (await store._connector.async_pool()).get_stats()
     assert stats["pool_max"] == 2 and stats["connections_num"] <= 2
     assert stats["requests_waiting"] == 0

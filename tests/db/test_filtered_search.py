@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_pgvstore import FilterError, InputError, PGVStore
+from langchain_pgvstore import FilterError, InputError
+from tests.fix_db import unique_name
 
 DIM = 32
 ROWS = 20_000
 
 
 @pytest.fixture(scope="module")
-def big(dsn):
+def big(make_module_store):
     """20,000 clustered vectors with flags matching 10%, 1% and 0.1% of rows."""
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(50, DIM))
@@ -21,19 +21,12 @@ def big(dsn):
     flags = {"p10": 0.1, "p1": 0.01, "p01": 0.001}
     draws = {k: rng.random(ROWS) < p for k, p in flags.items()}
     metas = [{k: True for k in flags if draws[k][i]} | {"n": i} for i in range(ROWS)]
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection="filtered_big",
-        bulk_rebuild_rows=5_000,
-    )
+    store = make_module_store(DIM, collection=unique_name("big"), bulk_rebuild_rows=5_000)
     store.add_embeddings(
         [f"r{i}" for i in range(ROWS)], vecs, metas, ids=[str(i) for i in range(ROWS)]
     )
     queries = centres[:20] + 0.3 * rng.normal(size=(20, DIM))
-    yield store, queries
-    store.delete_collection()
-    store.close()
+    return store, queries
 
 
 def recall(store, queries, filt, **kwargs) -> tuple[float, int]:
@@ -96,44 +89,38 @@ def _shown(conn) -> dict[str, str]:
     return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in _DEFAULTS}
 
 
-def test_settings_end_before_the_next_call_on_the_store_connection(big, dsn) -> None:
+def test_settings_end_before_the_next_call_on_the_store_connection(big, make_store) -> None:
     """On the store's own connections a search's knobs are session settings that the
     next call on that connection puts back before it runs (one connection here)."""
     store, queries = big
-    one = PGVStore(
-        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=store.collection,
-        pool_size=1,
-    )  # fmt: skip
-    try:
-        tuned = one.similarity_search_by_vector(
-            list(queries[0]), k=5, filter={"p1": True}, ef_search=123
-        )
-        plain = one.similarity_search_by_vector(list(queries[0]), k=5)
-        with one._connector.sync_pool().connection() as conn:
-            assert _shown(conn) == _DEFAULTS
-        assert len(tuned) == len(plain) == 5
-    finally:
-        one.close()
+    one = make_store(DIM, collection=store.collection, pool_size=1)
+    tuned = one.similarity_search_by_vector(
+        list(queries[0]), k=5, filter={"p1": True}, ef_search=123
+    )
+    plain = one.similarity_search_by_vector(list(queries[0]), k=5)
+    with one._connector.sync_pool().connection() as conn:
+        assert _shown(conn) == _DEFAULTS
+    assert len(tuned) == len(plain) == 5
 
 
-def test_settings_never_touch_a_lent_pool(big, dsn) -> None:
+def test_settings_never_touch_a_lent_pool(big, dsn, make_store) -> None:
     """On a pool the caller lent, settings are transaction-local: gone after the call."""
     from psycopg_pool import ConnectionPool
 
     store, queries = big
     with ConnectionPool(dsn, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
-        lent = PGVStore(
-            DeterministicFakeEmbedding(size=DIM), connection=pool, collection=store.collection
+        lent = make_store(DIM, connection=pool, collection=store.collection)
+        hits = lent.similarity_search_by_vector(
+            list(queries[0]), k=5, filter={"p1": True}, ef_search=123
         )
-        lent.similarity_search_by_vector(list(queries[0]), k=5, filter={"p1": True}, ef_search=123)
+        assert len(hits) == 5
         with pool.connection() as conn:
             assert _shown(conn) == _DEFAULTS
-        lent.close()
 
 
 @pytest.fixture
-async def small(dsn, collection_name):
-    s = PGVStore(DeterministicFakeEmbedding(size=8), connection=dsn, collection=collection_name)
+def small(make_store):
+    s = make_store(8)
     docs = [
         ("a", {"lang": "en", "year": 2020, "tags": ["x", "y"], "specs": {"screen": 13}}),
         ("b", {"lang": "de", "year": 2021, "tags": ["y"], "specs": {"screen": 15}}),
@@ -141,8 +128,7 @@ async def small(dsn, collection_name):
         ("d", {"lang": "fr", "year": 2023}),
     ]
     s.add_texts([t for t, _ in docs], [m for _, m in docs], ids=[t for t, _ in docs])
-    yield s
-    await s.aclose()
+    return s
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from langchain_pgvstore._sql import Frag
 from langchain_pgvstore._sql.filters import compile_filter
 from langchain_pgvstore.config import Table
 from tests.filter_reference import matches
+from tests.fix_db import unique_name
 
 # -- helpers -----------------------------------------------------------------
 
@@ -55,12 +55,6 @@ def _evaluate(conn: psycopg.Connection, table: Table, frag: Frag) -> dict[str, b
     """The filter's value on every row, NULLs included (there must be none)."""
     query = sql.SQL("SELECT id, ") + frag.sql + sql.SQL(" FROM {}").format(table.qualname)
     return {row[0]: row[1] for row in conn.execute(query, frag.params)}
-
-
-@pytest.fixture(scope="module")
-def mconn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        yield c
 
 
 # -- fixed cases -------------------------------------------------------------
@@ -220,7 +214,7 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
 
 @pytest.fixture(scope="module")
 def fixed_table(mconn: psycopg.Connection) -> Iterator[Table]:
-    table = _create(mconn, f"filt_{uuid.uuid4().hex[:12]}", DOCS)
+    table = _create(mconn, unique_name("filt"), DOCS)
     yield table
     _drop(mconn, table)
 
@@ -277,7 +271,7 @@ LANG_TABLE: list[tuple[dict[str, Any], set[str]]] = [
 
 
 def test_missing_key_table_in_the_docs(conn: psycopg.Connection) -> None:
-    table = _create(conn, f"filt_{uuid.uuid4().hex[:12]}", LANG_DOCS)
+    table = _create(conn, unique_name("filt"), LANG_DOCS)
     try:
         for filter_, expected in LANG_TABLE:
             assert _matching_ids(conn, table, compile_filter(filter_, table)) == expected, filter_
@@ -321,7 +315,7 @@ ODD_FILTERS: list[dict[str, Any]] = [
 
 
 def test_odd_data_never_fails(conn: psycopg.Connection) -> None:
-    table = _create(conn, f"filt_{uuid.uuid4().hex[:12]}", ODD)
+    table = _create(conn, unique_name("filt"), ODD)
     try:
         for filter_ in ODD_FILTERS:
             values = _evaluate(conn, table, compile_filter(filter_, table))
@@ -452,7 +446,7 @@ filters = st.recursive(
 
 @pytest.fixture(scope="module")
 def random_table(mconn: psycopg.Connection) -> Iterator[Table]:
-    table = _create(mconn, f"filt_{uuid.uuid4().hex[:12]}", RANDOM_DOCS)
+    table = _create(mconn, unique_name("filt"), RANDOM_DOCS)
     yield table
     _drop(mconn, table)
 
@@ -529,7 +523,7 @@ def test_any_key_and_value_round_trip(
 
 @pytest.fixture(scope="module")
 def big_table(mconn: psycopg.Connection) -> Iterator[tuple[Table, str]]:
-    name = f"filt_{uuid.uuid4().hex[:12]}"
+    name = unique_name("filt")
     index = f"{name}_gin"
     ident = sql.Identifier(name)
     mconn.execute(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from langchain_pgvstore import FilterError, InputError, PGVStore
+from langchain_pgvstore import FilterError, InputError
 from langchain_pgvstore.fusion import Hit, rrf, weighted
 from langchain_pgvstore.retriever import PGVStoreRetriever
+from tests.fix_db import unique_name
 
 DIM = 16
 DOCS = {
@@ -24,42 +22,31 @@ DOCS = {
 
 
 @pytest.fixture
-async def store(dsn, collection_name):
-    s = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name)
+def store(make_store):
+    s = make_store(DIM)
     s.add_texts([t for t, _ in DOCS.values()], [m for _, m in DOCS.values()], ids=list(DOCS))
-    yield s
-    await s.aclose()
+    return s
 
 
-@pytest.fixture(params=["sync", "async"])
-def call(request, store):
-    async def _call(name, *args, **kwargs):
-        if request.param == "sync":
-            return getattr(store, name)(*args, **kwargs)
-        return await getattr(store, "a" + name)(*args, **kwargs)
-
-    return _call
-
-
-async def test_keyword_matches_any_term_ranked_by_bm25(call) -> None:
-    pairs = await call("keyword_search_with_score", "quick fox payment error", k=10)
+async def test_keyword_matches_any_term_ranked_by_bm25(api) -> None:
+    pairs = await api("keyword_search_with_score", "quick fox payment error", k=10)
     ids = [d.id for d, _ in pairs]
     # every document holding at least one term, none without
     assert set(ids) == {"1", "2", "3", "6"}
     scores = [s for _, s in pairs]
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
     # a sentence-long query still matches a document that has only one of its words
-    long = await call("keyword_search", "why does my payment keep failing every single time", k=10)
+    long = await api("keyword_search", "why does my payment keep failing every single time", k=10)
     assert "6" in [d.id for d in long]
 
 
-async def test_keyword_filter_and_empty(call) -> None:
-    assert [d.id for d in await call("keyword_search", "fox", k=5, filter={"lang": "de"})] == []
-    assert await call("keyword_search", "the of and", k=5) == []  # stop words only
+async def test_keyword_filter_and_empty(api) -> None:
+    assert [d.id for d in await api("keyword_search", "fox", k=5, filter={"lang": "de"})] == []
+    assert await api("keyword_search", "the of and", k=5) == []  # stop words only
 
 
-async def test_hybrid_finds_exact_code_and_fuses(call, store) -> None:
-    pairs = await call("hybrid_search_with_score", "E1234", k=3)
+async def test_hybrid_finds_exact_code_and_fuses(api, store) -> None:
+    pairs = await api("hybrid_search_with_score", "E1234", k=3)
     assert pairs[0][0].id == "3"
     # the SQL fusion equals the reference fusion of the two legs
     k, n = 4, 20
@@ -68,21 +55,21 @@ async def test_hybrid_finds_exact_code_and_fuses(call, store) -> None:
     kw = store.keyword_search_with_score(q, k=n)
     legs = [[Hit(d.id, -s) for d, s in vec], [Hit(d.id, s) for d, s in kw]]
     for fusion, ref in (("rrf", rrf(legs, k=60)), ("weighted", weighted(legs))):
-        got = await call("hybrid_search_with_score", q, k=k, fetch_k=n, fusion=fusion)
+        got = await api("hybrid_search_with_score", q, k=k, fetch_k=n, fusion=fusion)
         assert [d.id for d, _ in got] == [h.id for h in ref[:k]]
         assert [s for _, s in got] == pytest.approx([h.score for h in ref[:k]])
 
 
-async def test_hybrid_filter_applies_to_both_legs(call) -> None:
-    got = await call("hybrid_search", "fox", k=10, filter={"lang": "de"})
+async def test_hybrid_filter_applies_to_both_legs(api) -> None:
+    got = await api("hybrid_search", "fox", k=10, filter={"lang": "de"})
     assert [d.id for d in got] == ["4"]
 
 
-async def test_hybrid_parameters_are_per_call(call, store) -> None:
-    a = await call("hybrid_search_with_score", "dog", k=3, fusion="weighted", weights=(0.1, 0.9))
-    b = await call("hybrid_search_with_score", "dog", k=3)
+async def test_hybrid_parameters_are_per_call(api, store) -> None:
+    a = await api("hybrid_search_with_score", "dog", k=3, fusion="weighted", weights=(0.1, 0.9))
+    b = await api("hybrid_search_with_score", "dog", k=3)
     assert a != b
-    c = await call("hybrid_search_with_score", "dog", k=3)
+    c = await api("hybrid_search_with_score", "dog", k=3)
     assert b == c
 
 
@@ -96,14 +83,14 @@ async def test_hybrid_parameters_are_per_call(call, store) -> None:
         (dict(filter={"lang": {"$bad": 1}}), FilterError, "unknown operator"),
     ],
 )
-async def test_hybrid_bad_arguments(call, kwargs, error, message) -> None:
+async def test_hybrid_bad_arguments(api, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
-        await call("hybrid_search", "fox", **kwargs)
+        await api("hybrid_search", "fox", **kwargs)
 
 
-async def test_query_with_nul_rejected(call) -> None:
+async def test_query_with_nul_rejected(api) -> None:
     with pytest.raises(InputError, match="NUL"):
-        await call("keyword_search", "fo\x00x")
+        await api("keyword_search", "fo\x00x")
 
 
 async def test_retriever_search_types(store) -> None:
@@ -133,16 +120,10 @@ async def test_retriever_in_an_lcel_chain(store) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared_store(dsn):
-    s = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=f"ret_{uuid.uuid4().hex[:8]}",
-    )
+def shared_store(make_module_store):
+    s = make_module_store(DIM, collection=unique_name("ret"))
     s.add_texts([f"document number {i} about foxes" for i in range(10)])
-    yield s
-    s.delete_collection()
-    s.close()
+    return s
 
 
 class TestHybridRetrieverStandard(RetrieversIntegrationTests):

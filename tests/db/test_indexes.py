@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_pgvstore import (
     ConfigError,
     HNSWIndex,
     InputError,
     IVFFlatIndex,
-    PGVStore,
     SchemaError,
 )
 from langchain_pgvstore._indexes import IndexProgress
@@ -24,12 +22,8 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-async def store(dsn, collection_name):
-    s = PGVStore(
-        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name, index=None
-    )
-    yield s
-    await s.aclose()
+def store(make_store):
+    return make_store(DIM, index=None)
 
 
 def ann(store) -> dict[str, bool]:
@@ -126,39 +120,25 @@ def test_progress_callback_reports_the_build(store) -> None:
         ("l2", "halfvec"),
     ],
 )
-def test_explain_uses_the_ann_index_for_every_distance(
-    dsn, collection_name, distance, vector_type
-) -> None:
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        distance=distance,
-        vector_type=vector_type,
-    )
-    try:
-        n = 5_000
-        metas = [{"g": i % 3} for i in range(n)]
-        store.add_embeddings(["x"] * n, vectors(n), metas)
-        index = store._spec.table.index_name("hnsw")
-        q = list(vectors(1, seed=9)[0])
-        plain = store.explain(q, k=10)
-        assert f"Index Scan using {index}" in plain, plain
-        # filtered: the count decides at run time; the ANN branch is the index scan
-        filtered = store.explain(q, k=10, filter={"g": 1})
-        assert f"Index Scan using {index}" in filtered, filtered
-        # with analyze: a filter matching more rows than the threshold really walks the index
-        analyzed = store.explain(q, k=10, filter={"g": 1}, analyze=True, exact_search_threshold=100)
-        assert "Execution Time" in analyzed
-        ann_line = next(
-            line for line in analyzed.splitlines() if f"Index Scan using {index}" in line
-        )
-        assert "never executed" not in ann_line
-        # a text query is embedded first
-        assert "Index Scan using" in store.explain("some text", k=3)
-    finally:
-        store.delete_collection()
-        store.close()
+def test_explain_uses_the_ann_index_for_every_distance(make_store, distance, vector_type) -> None:
+    store = make_store(DIM, distance=distance, vector_type=vector_type)
+    n = 5_000
+    metas = [{"g": i % 3} for i in range(n)]
+    store.add_embeddings(["x"] * n, vectors(n), metas)
+    index = store._spec.table.index_name("hnsw")
+    q = list(vectors(1, seed=9)[0])
+    plain = store.explain(q, k=10)
+    assert f"Index Scan using {index}" in plain, plain
+    # filtered: the count decides at run time; the ANN branch is the index scan
+    filtered = store.explain(q, k=10, filter={"g": 1})
+    assert f"Index Scan using {index}" in filtered, filtered
+    # with analyze: a filter matching more rows than the threshold really walks the index
+    analyzed = store.explain(q, k=10, filter={"g": 1}, analyze=True, exact_search_threshold=100)
+    assert "Execution Time" in analyzed
+    ann_line = next(line for line in analyzed.splitlines() if f"Index Scan using {index}" in line)
+    assert "never executed" not in ann_line
+    # a text query is embedded first
+    assert "Index Scan using" in store.explain("some text", k=3)
 
 
 async def test_aexplain(store) -> None:
@@ -168,99 +148,68 @@ async def test_aexplain(store) -> None:
 
 
 @pytest.mark.parametrize("vector_type", ["vector", "halfvec"])
-def test_binary_quantized_index_with_exact_rerank(dsn, collection_name, vector_type) -> None:
+def test_binary_quantized_index_with_exact_rerank(make_store, vector_type) -> None:
     dim, n = 64, 3_000
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=dim),
-        connection=dsn,
-        collection=collection_name,
-        vector_type=vector_type,
-        index=HNSWIndex(quantization="binary", rerank_pool=80),
+    store = make_store(
+        dim, vector_type=vector_type, index=HNSWIndex(quantization="binary", rerank_pool=80)
     )
-    try:
-        rng = np.random.default_rng(1)
-        data = rng.normal(size=(n, dim)).astype(np.float32)
-        store.add_embeddings(
-            ["x"] * n, data, [{"g": i % 2} for i in range(n)], ids=[str(i) for i in range(n)]
-        )
-        [info] = [i for i in store.index_status() if i.kind == "hnsw"]
-        assert (
-            "binary_quantize(embedding)" in info.definition and "bit_hamming_ops" in info.definition
-        )
-        plan = store.explain(list(data[0]), k=10)
-        assert f"Index Scan using {store._spec.table.index_name('hnsw')}" in plan
-        # scores are exact distances, results sorted by them
-        pairs = store.similarity_search_with_score_by_vector(list(data[7]), k=10)
-        assert pairs[0][0].id == "7" and pairs[0][1] == pytest.approx(0.0, abs=1e-3)
-        assert [s for _, s in pairs] == sorted(s for _, s in pairs)
-        queries = data[:20] + 0.1 * rng.normal(size=(20, dim)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(n, dim)).astype(np.float32)
+    store.add_embeddings(
+        ["x"] * n, data, [{"g": i % 2} for i in range(n)], ids=[str(i) for i in range(n)]
+    )
+    [info] = [i for i in store.index_status() if i.kind == "hnsw"]
+    assert "binary_quantize(embedding)" in info.definition and "bit_hamming_ops" in info.definition
+    plan = store.explain(list(data[0]), k=10)
+    assert f"Index Scan using {store._spec.table.index_name('hnsw')}" in plan
+    # scores are exact distances, results sorted by them
+    pairs = store.similarity_search_with_score_by_vector(list(data[7]), k=10)
+    assert pairs[0][0].id == "7" and pairs[0][1] == pytest.approx(0.0, abs=1e-3)
+    assert [s for _, s in pairs] == sorted(s for _, s in pairs)
+    queries = data[:20] + 0.1 * rng.normal(size=(20, dim)).astype(np.float32)
 
-        def recall(**kwargs) -> float:
-            hits = []
-            for q in queries:
-                got = {d.id for d in store.similarity_search_by_vector(list(q), k=10, **kwargs)}
-                exact = {d.id for d in store.similarity_search_by_vector(list(q), k=10, exact=True)}
-                hits.append(len(got & exact) / 10)
-            return float(np.mean(hits))
+    def recall(**kwargs) -> float:
+        hits = []
+        for q in queries:
+            got = {d.id for d in store.similarity_search_by_vector(list(q), k=10, **kwargs)}
+            exact = {d.id for d in store.similarity_search_by_vector(list(q), k=10, exact=True)}
+            hits.append(len(got & exact) / 10)
+        return float(np.mean(hits))
 
-        # 64 sign bits of Gaussian noise are a coarse sieve: the pool size buys the recall back
-        small, large = recall(), recall(rerank_pool=1000)
-        assert large >= 0.9 and large >= small
-        # a larger pool per call, and filters, go through the same path
-        filtered = store.similarity_search_by_vector(
-            list(data[3]), k=5, filter={"g": 1}, rerank_pool=200, exact_search_threshold=0
-        )
-        assert len(filtered) == 5 and all(d.metadata["g"] == 1 for d in filtered)
-        with pytest.raises(InputError, match="rerank_pool"):
-            store.similarity_search_by_vector(list(data[3]), k=5, rerank_pool=5000)
-    finally:
-        store.delete_collection()
-        store.close()
+    # 64 sign bits of Gaussian noise are a coarse sieve: the pool size buys the recall back
+    small, large = recall(), recall(rerank_pool=1000)
+    assert large >= 0.9 and large >= small
+    # a larger pool per call, and filters, go through the same path
+    filtered = store.similarity_search_by_vector(
+        list(data[3]), k=5, filter={"g": 1}, rerank_pool=200, exact_search_threshold=0
+    )
+    assert len(filtered) == 5 and all(d.metadata["g"] == 1 for d in filtered)
+    with pytest.raises(InputError, match="rerank_pool"):
+        store.similarity_search_by_vector(list(data[3]), k=5, rerank_pool=5000)
 
 
-def test_l1_with_ivfflat_is_refused_before_anything_runs(dsn, collection_name) -> None:
+def test_l1_with_ivfflat_is_refused_before_anything_runs(make_store) -> None:
     with pytest.raises(ConfigError, match="IVFFlat has no operator class for the l1"):
-        PGVStore(
-            DeterministicFakeEmbedding(size=DIM),
-            connection=dsn,
-            collection=collection_name,
-            distance="l1",
-            index=IVFFlatIndex(),
-        )
+        make_store(DIM, distance="l1", index=IVFFlatIndex())
 
 
-def test_a_tuned_search_keeps_the_index(dsn, collection_name) -> None:
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name
-    )
-    try:
-        store.add_embeddings(["x"] * 3_000, vectors(3_000))
-        index = store._spec.table.index_name("hnsw")
-        # pgvector's cost estimate at ef_search=1000 makes a sequential scan look cheaper
-        plan = store.explain(list(vectors(1, seed=9)[0]), k=10, ef_search=1000)
-        assert f"Index Scan using {index}" in plan, plan
-        exact = store.explain(list(vectors(1, seed=9)[0]), k=10, exact=True)
-        assert "Seq Scan" in exact, exact
-    finally:
-        store.delete_collection()
-        store.close()
+def test_a_tuned_search_keeps_the_index(make_store) -> None:
+    store = make_store(DIM)
+    store.add_embeddings(["x"] * 3_000, vectors(3_000))
+    index = store._spec.table.index_name("hnsw")
+    # pgvector's cost estimate at ef_search=1000 makes a sequential scan look cheaper
+    plan = store.explain(list(vectors(1, seed=9)[0]), k=10, ef_search=1000)
+    assert f"Index Scan using {index}" in plan, plan
+    exact = store.explain(list(vectors(1, seed=9)[0]), k=10, exact=True)
+    assert "Seq Scan" in exact, exact
 
 
-def test_quantization_must_match_the_index(dsn, collection_name) -> None:
-    emb = DeterministicFakeEmbedding(size=DIM)
-    bq = PGVStore(
-        emb, connection=dsn, collection=collection_name, index=HNSWIndex(quantization="binary")
-    )
-    try:
-        bq.add_embeddings(["x"] * 200, vectors(200))
-        plain = PGVStore(emb, connection=dsn, collection=collection_name)
-        with pytest.raises(SchemaError, match="would not serve this store's searches"):
-            plain.similarity_search_by_vector(list(vectors(1)[0]), k=3)
-        plain.close()
-        other = PGVStore(emb, connection=dsn, collection=collection_name, index=None)
-        with pytest.raises(SchemaError, match="quantization='binary' would not serve"):
-            other.create_index(HNSWIndex(quantization="binary"), replace=True)
-        other.close()
-    finally:
-        bq.delete_collection()
-        bq.close()
+def test_quantization_must_match_the_index(make_store) -> None:
+    bq = make_store(DIM, index=HNSWIndex(quantization="binary"))
+    bq.add_embeddings(["x"] * 200, vectors(200))
+    plain = make_store(DIM)
+    with pytest.raises(SchemaError, match="would not serve this store's searches"):
+        plain.similarity_search_by_vector(list(vectors(1)[0]), k=3)
+    other = make_store(DIM, index=None)
+    with pytest.raises(SchemaError, match="quantization='binary' would not serve"):
+        other.create_index(HNSWIndex(quantization="binary"), replace=True)

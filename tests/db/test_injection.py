@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
@@ -29,8 +29,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from langchain_pgvstore import (
     ConfigError,
     DatabaseUnavailableError,
+    FilterError,
     PGVStore,
-    PGVStoreError,
     QueryTimeoutError,
     SchemaError,
 )
@@ -44,9 +44,10 @@ from langchain_pgvstore.config import (
     VectorType,
     validate_identifier,
 )
+from tests.fix_db import unique_name
 
 DIM = 4
-TAG = uuid.uuid4().hex[:8]
+SCHEMAS = unique_name("inj")  # prefix of the schemas the fuzzed collections go in
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -100,6 +101,19 @@ any_identifier = st.one_of(
     identifier,
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=15),
 ).filter(_is_identifier)
+
+
+def _table(names: tuple[str, str]) -> Table | None:
+    try:
+        return Table(*names)
+    except ConfigError:
+        return None
+
+
+# (schema, collection) pairs the store accepts: valid identifiers that are not a
+# system schema, the registry or a name of the store's own objects (those are
+# refused before any SQL is built: tests/unit/test_config.py::test_bad_identifiers)
+tables = st.tuples(any_identifier, any_identifier).map(_table).filter(lambda t: t is not None)
 # a metadata key usable as a one-segment filter key
 field = text.filter(lambda k: k and "." not in k and not k.startswith("$") and k != "fixed")
 scalar = st.one_of(
@@ -248,18 +262,14 @@ FIXED = _ALL - {REFERENCE.schema, REFERENCE.name} - {REFERENCE.index_name(k) for
 
 
 @settings(max_examples=150, deadline=None)
-@given(schema=any_identifier, name=any_identifier)
-@example(schema="public", name='x"; DROP TABLE canary; --')
-@example(schema='"', name="'")
-@example(schema="$$", name="a'b\\c$body$")
-def test_builders_keep_their_shape_and_quote_every_name(schema: str, name: str) -> None:
+@given(table=tables)
+@example(table=Table("public", 'x"; DROP TABLE canary; --'))
+@example(table=Table('"', "'"))
+@example(table=Table("$$", "a'b\\c$body$"))
+def test_builders_keep_their_shape_and_quote_every_name(table: Table) -> None:
     """For any valid names: every statement has the shape it has for the reference
     names, once each identifier (also those inside a function body's string literal)
     is parsed back and mapped to its reference; the parameters are the same values."""
-    try:
-        table = Table(schema, name)
-    except ConfigError:
-        return  # refused before any SQL is built
     for builder_name, build in BUILDERS.items():
         got, ref = _frags(build(table)), _frags(build(REFERENCE))
         assert len(got) == len(ref)
@@ -277,18 +287,12 @@ def test_shape_check_notices_a_name_spliced_as_text() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(schema=any_identifier, name=any_identifier)
-@example(schema="public", name="a%sb")
-@example(schema="public", name="50%off")
-def test_percent_in_names_never_becomes_a_placeholder(schema: str, name: str) -> None:
+@given(table=tables)
+def test_percent_in_names_never_becomes_a_placeholder(table: Table) -> None:
     """psycopg reads every "%" of a statement that has parameters as a placeholder,
     including one inside a quoted identifier. A statement with parameters must
-    therefore contain no "%" but its own `%s` placeholders (or the name is refused)."""
-    try:
-        table = Table(schema, name)
-    except ConfigError as e:
-        assert "%" in schema + name or schema.startswith("pg_"), e
-        return
+    therefore contain no "%" but its own `%s` placeholders (names with "%" are refused:
+    tests/unit/test_config.py::test_bad_identifiers)."""
     for builder_name, build in BUILDERS.items():
         for frag in _frags(build(table)):
             if frag.params:
@@ -341,7 +345,7 @@ def test_filter_text_never_depends_on_keys_or_values(key: str, value: Any, like:
 @pytest.fixture(scope="module")
 def canary(dsn: str) -> Iterator[Callable[[], list[Any]]]:
     """A canary table and a snapshot of it and of every relation outside the fuzzed schemas."""
-    name = f"inj_canary_{TAG}"
+    name = unique_name("canary")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(sql.SQL("CREATE TABLE {} (v text)").format(sql.Identifier(name)))
         c.execute(sql.SQL("INSERT INTO {} VALUES ('alive')").format(sql.Identifier(name)))
@@ -355,7 +359,7 @@ def canary(dsn: str) -> Iterator[Callable[[], list[Any]]]:
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relpersistence = 'p' AND n.nspname <> 'pg_toast'"
                 " AND n.nspname NOT LIKE %s ORDER BY 1, 2",
-                (f"inj\\_{TAG}\\_%",),
+                (SCHEMAS.replace("_", "\\_") + "\\_%",),
             ).fetchall(),
             conn.execute("SELECT proname FROM pg_proc ORDER BY 1").fetchall(),
             conn.execute("SELECT rolname FROM pg_roles ORDER BY 1").fetchall(),
@@ -368,20 +372,13 @@ def canary(dsn: str) -> Iterator[Callable[[], list[Any]]]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_store(dsn: str) -> Iterator[PGVStore]:
-    name = f"inj_values_{TAG}"
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=name)
+def fuzz_store(make_module_store) -> PGVStore:
+    store = make_module_store(DIM, collection=unique_name("values"))
     store.add_texts(["a resident document"], [{"fixed": 0}], ids=["resident"])
-    yield store
-    store.delete_collection()
-    store.close()
+    return store
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=100, deadline=None)
 @given(doc_id=text.filter(bool), content=text, key=field, value=scalar, query=text)
 @example(
     doc_id="'); DELETE FROM x; --",
@@ -427,22 +424,21 @@ def fuzzed_schemas(dsn: str) -> Iterator[list[str]]:
     yield created
     with psycopg.connect(dsn, autocommit=True) as c:
         for schema in created:
-            assert schema.startswith(f"inj_{TAG}_"), schema
+            assert schema.startswith(SCHEMAS + "_"), schema
             c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+@settings(max_examples=30, deadline=None)
+@given(
+    name=identifier.filter(lambda n: not n.startswith("pg_") and _table(("public", n))),
+    index=st.integers(0, 10**6),
 )
-@given(name=identifier.filter(lambda n: not n.startswith("pg_")), index=st.integers(0, 10**6))
 @example(name='x"; DROP TABLE canary; --', index=0)
 @example(name="a'b\\c $$ ;", index=1)
 def test_any_collection_name_is_one_table(dsn, canary, fuzzed_schemas, name, index) -> None:
     """A collection of any valid name, in a schema of a fuzzed name, is exactly one
     table there: searches find its rows, and dropping it leaves the schema as before."""
-    schema = f"inj_{TAG}_{index}"  # fuzzed names in a throwaway schema per example
+    schema = f"{SCHEMAS}_{index}"  # fuzzed names in a throwaway schema per example
     if index % 2:
         schema += name[:8]
     fuzzed_schemas.append(schema)
@@ -463,73 +459,49 @@ def test_any_collection_name_is_one_table(dsn, canary, fuzzed_schemas, name, ind
     assert canary() == before
 
 
-@pytest.mark.parametrize("schema", ["public", f"inj_{TAG}_pct"])
-def test_percent_in_names_keeps_collections_apart(dsn, fuzzed_schemas, schema) -> None:
-    """Collections "p%b" and "p%%b" are two tables; each store sees and deletes only its own.
+@pytest.mark.parametrize("schema", ["public", SCHEMAS + "_pct"])
+def test_percent_in_names_keeps_collections_apart(dsn, canary, schema) -> None:
+    """Collections "p%b" and "p%%b" cannot be confused: "%" is refused in names.
 
     psycopg turns "%%" into "%" in a statement with parameters, including inside
     a quoted identifier, so a store of "p%%b" would read from and delete in the
-    table of "p%b". Either keep the two apart or refuse "%" in names.
+    table of "p%b". The store refuses both names before anything runs.
     """
-    if schema != "public":
-        fuzzed_schemas.append(schema)  # dropped at the end; public never is
-    embedding = DeterministicFakeEmbedding(size=DIM)
-    names = [f"p{TAG}%b", f"p{TAG}%%b"]
-    stores = []
-    try:
-        for n in names:
-            try:
-                stores.append(PGVStore(embedding, connection=dsn, schema=schema, collection=n))
-            except ConfigError:
-                return  # "%" refused in names: the collections cannot be confused
-        for store, n in zip(stores, names, strict=True):
-            store.add_texts([f"belongs to {n}"], ids=[n])
-        for store, n in zip(stores, names, strict=True):
-            assert [d.page_content for d in store.get_by_ids(names)] == [f"belongs to {n}"]
-            assert [d.id for d in store.similarity_search("x", k=5)] == [n]
-        stores[1].delete(names)
-        assert [d.id for d in stores[0].get_by_ids(names)] == [names[0]]
-    finally:
-        for store in stores:
-            try:
-                store.delete_collection()
-            except PGVStoreError:
-                pass
-            except psycopg.Error:
-                pass
-            store.close()
+    before = canary()
+    for name in ("p%b", "p%%b"):
+        with pytest.raises(ConfigError, match="collection must not contain '%'"):
+            PGVStore(
+                DeterministicFakeEmbedding(size=DIM), connection=dsn, schema=schema, collection=name
+            )
+    assert canary() == before  # public, and everything outside the fuzzed schemas
+    assert _relations(dsn, SCHEMAS + "_pct") == []  # no schema was made for them
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=25, deadline=None)
 @given(config=st.one_of(text, st.sampled_from(["english", "simple", "german"])))
 def test_text_search_config_is_checked_not_spliced(dsn, canary, config) -> None:
     """Any text-search config name is either a known configuration or refused before
     any DDL runs; the name never reaches SQL as text."""
     before = canary()
-    name = f"inj_ts_{uuid.uuid4().hex[:10]}"
     try:
         store = PGVStore(
             DeterministicFakeEmbedding(size=DIM),
             connection=dsn,
-            collection=name,
+            collection=unique_name("ts"),
             text_search_config=config,
         )
-    except ConfigError:
-        assert canary() == before
-        return
-    try:
-        store.add_texts(["some words"], ids=["a"])
-        assert config in {"english", "simple", "german"}
-        assert [d.id for d in store.keyword_search("words", k=1)] == ["a"]
-        store.delete_collection()
     except ConfigError as e:
-        assert "unknown text search configuration" in str(e)
-    finally:
-        store.close()
+        assert "text_search_config" in str(e)  # not an identifier: refused at once
+    else:
+        with store:
+            try:
+                store.add_texts(["some words"], ids=["a"])
+            except ConfigError as e:
+                assert "unknown text search configuration" in str(e)
+            else:
+                assert config in {"english", "simple", "german"}
+                assert [d.id for d in store.keyword_search("words", k=1)] == ["a"]
+                store.delete_collection()
     assert canary() == before
 
 
@@ -557,6 +529,7 @@ def _assert_no_secret(caplog, *objects: object, secret: str = SECRET) -> None:
     for obj in objects:
         for shown in _texts_of(obj):
             assert secret not in shown, shown
+    assert caplog.records, "nothing was logged: the check below would be empty"
     for record in caplog.records:
         assert secret not in record.getMessage(), record.getMessage()
         assert secret not in str(record.args)
@@ -564,15 +537,15 @@ def _assert_no_secret(caplog, *objects: object, secret: str = SECRET) -> None:
             assert secret not in logging.Formatter().formatException(record.exc_info)
 
 
-async def test_password_never_shown_by_a_working_store(dsn, collection_name, debug_logs) -> None:
+async def test_password_never_shown_by_a_working_store(
+    make_store, dsn, collection_name, debug_logs
+) -> None:
     """A DSN with a password (the test server trusts its socket, so it connects) through
     every kind of call, a statement timeout, a schema error and a filter error: the
     password is in no message, log record, str() or repr()."""
     secret_dsn = _with_password(dsn)
     errors: list[BaseException] = []
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=DIM), connection=secret_dsn, collection=collection_name
-    )
+    store = make_store(DIM, connection=secret_dsn)
     locker = psycopg.connect(dsn, connect_timeout=5)
     try:
         store.add_texts(["alpha", "beta"], [{"n": 1}, {"n": 2}], ids=["a", "b"])
@@ -582,7 +555,7 @@ async def test_password_never_shown_by_a_working_store(dsn, collection_name, deb
         store.keyword_search("beta", k=1)
         await store.aget_by_ids(["a"])
         store.delete(["b"])
-        with pytest.raises(PGVStoreError) as info:
+        with pytest.raises(FilterError) as info:
             store.similarity_search("x", filter={"n": {"$bad": 1}})
         errors.append(info.value)
         locker.execute(
@@ -594,15 +567,10 @@ async def test_password_never_shown_by_a_working_store(dsn, collection_name, deb
             await store.asimilarity_search("x", statement_timeout=0.2)
         errors.append(info.value)
         locker.rollback()
-        other = PGVStore(
-            DeterministicFakeEmbedding(size=DIM + 1),
-            connection=secret_dsn,
-            collection=collection_name,
-        )
+        other = make_store(DIM + 1, connection=secret_dsn)
         with pytest.raises(SchemaError) as info:
             other.add_texts(["x"])
         errors.append(info.value)
-        other.close()
         pools = [store._connector.sync_pool(), await store._connector.async_pool()]
         _assert_no_secret(
             debug_logs,
@@ -616,25 +584,23 @@ async def test_password_never_shown_by_a_working_store(dsn, collection_name, deb
         )
     finally:
         locker.close()
-        await store.aclose()
 
 
-async def test_password_never_shown_when_the_server_is_unreachable(debug_logs) -> None:
+async def test_password_never_shown_when_the_server_is_unreachable(make_store, debug_logs):
     """Sync and async at once (each waits out the connect timeout): the error names
     host and port, never the password; neither do the pool's log records."""
     dsn = f"postgresql://alice:{SECRET}@127.0.0.1:1/db"
-    store = PGVStore(DeterministicFakeEmbedding(size=DIM), connection=dsn, pool_timeout=1)
-    try:
-        results = await asyncio.wait_for(
-            asyncio.gather(
-                asyncio.to_thread(store.similarity_search, "x"),
-                store.asimilarity_search("x"),
-                return_exceptions=True,
-            ),
-            60,
-        )
-    finally:
-        await store.aclose()
+    store = make_store(DIM, connection=dsn, pool_timeout=1)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            asyncio.to_thread(store.similarity_search, "x"),
+            store.asimilarity_search("x"),
+            return_exceptions=True,
+        ),
+        60,
+    )
+    await store.aclose()
+    assert len(results) == 2
     for error in results:
         assert isinstance(error, DatabaseUnavailableError), error
         assert "host=127.0.0.1 port=1" in str(error)

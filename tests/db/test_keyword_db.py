@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from langchain_pgvstore._sql import fusion as fz
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.fusion import Hit
 from tests import bm25_reference as ref
+from tests.fix_db import drop_collection
 
 CFG = "english"
 DIM = 384
@@ -103,6 +104,16 @@ def stored_stats(conn: psycopg.Connection, table: Table) -> dict[str, tuple[int,
     return {term: (int(docs), int(tokens)) for term, docs, tokens in rows}
 
 
+def delta_rows(conn: psycopg.Connection, table: Table, term: str) -> int:
+    """How many rows of the statistics table hold deltas of `term` (1 once compacted)."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE term = %s").format(bm25_schema.stats_table(table)),
+        (term,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def keyword(
     conn: psycopg.Connection, table: Table, query: str, k: int = 1000, where: Frag = TRUE
 ) -> list[tuple[str, float]]:
@@ -142,13 +153,12 @@ QUERIES = [
 
 
 @pytest.fixture
-def table(conn: psycopg.Connection, collection_name: str) -> Iterator[Table]:
+def table(conn: psycopg.Connection, collection_name: str) -> Table:
+    """A collection table with the BM25 leg; `collection_name` drops it all after the test."""
     t = Table("public", collection_name)
     create_table(conn, t)
     run(conn, bm25_schema.bm25_ddl(t, CFG))
-    yield t
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-    run(conn, bm25_schema.drop_bm25(t))
+    return t
 
 
 @pytest.fixture
@@ -265,17 +275,13 @@ def test_limit_and_tie_break(conn: psycopg.Connection, table: Table):
 def test_lexical_ddl_backfills_and_is_idempotent(conn: psycopg.Connection, collection_name: str):
     t = Table("public", collection_name)
     create_table(conn, t)
-    try:
-        upsert(conn, t, [("a", "protein cell", {}), ("b", "cell cell gene", {})])
-        run(conn, bm25_schema.bm25_ddl(t, CFG))
-        run(conn, bm25_schema.bm25_ddl(t, CFG))
-        assert_matches_reference(conn, t, ["cell", "gene protein"])
-        run(conn, bm25_schema.compact_bm25(t))
-        run(conn, bm25_schema.recount_bm25(t))
-        assert_matches_reference(conn, t, ["cell", "gene protein"])
-    finally:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-        run(conn, bm25_schema.drop_bm25(t))
+    upsert(conn, t, [("a", "protein cell", {}), ("b", "cell cell gene", {})])
+    run(conn, bm25_schema.bm25_ddl(t, CFG))
+    run(conn, bm25_schema.bm25_ddl(t, CFG))
+    assert_matches_reference(conn, t, ["cell", "gene protein"])
+    run(conn, bm25_schema.compact_bm25(t))
+    run(conn, bm25_schema.recount_bm25(t))
+    assert_matches_reference(conn, t, ["cell", "gene protein"])
 
 
 def test_drop_lexical_is_idempotent_and_complete(conn: psycopg.Connection, collection_name: str):
@@ -301,25 +307,26 @@ def test_drop_lexical_is_idempotent_and_complete(conn: psycopg.Connection, colle
     assert left == (0,)
 
 
-def test_long_collection_names(conn: psycopg.Connection):
-    t = Table("public", "ä" * 31 + "x")  # 63 bytes: every derived name must still fit
+def test_long_collection_names(conn: psycopg.Connection, collection_name: str):
+    # 63 bytes, the limit, with two-byte characters: every derived name must still fit
+    t = Table("public", collection_name + "ä" * 22 + "xy")
+    assert len(t.name.encode()) == 63
     create_table(conn, t)
     try:
         run(conn, bm25_schema.bm25_ddl(t, CFG))
         upsert(conn, t, [("a", "protein", {})])
         assert_matches_reference(conn, t, ["protein"])
     finally:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t.qualname))
-        run(conn, bm25_schema.drop_bm25(t))
+        drop_collection(conn, t.schema, t.name)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80)
 )
-def test_or_tsquery_contains_every_query_lexeme(conn: psycopg.Connection, text: str):
+def test_or_tsquery_contains_every_query_lexeme(mconn: psycopg.Connection, text: str):
     q = bm25_search.or_tsquery(CFG, text)
-    lexemes, nodes, covered = conn.execute(
+    lexemes, nodes, covered = mconn.execute(
         sql.SQL(
             "WITH x AS (SELECT {q} AS q)"
             " SELECT cardinality(tsvector_to_array(to_tsvector(%s::regconfig, %s))), numnode(q),"
@@ -399,12 +406,7 @@ def test_writers_never_wait_for_statistics(dsn: str, conn: psycopg.Connection, t
         t2.commit()
         t1.commit()
     assert_matches_reference(conn, table, ["protein cell gene"])
-    rows = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(
-            bm25_schema.stats_table(table)
-        )
-    ).fetchone()
-    assert rows == (3,)  # T2 appended +1, -1 instead of compacting
+    assert delta_rows(conn, table, "protein") == 3  # T2 appended +1, -1 instead of compacting
 
 
 def test_repeatable_read_writers_append_only(dsn: str, conn: psycopg.Connection, table: Table):
@@ -416,12 +418,7 @@ def test_repeatable_read_writers_append_only(dsn: str, conn: psycopg.Connection,
         delete(c, table, ["a"])
         c.commit()
     assert_matches_reference(conn, table, ["protein"])
-    rows = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE term = 'protein'").format(
-            bm25_schema.stats_table(table)
-        )
-    ).fetchone()
-    assert rows == (3,)
+    assert delta_rows(conn, table, "protein") == 3
 
 
 # --- fusion ----------------------------------------------------------------
@@ -462,7 +459,7 @@ def sql_leg(scores: dict[str, float]) -> Frag:
     k=st.integers(1, 30),
 )
 def test_sql_fusion_equals_python_fusion(
-    conn: psycopg.Connection, vector, lexical, method, fetch_k, weights, rrf_k, k
+    mconn: psycopg.Connection, vector, lexical, method, fetch_k, weights, rrf_k, k
 ):
     f = fz.fuse(
         sql_leg(vector),
@@ -473,7 +470,7 @@ def test_sql_fusion_equals_python_fusion(
         weights=weights,
         fetch_k=fetch_k,
     )
-    got = [Hit(i, s) for i, s in conn.execute(f.sql, f.params).fetchall()]
+    got = [Hit(i, s) for i, s in mconn.execute(f.sql, f.params).fetchall()]
     # The oracle's legs: best first, ties by id; distances negated.
     v_leg = [Hit(i, -d) for i, d in sorted(vector.items(), key=lambda x: (x[1], x[0]))]
     x_leg = [Hit(i, s) for i, s in sorted(lexical.items(), key=lambda x: (-x[1], x[0]))]

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from pgvector.psycopg import register_vector
+from psycopg import sql
 
-from langchain_pgvstore import InputError, PGVStore
+from langchain_pgvstore import InputError
 from langchain_pgvstore.mmr import mmr_select
 
 DIM = 8
 
 
 @pytest.fixture
-async def store(dsn, collection_name):
-    s = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        vector_type="vector",
-    )
+def store(make_store):
+    s = make_store(DIM, vector_type="vector")
     # a tight cluster of near-duplicates around e0, and a few distinct directions
     rng = np.random.default_rng(3)
     base = np.eye(DIM)
@@ -33,31 +29,21 @@ async def store(dsn, collection_name):
         [{"g": "dup" if t.startswith("dup") else "dir"} for t in texts],
         ids=texts,
     )
-    yield s
-    await s.aclose()
-
-
-@pytest.fixture(params=["sync", "async"])
-def mmr(request, store):
-    async def _mmr(vector, **kwargs):
-        if request.param == "sync":
-            return store.max_marginal_relevance_search_with_score_by_vector(vector, **kwargs)
-        return await store.amax_marginal_relevance_search_with_score_by_vector(vector, **kwargs)
-
-    return _mmr
+    return s
 
 
 QUERY = [1.0] + [0.0] * (DIM - 1)
+MMR = "max_marginal_relevance_search_with_score_by_vector"
 
 
-async def test_lambda_one_is_similarity_order(mmr, store) -> None:
-    got = await mmr(QUERY, k=5, fetch_k=10, lambda_mult=1.0)
+async def test_lambda_one_is_similarity_order(api, store) -> None:
+    got = await api(MMR, QUERY, k=5, fetch_k=10, lambda_mult=1.0)
     plain = store.similarity_search_with_score_by_vector(QUERY, k=5)
     assert [d.id for d, _ in got] == [d.id for d, _ in plain]
 
 
-async def test_low_lambda_prefers_diversity_and_keeps_selection_order(mmr) -> None:
-    got = await mmr(QUERY, k=4, fetch_k=10, lambda_mult=0.0)
+async def test_low_lambda_prefers_diversity_and_keeps_selection_order(api) -> None:
+    got = await api(MMR, QUERY, k=4, fetch_k=10, lambda_mult=0.0)
     ids = [d.id for d, _ in got]
     assert ids[0].startswith("dup")  # the first pick is the nearest
     assert sum(i.startswith("dir") for i in ids) >= 3  # then distinct directions
@@ -65,29 +51,30 @@ async def test_low_lambda_prefers_diversity_and_keeps_selection_order(mmr) -> No
     assert distances != sorted(distances)  # selection order, not distance order
 
 
-async def test_fetch_k_bounds_the_candidates(mmr) -> None:
-    got = await mmr(QUERY, k=4, fetch_k=4, lambda_mult=0.0)
+async def test_fetch_k_bounds_the_candidates(api) -> None:
+    got = await api(MMR, QUERY, k=4, fetch_k=4, lambda_mult=0.0)
     # with fetch_k=4 only near-duplicates are candidates, whatever lambda says
-    assert all(d.id.startswith("dup") for d, _ in got)
+    ids = [d.id for d, _ in got]
+    assert len(ids) == 4 and all(i.startswith("dup") for i in ids), ids
 
 
-async def test_matches_reference_selection(mmr, store) -> None:
-    got = await mmr(QUERY, k=5, fetch_k=10, lambda_mult=0.3)
+async def test_matches_reference_selection(api, store, conn) -> None:
+    got = await api(MMR, QUERY, k=5, fetch_k=10, lambda_mult=0.3)
     docs = store.similarity_search_with_score_by_vector(QUERY, k=10)
     ids = [d.id for d, _ in docs]
-    vecs = np.array([store._embedding.embed_query("x")])  # shape only; real vectors below
-    with store._connector.sync_pool().connection() as conn:
-        from pgvector.psycopg import register_vector
-
-        register_vector(conn)
-        rows = dict(conn.execute(f'SELECT id, embedding FROM "{store.collection}"').fetchall())
+    register_vector(conn)
+    rows = dict(
+        conn.execute(
+            sql.SQL("SELECT id, embedding FROM {}").format(sql.Identifier(store.collection))
+        ).fetchall()
+    )
     vecs = np.stack([rows[i].to_numpy() for i in ids])
     expected = [ids[j] for j in mmr_select(np.array(QUERY), vecs, 5, 0.3)]
     assert [d.id for d, _ in got] == expected
 
 
-async def test_filter_applies(mmr) -> None:
-    got = await mmr(QUERY, k=3, fetch_k=10, lambda_mult=0.5, filter={"g": "dir"})
+async def test_filter_applies(api) -> None:
+    got = await api(MMR, QUERY, k=3, fetch_k=10, lambda_mult=0.5, filter={"g": "dir"})
     assert len(got) == 3 and all(d.metadata["g"] == "dir" for d, _ in got)
 
 
@@ -101,9 +88,9 @@ async def test_filter_applies(mmr) -> None:
         (dict(lambda_mult=float("nan")), "lambda_mult must be a number in"),
     ],
 )
-async def test_bad_arguments(mmr, kwargs, message) -> None:
+async def test_bad_arguments(api, kwargs, message) -> None:
     with pytest.raises(InputError, match=message):
-        await mmr(QUERY, **kwargs)
+        await api(MMR, QUERY, **kwargs)
 
 
 async def test_text_query_variants(store) -> None:
@@ -114,16 +101,8 @@ async def test_text_query_variants(store) -> None:
     assert len(retriever.invoke("dup0")) == 2
 
 
-async def test_halfvec_mmr(dsn, collection_name) -> None:
-    s = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=collection_name,
-        vector_type="halfvec",
-    )
-    try:
-        s.add_texts([f"t{i}" for i in range(10)])
-        got = await s.amax_marginal_relevance_search("t1", k=3, fetch_k=10, lambda_mult=0.5)
-        assert got[0].page_content == "t1" and len(got) == 3
-    finally:
-        await s.aclose()
+async def test_halfvec_mmr(make_store) -> None:
+    s = make_store(DIM, vector_type="halfvec")
+    s.add_texts([f"t{i}" for i in range(10)])
+    got = await s.amax_marginal_relevance_search("t1", k=3, fetch_k=10, lambda_mult=0.5)
+    assert got[0].page_content == "t1" and len(got) == 3

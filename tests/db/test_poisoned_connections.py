@@ -15,17 +15,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from langchain_pgvstore import PGVStore, QueryTimeoutError
+from tests.fix_db import Locker, unique_name
+from tests.fix_store import Api
 
 DIM = 8
 EMB = DeterministicFakeEmbedding(size=DIM)
@@ -46,36 +45,15 @@ FAIL_AT = (1, 5, 6, 7)
 AFTER = 20
 
 
-class Locker:
-    """Another session holding an exclusive lock on the collection's table."""
-
-    def __init__(self, dsn: str, table: str) -> None:
-        self.conn = psycopg.connect(dsn)
-        self.table = table
-
-    def lock(self) -> None:
-        self.conn.execute(
-            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(self.table))
-        )
-
-    def release(self) -> None:
-        self.conn.rollback()
-
-
 @pytest.fixture(scope="module")
-def collection(dsn: str) -> Iterator[str]:
-    name = f"t_poison_{uuid.uuid4().hex[:8]}"
-    store = PGVStore(EMB, connection=dsn, collection=name, index=None)
+def collection(make_module_store) -> str:
+    store = make_module_store(EMB, collection=unique_name("poison"), index=None)
     store.add_texts(
         [f"alpha doc {i}" for i in range(10)],
         [{"topic": "a" if i % 2 else "b"} for i in range(10)],
         ids=[f"d{i}" for i in range(10)],
     )
-    store.close()
-    yield name
-    store = PGVStore(EMB, connection=dsn, collection=name)
-    store.delete_collection()
-    store.close()
+    return store.collection
 
 
 def _dsn_with(dsn: str, options: str) -> str:
@@ -99,20 +77,17 @@ def _backend_waiting(dsn: str, timeout: float = 5.0) -> int:
     raise AssertionError("no store session waited for the lock")
 
 
-async def _call(store: PGVStore, mode: str, kind: str) -> Any:
+async def _call(api: Api, store: PGVStore, kind: str) -> Any:
     method, args, kwargs = KINDS[kind]
-    if mode == "sync":
-        return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
-    return await getattr(store, "a" + method)(*args, **kwargs)
+    return await api.on(store, in_thread=True)(method, *args, **kwargs)
 
 
-async def _fail_once(store: PGVStore, mode: str, kind: str, cause: str, dsn: str, locker: Locker):
+async def _fail_once(api: Api, store: PGVStore, kind: str, cause: str, dsn: str, locker: Locker):
     """Run the call while the table is locked, so that it fails the way `cause` says."""
     locker.lock()
     try:
-        if cause == "cancel" and mode == "async":
-            method, args, kwargs = KINDS[kind]
-            task = asyncio.ensure_future(getattr(store, "a" + method)(*args, **kwargs))
+        if cause == "cancel" and api.is_async:
+            task = asyncio.ensure_future(_call(api, store, kind))
             await asyncio.to_thread(_backend_waiting, dsn)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -127,36 +102,34 @@ async def _fail_once(store: PGVStore, mode: str, kind: str, cause: str, dsn: str
             canceller = threading.Thread(target=cancel)
             canceller.start()
             with pytest.raises(QueryTimeoutError):
-                await _call(store, mode, kind)
+                await _call(api, store, kind)
             canceller.join()
         else:  # a statement timeout or a lock timeout, both set on the store's connections
             with pytest.raises(QueryTimeoutError):
-                await _call(store, mode, kind)
+                await _call(api, store, kind)
     finally:
         locker.release()
 
 
-def _store(dsn: str, collection: str, cause: str, pool: str, mode: str) -> tuple[PGVStore, Any]:
+def _conninfo(dsn: str, cause: str) -> str:
     options = {
         "timeout": "-c statement_timeout=500",
         "lock": "-c lock_timeout=500",
         "cancel": "",
     }[cause]
-    conninfo = _dsn_with(dsn, options) if options else dsn
-    if pool == "own":
-        return PGVStore(EMB, connection=conninfo, collection=collection, pool_size=1), None
+    return _dsn_with(dsn, options) if options else dsn
+
+
+def _lent_pool(conninfo: str, asynchronous: bool) -> Any:
     kwargs = {"autocommit": True, "application_name": "langchain-pgvstore"}
-    if mode == "sync":
-        lent: Any = ConnectionPool(conninfo, min_size=1, max_size=1, kwargs=kwargs, open=True)
-    else:
-        lent = AsyncConnectionPool(conninfo, min_size=1, max_size=1, kwargs=kwargs, open=False)
-    return PGVStore(EMB, connection=lent, collection=collection), lent
+    if asynchronous:
+        return AsyncConnectionPool(conninfo, min_size=1, max_size=1, kwargs=kwargs, open=False)
+    return ConnectionPool(conninfo, min_size=1, max_size=1, kwargs=kwargs, open=True)
 
 
 CASES = [
-    (kind, mode, cause, pool)
+    (kind, cause, pool)
     for kind in sorted(KINDS)
-    for mode in ("sync", "async")
     for cause in ("timeout", "cancel", "lock")
     for pool in ("own", "lent")
     # on a lent pool every failure takes the same path: one cause shows it
@@ -165,30 +138,32 @@ CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "mode", "cause", "pool"), CASES)
+@pytest.mark.parametrize(("kind", "cause", "pool"), CASES)
 async def test_a_failed_execution_leaves_the_connection_usable(
-    kind: str, mode: str, cause: str, pool: str, dsn: str, collection: str
+    api: Api, make_store, kind: str, cause: str, pool: str, dsn: str, collection: str
 ) -> None:
-    reference = PGVStore(EMB, connection=dsn, collection=collection)
-    expected = await _call(reference, mode, kind)
-    await reference.aclose()
+    expected = await _call(api, make_store(EMB, collection=collection), kind)
     assert expected, "the call returns rows when it does not fail"
+    conninfo = _conninfo(dsn, cause)
     locker = Locker(dsn, collection)
     try:
         for fail_at in FAIL_AT:
             # a fresh one-connection pool, so that this is the n-th execution on it
-            store, lent = _store(dsn, collection, cause, pool, mode)
-            if lent is not None and mode == "async":
+            lent = _lent_pool(conninfo, api.is_async) if pool == "lent" else None
+            if lent is not None and api.is_async:
                 await lent.open()
             try:
+                store = make_store(
+                    EMB, connection=lent or conninfo, collection=collection, pool_size=1
+                )
                 for _ in range(fail_at - 1):
-                    assert await _call(store, mode, kind) == expected
-                await _fail_once(store, mode, kind, cause, dsn, locker)
+                    assert await _call(api, store, kind) == expected
+                await _fail_once(api, store, kind, cause, dsn, locker)
                 for _ in range(AFTER):
-                    assert await _call(store, mode, kind) == expected
+                    assert await _call(api, store, kind) == expected
+                await store.aclose()  # frees its connection before the next round
             finally:
-                await store.aclose()
                 if lent is not None:
-                    await lent.close() if mode == "async" else lent.close()
+                    await lent.close() if api.is_async else lent.close()
     finally:
         locker.conn.close()

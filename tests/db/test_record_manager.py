@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import uuid
 
+import langchain_core.indexing
 import psycopg
 import pytest
 from langchain_core.documents import Document
-from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_core.indexing import aindex, index
-from psycopg import sql
 
 from langchain_pgvstore import PGVStore
 from langchain_pgvstore._sql import records
 from langchain_pgvstore._sql.side_tables import SideTable
 from langchain_pgvstore.errors import ConfigError, InputError
 from langchain_pgvstore.record_manager import PostgresRecordManager
+from tests.fix_db import scratch_table
 
 
 @pytest.fixture(scope="module")
-def records_table(dsn: str):
-    name = f"rec_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+def records_table(admin):
+    with scratch_table(admin, "rec") as name:
+        yield name
 
 
 @pytest.fixture
@@ -34,21 +31,10 @@ async def manager(dsn: str, records_table: str):
     await rm.aclose()
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-def call(manager: PostgresRecordManager, mode: str):
+def call(manager: PostgresRecordManager, api):
     """`await call("update", ...)` runs `manager.update` or awaits `manager.aupdate`."""
-
-    async def _call(name: str, *args, **kwargs):
-        if mode == "sync":
-            return getattr(manager, name)(*args, **kwargs)
-        return await getattr(manager, "a" + name)(*args, **kwargs)
-
-    return _call
+    return api.on(manager)
 
 
 # -- builders and arguments ------------------------------------------------------------
@@ -169,23 +155,13 @@ def chunks(source: str, *texts: str) -> list[Document]:
 
 
 @pytest.fixture
-async def vector_store(dsn: str, collection_name: str):
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=16), connection=dsn, collection=collection_name
-    )
-    yield store
-    await store.aclose()
+def run(manager: PostgresRecordManager, store: PGVStore, api):
+    """`await run(docs, cleanup)`: LangChain's `index()` or `aindex()` into `store`."""
+    indexing = api.on(langchain_core.indexing)
 
-
-@pytest.fixture
-def run(manager: PostgresRecordManager, vector_store: PGVStore, mode: str):
     async def _run(docs: list[Document], cleanup: str | None) -> dict[str, int]:
         kwargs = dict(cleanup=cleanup, source_id_key="source", key_encoder="sha256")
-        if mode == "sync":
-            result = index(docs, manager, vector_store, **kwargs)
-        else:
-            result = await aindex(docs, manager, vector_store, **kwargs)
-        return dict(result)
+        return dict(await indexing("index", docs, manager, store, **kwargs))
 
     return _run
 
@@ -204,7 +180,7 @@ def contents(store: PGVStore) -> list[str]:
 
 
 async def test_incremental_skips_unchanged_and_replaces_changed_sources(
-    run, vector_store: PGVStore, manager: PostgresRecordManager
+    run, store: PGVStore, manager: PostgresRecordManager
 ):
     a, b = chunks("a.md", "a one", "a two"), chunks("b.md", "b one")
     assert await run(a + b, "incremental") == stats(added=3)
@@ -212,27 +188,27 @@ async def test_incremental_skips_unchanged_and_replaces_changed_sources(
 
     a_edited = chunks("a.md", "a one", "a two, edited", "a three")
     assert await run(a_edited + b, "incremental") == stats(added=2, skipped=2, deleted=1)
-    assert contents(vector_store) == ["a one", "a three", "a two, edited", "b one"]
+    assert contents(store) == ["a one", "a three", "a two, edited", "b one"]
 
     # incremental mode leaves sources that were not seen alone
     assert await run(a_edited, "incremental") == stats(skipped=3)
-    assert contents(vector_store) == ["a one", "a three", "a two, edited", "b one"]
+    assert contents(store) == ["a one", "a three", "a two, edited", "b one"]
     # the vector store and the records agree
-    assert sorted(d.id for d in vector_store.get()) == sorted(manager.list_keys())
+    assert sorted(d.id for d in store.get()) == sorted(manager.list_keys())
 
 
-async def test_full_cleanup_removes_what_was_not_indexed(run, vector_store: PGVStore):
+async def test_full_cleanup_removes_what_was_not_indexed(run, store: PGVStore):
     a, b = chunks("a.md", "a one", "a two"), chunks("b.md", "b one", "b two")
     assert await run(a + b, "full") == stats(added=4)
     assert await run(a + b, "full") == stats(skipped=4)
     assert await run(a, "full") == stats(skipped=2, deleted=2)
-    assert contents(vector_store) == ["a one", "a two"]
+    assert contents(store) == ["a one", "a two"]
     assert await run([], "full") == stats(deleted=2)
-    assert contents(vector_store) == []
+    assert contents(store) == []
 
 
-async def test_no_cleanup_only_adds(run, vector_store: PGVStore):
+async def test_no_cleanup_only_adds(run, store: PGVStore):
     assert await run(chunks("a.md", "first"), None) == stats(added=1)
     assert await run(chunks("a.md", "first"), None) == stats(skipped=1)
     assert await run(chunks("a.md", "second"), None) == stats(added=1)
-    assert contents(vector_store) == ["first", "second"]
+    assert contents(store) == ["first", "second"]

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from langchain_core.embeddings import DeterministicFakeEmbedding
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from langchain_pgvstore import InputError, PGVStore
+from tests.fix_db import unique_name
 
 DIM = 5
 
@@ -36,16 +36,8 @@ vectors = st.lists(float32s, min_size=DIM, max_size=DIM).filter(lambda v: any(x 
 
 
 @pytest.fixture(scope="module")
-def store(dsn: str):
-    s = PGVStore(
-        DeterministicFakeEmbedding(size=DIM),
-        connection=dsn,
-        collection=f"rt_{uuid.uuid4().hex[:10]}",
-        distance="l2",
-    )
-    yield s
-    s.delete_collection()
-    s.close()
+def store(make_module_store) -> PGVStore:
+    return make_module_store(DIM, collection=unique_name("rt"), distance="l2")
 
 
 def _normalise(value):

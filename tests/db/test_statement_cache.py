@@ -8,7 +8,6 @@ make one filter's cached statement serve another's rows.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_pgvstore import FilterError, PGVStore
+from tests.fix_db import unique_name
 
 DIM = 8
 EMB = DeterministicFakeEmbedding(size=DIM)
@@ -57,22 +57,20 @@ class SneakyInt(int):
 
 
 @pytest.fixture(scope="module")
-def stores(dsn: str) -> Iterator[tuple[PGVStore, str]]:
-    name = f"t_cache_{uuid.uuid4().hex[:8]}"
-    store = PGVStore(EMB, connection=dsn, collection=name, index=None)
+def stores(make_module_store) -> tuple[PGVStore, str]:
+    store = make_module_store(EMB, collection=unique_name("cache"), index=None)
     store.add_embeddings(
         [f"doc {i}" for i in range(ROWS)],
         [[float((i * 7 + j) % 11) + 1.0 for j in range(DIM)] for i in range(ROWS)],
         [{"tenant": TENANTS[i % 3], "n": i % 5, "flag": i % 2 == 0} for i in range(ROWS)],
         ids=[f"r{i}" for i in range(ROWS)],
     )
-    yield store, name
-    store.delete_collection()
-    store.close()
+    return store, store.collection
 
 
 def _fresh(dsn: str, name: str) -> PGVStore:
-    """A store that has cached nothing yet."""
+    """A store that has cached nothing yet (built in each hypothesis example, which may
+    not use the function-scoped `make_store`; the caller closes it)."""
     return PGVStore(EMB, connection=dsn, collection=name, index=None)
 
 
@@ -95,18 +93,17 @@ def test_a_lying_repr_gets_its_own_rows(stores, dsn, search) -> None:
         honest = run(store, {"tenant": tenant})
         lying = run(store, Lying({"tenant": tenant}, "{'tenant': 'acme'}"))
         assert _ids(lying) == _ids(honest)
-        assert all(d.metadata["tenant"] == tenant for d, _ in lying) and lying
+        assert lying and all(d.metadata["tenant"] == tenant for d, _ in lying)
 
 
-def test_str_and_int_subclasses_are_refused_like_a_fresh_compile(stores, dsn) -> None:
+def test_str_and_int_subclasses_are_refused_like_a_fresh_compile(stores, make_store) -> None:
     store, name = stores
     for bad in ({"tenant": SneakyStr("globex")}, {"n": SneakyInt(3)}):
         with pytest.raises(FilterError):
             store.similarity_search_by_vector(VECTOR, k=3, filter=bad)
-        fresh = _fresh(dsn, name)
+        fresh = make_store(EMB, collection=name, index=None)  # a store that has cached nothing
         with pytest.raises(FilterError):
             fresh.similarity_search_by_vector(VECTOR, k=3, filter=bad)
-        fresh.close()
     # a str subclass as a key is read as its characters, whatever its methods say
     keyed = store.similarity_search_by_vector(VECTOR, k=ROWS, filter={SneakyStr("tenant"): "acme"})
     assert {d.metadata["tenant"] for d in keyed} == {"acme"}
@@ -149,9 +146,6 @@ def test_cached_statements_answer_exactly_like_a_fresh_compile(stores, dsn, call
     store, name = stores
     run = SEARCHES[search]
     decoy = calls[0][0]
-    fresh = _fresh(dsn, name)
-    try:
+    with _fresh(dsn, name) as fresh:
         for filter, how in calls:
             assert _ids(run(store, _wrapped(filter, how, decoy))) == _ids(run(fresh, filter))
-    finally:
-        fresh.close()

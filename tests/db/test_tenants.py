@@ -9,34 +9,24 @@ agree with the store over random operations on several tenants.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_pgvstore import ConfigError, InputError, PGVStore, SchemaError
+from tests.fix_db import unique_name
 
 DIM = 8
 EMB = DeterministicFakeEmbedding(size=DIM)
 
 
-async def _run(store: PGVStore, mode: str, method: str, *args: Any, **kwargs: Any) -> Any:
-    if mode == "sync":
-        return getattr(store, method)(*args, **kwargs)
-    return await getattr(store, "a" + method)(*args, **kwargs)
-
-
 @pytest.fixture
-def shared(dsn: str, collection_name: str) -> Iterator[PGVStore]:
-    store = PGVStore(EMB, connection=dsn, collection=collection_name, multi_tenant=True)
-    yield store
-    store.delete_collection()
-    store.close()
+def shared(make_store) -> PGVStore:
+    return make_store(EMB, multi_tenant=True)
 
 
 SEARCHES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
@@ -52,52 +42,44 @@ SEARCHES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_each_tenant_sees_only_its_rows(shared: PGVStore, mode: str) -> None:
-    a, b = shared.for_tenant("acme"), shared.for_tenant("globex")
-    await _run(
-        a, mode, "add_texts", ["apple pie", "apple tart"], [{"kind": "fruit"}] * 2, ids=["1", "2"]
-    )
-    await _run(
-        b, mode, "add_texts", ["apple juice", "pear"], [{"kind": "fruit"}] * 2, ids=["1", "3"]
-    )
+async def test_each_tenant_sees_only_its_rows(shared: PGVStore, api) -> None:
+    a, b = api.on(shared.for_tenant("acme")), api.on(shared.for_tenant("globex"))
+    await a("add_texts", ["apple pie", "apple tart"], [{"kind": "fruit"}] * 2, ids=["1", "2"])
+    await b("add_texts", ["apple juice", "pear"], [{"kind": "fruit"}] * 2, ids=["1", "3"])
     for method, args, kwargs in SEARCHES:
-        got_a = await _run(a, mode, method, *args, **kwargs)
-        got_b = await _run(b, mode, method, *args, **kwargs)
+        got_a = await a(method, *args, **kwargs)
+        got_b = await b(method, *args, **kwargs)
         assert got_a and got_b, method
         assert {d.page_content for d in got_a} <= {"apple pie", "apple tart"}, method
         assert {d.page_content for d in got_b} <= {"apple juice", "pear"}, method
-    assert [d.page_content for d in await _run(a, mode, "get_by_ids", ["1", "3"])] == ["apple pie"]
-    assert [d.page_content for d in await _run(b, mode, "get_by_ids", ["1", "2"])] == [
-        "apple juice"
-    ]
-    assert await _run(a, mode, "count") == 2 and await _run(b, mode, "count") == 2
+    assert [d.page_content for d in await a("get_by_ids", ["1", "3"])] == ["apple pie"]
+    assert [d.page_content for d in await b("get_by_ids", ["1", "2"])] == ["apple juice"]
+    assert await a("count") == 2 and await b("count") == 2
     # a metadata field named like the tenant column is only metadata
-    assert await _run(a, mode, "get", {"tenant": "globex"}) == []
-    retriever = a.as_retriever(search_kwargs={"k": 10})
-    docs = retriever.invoke("apple") if mode == "sync" else await retriever.ainvoke("apple")
+    assert await a("get", {"tenant": "globex"}) == []
+    docs = await api.on(a.target.as_retriever(search_kwargs={"k": 10}))("invoke", "apple")
     assert {d.page_content for d in docs} <= {"apple pie", "apple tart"} and docs
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_writes_and_deletes_stay_within_the_tenant(shared: PGVStore, mode: str) -> None:
-    a, b = shared.for_tenant("acme"), shared.for_tenant("globex")
-    await _run(a, mode, "add_texts", ["a one", "a two"], ids=["1", "2"])
-    await _run(b, mode, "add_texts", ["b one", "b two"], ids=["1", "2"])
-    await _run(a, mode, "add_texts", ["a one, changed"], ids=["1"])  # an upsert of acme's 1
-    assert [d.page_content for d in await _run(b, mode, "get_by_ids", ["1"])] == ["b one"]
-    assert await _run(a, mode, "delete", ["1"]) is True
-    assert [d.id for d in await _run(b, mode, "get")] == ["1", "2"]
-    await _run(b, mode, "delete", filter={"missing": {"$exists": False}})
-    assert await _run(b, mode, "count") == 0
-    assert [d.page_content for d in await _run(a, mode, "get")] == ["a two"]
-    assert await _run(shared, mode, "tenants") == {"acme": 1}
+async def test_writes_and_deletes_stay_within_the_tenant(shared: PGVStore, api) -> None:
+    unbound = api.on(shared)
+    a, b = api.on(shared.for_tenant("acme")), api.on(shared.for_tenant("globex"))
+    await a("add_texts", ["a one", "a two"], ids=["1", "2"])
+    await b("add_texts", ["b one", "b two"], ids=["1", "2"])
+    await a("add_texts", ["a one, changed"], ids=["1"])  # an upsert of acme's 1
+    assert [d.page_content for d in await b("get_by_ids", ["1"])] == ["b one"]
+    assert await a("delete", ["1"]) is True
+    assert [d.id for d in await b("get")] == ["1", "2"]
+    await b("delete", filter={"missing": {"$exists": False}})
+    assert await b("count") == 0
+    assert [d.page_content for d in await a("get")] == ["a two"]
+    assert await unbound("tenants") == {"acme": 1}
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_the_unbound_store_only_administers(shared: PGVStore, mode: str) -> None:
-    await _run(shared.for_tenant("acme"), mode, "add_texts", ["x"], ids=["1"])
-    await _run(shared.for_tenant("globex"), mode, "add_texts", ["y", "z"], ids=["1", "2"])
+async def test_the_unbound_store_only_administers(shared: PGVStore, api) -> None:
+    unbound = api.on(shared)
+    await api.on(shared.for_tenant("acme"))("add_texts", ["x"], ids=["1"])
+    await api.on(shared.for_tenant("globex"))("add_texts", ["y", "z"], ids=["1", "2"])
     for method, args, kwargs in [
         *SEARCHES,
         ("add_texts", (["w"],), {}),
@@ -106,58 +88,48 @@ async def test_the_unbound_store_only_administers(shared: PGVStore, mode: str) -
         ("count", (), {}),
     ]:
         with pytest.raises(InputError, match="is multi-tenant: use store.for_tenant"):
-            await _run(shared, mode, method, *args, **kwargs)
-    assert await _run(shared, mode, "tenants") == {"acme": 1, "globex": 2}
-    assert await _run(shared, mode, "delete_tenant", "globex") == 2
-    assert await _run(shared, mode, "tenants") == {"acme": 1}
-    assert await _run(shared, mode, "delete_tenant", "nobody") == 0
+            await unbound(method, *args, **kwargs)
+    assert await unbound("tenants") == {"acme": 1, "globex": 2}
+    assert await unbound("delete_tenant", "globex") == 2
+    assert await unbound("tenants") == {"acme": 1}
+    assert await unbound("delete_tenant", "nobody") == 0
 
 
-def test_tenant_arguments_are_checked(dsn: str, collection_name: str, shared: PGVStore) -> None:
+def test_tenant_arguments_are_checked(make_store, collection_name: str, shared: PGVStore) -> None:
     with pytest.raises(ConfigError, match="tenant= needs multi_tenant=True"):
-        PGVStore(EMB, connection=dsn, collection=collection_name, tenant="acme")
+        make_store(EMB, tenant="acme")
     with pytest.raises(ConfigError, match="tenant must not be empty"):
-        PGVStore(EMB, connection=dsn, collection=collection_name, multi_tenant=True, tenant="")
+        make_store(EMB, multi_tenant=True, tenant="")
     for bad in ("", "a\x00b", 7, None):
         with pytest.raises(InputError, match="tenant"):
             shared.for_tenant(bad)  # type: ignore[arg-type]
-    plain = PGVStore(EMB, connection=dsn, collection=collection_name + "_p")
+    plain = make_store(EMB, collection=collection_name + "_p")
     with pytest.raises(InputError, match="needs a multi-tenant collection"):
         plain.for_tenant("acme")
     with pytest.raises(InputError, match="needs a multi-tenant collection"):
         plain.tenants()
-    plain.close()
 
 
-def test_the_collection_kind_must_match(dsn: str, collection_name: str, shared: PGVStore) -> None:
+def test_the_collection_kind_must_match(make_store, shared: PGVStore) -> None:
     shared.for_tenant("acme").add_texts(["x"], ids=["1"])
-    plain = PGVStore(EMB, connection=dsn, collection=collection_name)
+    plain = make_store(EMB)
     with pytest.raises(SchemaError, match="is multi-tenant; open it with multi_tenant=True"):
         plain.similarity_search("x")
-    plain.close()
-    other = f"t_{uuid.uuid4().hex[:10]}"
-    single = PGVStore(EMB, connection=dsn, collection=other)
-    single.add_texts(["x"], ids=["1"])
-    opened = PGVStore(EMB, connection=dsn, collection=other, multi_tenant=True, tenant="acme")
+    other = unique_name()
+    make_store(EMB, collection=other).add_texts(["x"], ids=["1"])
+    opened = make_store(EMB, collection=other, multi_tenant=True, tenant="acme")
     with pytest.raises(SchemaError, match="is not multi-tenant; open it with multi_tenant=False"):
         opened.add_texts(["y"])
-    opened.close()
-    single.delete_collection()
-    single.close()
 
 
-def test_a_bound_store_and_its_views_share_pools(dsn: str, collection_name: str) -> None:
-    store = PGVStore(
-        EMB, connection=dsn, collection=collection_name, multi_tenant=True, tenant="acme"
-    )
+def test_a_bound_store_and_its_views_share_pools(make_store) -> None:
+    store = make_store(EMB, multi_tenant=True, tenant="acme")
     store.add_texts(["x"], ids=["1"])
     view = store.for_tenant("globex")
     view.add_texts(["y"], ids=["1"])
     view.close()  # owns nothing: the store keeps working
     assert [d.page_content for d in store.get_by_ids(["1"])] == ["x"]
     assert store.tenant == "acme" and view.tenant == "globex"
-    store.delete_collection()
-    store.close()
 
 
 # -- a model of several tenants, against the store ---------------------------------------
@@ -177,16 +149,11 @@ ops = st.lists(
 
 
 @pytest.fixture(scope="module")
-def model_store(dsn: str) -> Iterator[PGVStore]:
-    store = PGVStore(
-        EMB, connection=dsn, collection=f"t_model_{uuid.uuid4().hex[:8]}", multi_tenant=True
-    )
-    yield store
-    store.delete_collection()
-    store.close()
+def model_store(make_module_store) -> PGVStore:
+    return make_module_store(EMB, collection=unique_name("model"), multi_tenant=True)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None)
 @given(ops)
 def test_tenants_behave_like_separate_collections(model_store: PGVStore, operations) -> None:
     store = model_store
@@ -216,7 +183,7 @@ def test_tenants_behave_like_separate_collections(model_store: PGVStore, operati
 
 
 @pytest.mark.slow
-def test_tenant_search_recall_for_small_and_large_tenants(dsn: str) -> None:
+def test_tenant_search_recall_for_small_and_large_tenants(make_store) -> None:
     """Tenants holding 0.1%, 1% and 10% of 20,000 rows: k rows always, recall@10 >= 0.95."""
     rng = np.random.default_rng(7)
     rows, dim = 20_000, 32
@@ -229,32 +196,25 @@ def test_tenant_search_recall_for_small_and_large_tenants(dsn: str) -> None:
     for name, size in sizes.items():
         tenants[order[start : start + size]] = name
         start += size
-    store = PGVStore(
-        DeterministicFakeEmbedding(size=dim), connection=dsn,
-        collection=f"t_recall_{uuid.uuid4().hex[:8]}", multi_tenant=True,
-    )  # fmt: skip
-    try:
-        for name in [*sizes, "rest"]:
-            mask = tenants == name
-            store.for_tenant(name).add_embeddings(
-                [f"{name} {i}" for i in np.flatnonzero(mask)],
-                vectors[mask],
-                ids=[str(i) for i in np.flatnonzero(mask)],
-            )
-        queries = centres[:20] + 0.3 * rng.normal(size=(20, dim))
-        for name in sizes:
-            mask = tenants == name
-            own = vectors[mask]
-            ids = np.flatnonzero(mask)
-            view = store.for_tenant(name)
-            hits = []
-            for q in queries:
-                found = view.similarity_search_by_vector(list(q), k=10)
-                assert len(found) == 10
-                cos = own @ q / (np.linalg.norm(own, axis=1) * np.linalg.norm(q))
-                exact = {str(i) for i in ids[np.argsort(-cos)[:10]]}
-                hits.append(len(exact & {d.id for d in found}) / 10)
-            assert np.mean(hits) >= 0.95, (name, np.mean(hits))
-    finally:
-        store.delete_collection()
-        store.close()
+    store = make_store(dim, multi_tenant=True)
+    for name in [*sizes, "rest"]:
+        mask = tenants == name
+        store.for_tenant(name).add_embeddings(
+            [f"{name} {i}" for i in np.flatnonzero(mask)],
+            vectors[mask],
+            ids=[str(i) for i in np.flatnonzero(mask)],
+        )
+    queries = centres[:20] + 0.3 * rng.normal(size=(20, dim))
+    for name in sizes:
+        mask = tenants == name
+        own = vectors[mask]
+        ids = np.flatnonzero(mask)
+        view = store.for_tenant(name)
+        hits = []
+        for q in queries:
+            found = view.similarity_search_by_vector(list(q), k=10)
+            assert len(found) == 10
+            cos = own @ q / (np.linalg.norm(own, axis=1) * np.linalg.norm(q))
+            exact = {str(i) for i in ids[np.argsort(-cos)[:10]]}
+            hits.append(len(exact & {d.id for d in found}) / 10)
+        assert np.mean(hits) >= 0.95, (name, np.mean(hits))

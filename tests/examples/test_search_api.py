@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +25,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from prometheus_client.parser import text_string_to_metric_families
 
 from langchain_pgvstore import PGVStore
+from tests.fix_replica import ReplicaBed
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "search_api.py"
 
@@ -42,12 +44,9 @@ IDS, TEXTS, METADATAS = api.demo_rows()
 TEXT = dict(zip(IDS, TEXTS, strict=True))
 
 
-@pytest.fixture(scope="module")
-def base_url(dsn: str) -> Iterator[str]:
-    collection = f"t_api_{uuid.uuid4().hex[:12]}"
-    store = PGVStore(DeterministicFakeEmbedding(size=64), connection=dsn, collection=collection)
-    # the app seeds the demo corpus and closes the store, all on the server's own loop
-    app = api.create_app(store, cache_size=64, cache_ttl=300, seed=True, close_store=True)
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run `app` with uvicorn in a thread on a free port; its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -68,10 +67,22 @@ def base_url(dsn: str) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+    assert not thread.is_alive(), "the server did not shut down"
+
+
+@pytest.fixture(scope="module")
+def base_url(dsn: str) -> Iterator[str]:
+    collection = f"t_api_{uuid.uuid4().hex[:12]}"
+    store = PGVStore(DeterministicFakeEmbedding(size=64), connection=dsn, collection=collection)
+    # the app seeds the demo corpus and closes the store, all on the server's own loop
+    app = api.create_app(store, cache_size=64, cache_ttl=300, seed=True, close_store=True)
+    try:
+        with serving(app) as url:
+            yield url
+    finally:
         # the library's own drop: the table, its registry row and anything else it made
         with PGVStore(store.embeddings, connection=dsn, collection=collection) as cleanup:
             cleanup.delete_collection()
-    assert not thread.is_alive(), "the server did not shut down"
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +265,37 @@ def test_cache_key_depends_on_vector_and_canonical_params() -> None:
     assert key != api.cache_key([0.1, 0.2000001], params)
     assert key != api.cache_key([0.1, 0.2], {**params, "top_k": 4})
     assert len(key) == 64
+
+
+def test_healthz_answers_while_the_database_is_down_and_recovers(replica_bed: ReplicaBed) -> None:
+    """A real server stops and starts again (the replica bed's primary, used alone)."""
+    database = replica_bed.primary
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=64), connection=database.dsn,
+        collection=f"t_api_{uuid.uuid4().hex[:12]}", pool_timeout=30,
+    )  # fmt: skip
+    app = api.create_app(store, cache_size=0, seed=True, close_store=True)
+    timings = []
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, timeout=2.0) as client:
+            assert client.get("/healthz").status_code == 200
+            database.stop("immediate")
+            for _ in range(3):  # a read timeout (2 s) would fail the test
+                t0 = time.monotonic()
+                response = client.get("/healthz")
+                timings.append(round(time.monotonic() - t0, 3))
+                assert response.status_code == 503, response.text
+                assert response.json()["status"] == "unavailable"
+            database.start()
+            t0 = time.monotonic()
+            response = client.get("/healthz")  # the first request after it is back
+            back = time.monotonic() - t0
+            assert response.status_code == 200, response.text
+            assert client.post("/search", json={"query": TEXTS[0]}).status_code == 200
+    finally:
+        if database.running:
+            with PGVStore(
+                store.embeddings, connection=database.dsn, collection=store.collection
+            ) as s:
+                s.delete_collection()
+    print(f"\n/healthz while down: {timings} s; first request after the restart {back:.3f} s")

@@ -21,6 +21,7 @@ PUBLIC_MODULES = {
     "langchain_pgvstore.config",
     "langchain_pgvstore.embeddings",
     "langchain_pgvstore.embeddings.batching",
+    "langchain_pgvstore.embeddings.e5",
     "langchain_pgvstore.embeddings.local",
     "langchain_pgvstore.embeddings.openai",
     "langchain_pgvstore.errors",

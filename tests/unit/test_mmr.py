@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -68,8 +68,7 @@ def test_every_pick_maximises_the_mmr_objective(problem):
 @given(problems())
 def test_first_pick_is_the_nearest_for_every_lambda(problem):
     query, candidates, k, lam = problem
-    if len(candidates) == 0 or k == 0:
-        return
+    assume(len(candidates) > 0 and k > 0)  # else there is no first pick
     first = mmr_select(query, candidates, k, lam)[0]
     assert first == mmr_select(query, candidates, 1, 0.0)[0]
     sims = [cosine(c, query) for c in candidates]
@@ -80,20 +79,23 @@ def test_first_pick_is_the_nearest_for_every_lambda(problem):
 @given(problems())
 def test_lambda_one_is_similarity_order(problem):
     query, candidates, k, _ = problem
+    assume(len(candidates) > 0 and k > 0)  # else nothing is picked
     picked = mmr_select(query, candidates, k, 1.0)
     sims = [cosine(candidates[i], query) for i in picked]
+    assert len(sims) == min(k, len(candidates))
     assert all(a >= b - TOL for a, b in zip(sims[:-1], sims[1:], strict=True))
     # Nothing left out is better than what was picked last.
-    if picked:
-        rest = [cosine(c, query) for i, c in enumerate(candidates) if i not in picked]
-        assert all(s <= sims[-1] + TOL for s in rest)
+    rest = [cosine(c, query) for i, c in enumerate(candidates) if i not in picked]
+    assert all(s <= sims[-1] + TOL for s in rest)
 
 
 @settings(max_examples=100)
 @given(problems())
 def test_lambda_zero_is_maximal_diversity(problem):
     query, candidates, k, _ = problem
+    assume(min(k, len(candidates)) >= 2)  # a second pick is the first to weigh diversity
     picked = mmr_select(query, candidates, k, 0.0)
+    assert len(picked) == min(k, len(candidates))
     for step in range(1, len(picked)):
         before = picked[:step]
 

@@ -1,0 +1,174 @@
+"""Provisioning a collection: the extension, the registry, the table and what it needs.
+
+Provisioning is idempotent and safe when several processes do it at once:
+`CREATE EXTENSION` and the registry run under a global advisory lock, the
+collection's table and indexes under a per-collection one.
+"""
+
+from __future__ import annotations
+
+from ._plan import Execute, Fetch, Plan
+from ._schema import (
+    CollectionSpec,
+    build_index_plan,
+    check_index_plan,
+    check_indexable,
+    check_pgvector,
+    check_registered,
+)
+from ._sql import Frag, catalog, citus, ddl
+from ._sql.bm25_schema import bm25_ddl, length_column, statistics_table, stats_table
+from .config import GLOBAL_LOCK_KEY, REGISTRY_TABLE, SCHEMA_VERSION, HNSWIndex, Table
+from .errors import ConfigError, SchemaError
+
+__all__ = ["provision_plan"]
+
+
+def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
+    """Make sure the extension, registry, table and indexes exist; check they match.
+
+    Returns the spec with `dimensions` filled in from the registry. When the
+    collection does not exist and the dimensions are still unknown, nothing
+    is created and the spec comes back with `dimensions=None`.
+    """
+    table = spec.table
+    installed, available = (yield Fetch(catalog.extension_version()))[0]
+    if check_pgvector(installed, available):
+        if spec.dimensions is None:
+            return spec
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        yield Execute(ddl.create_extension())
+
+    registry_exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
+    if not registry_exists:
+        if spec.dimensions is None:
+            return spec
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
+            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
+            yield Execute(ddl.create_schema(table.schema))
+        yield Execute(ddl.create_registry(table))
+    elif not (yield Fetch(ddl.registry_is_current(table)))[0][0]:
+        # a registry an earlier release made: add what this release records
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        for frag in ddl.upgrade_registry(table):
+            yield Execute(frag)
+
+    yield Execute(ddl.advisory_xact_lock(table.lock_key()))
+    rows = yield Fetch(ddl.registry_row(table))
+    if rows:
+        spec = check_registered(spec, rows[0])
+    elif spec.dimensions is None:
+        return spec
+    table_exists = (yield Fetch(catalog.table_exists(table)))[0][0]
+    if table_exists and not rows:
+        raise SchemaError(
+            f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
+            " choose another collection name"
+        )
+    if table_exists:
+        yield from check_index_plan(spec)
+    if not table_exists:
+        assert spec.dimensions is not None
+        check_indexable(spec)
+        if not (yield Fetch(catalog.ts_config_exists(spec.ts_config)))[0][0]:
+            raise ConfigError(
+                f"unknown text search configuration {spec.ts_config!r};"
+                " see SELECT cfgname FROM pg_ts_config"
+            )
+        for frag in _collides(table):
+            if (yield Fetch(frag))[0][0]:
+                raise SchemaError(
+                    f"collection {table.schema}.{table.name} cannot be created: a relation"
+                    f" named {frag.params[1]!r}, which this collection's own objects would use,"
+                    " already exists; choose another collection name"
+                )
+        yield Execute(ddl.create_table(table, spec.dimensions, spec.vector_type, spec.ts_config))
+        yield Execute(ddl.set_embedding_storage_main(table))
+        if table.distribution is None:
+            for frag in ddl.create_secondary_indexes(table):
+                yield Execute(frag)
+            for frag in bm25_ddl(table, spec.ts_config):
+                yield Execute(frag)
+        else:
+            yield from _distribute_plan(spec)
+        if table.multi_tenant and isinstance(spec.index, HNSWIndex):
+            # tenants load a little at a time, often through roles that may not
+            # create indexes: the graph exists from the start
+            yield from build_index_plan(spec)
+        # a registry row without its table (dropped behind the store's back) is replaced
+        yield Execute(ddl.delete_registry_row(table))
+        yield Execute(
+            ddl.insert_registry_row(
+                table,
+                spec.dimensions,
+                spec.distance,
+                spec.vector_type,
+                spec.ts_config,
+                spec.embedding_model,
+                SCHEMA_VERSION,
+            )
+        )
+    if spec.row_level_security is not None:
+        yield from _tenant_policy_plan(spec)
+    return spec
+
+
+def _distribute_plan(spec: CollectionSpec) -> Plan[None]:
+    """Shard the new table over a Citus cluster; statistics and registry become reference tables.
+
+    Order matters: Citus refuses `ALTER TABLE ... SET STORAGE` and triggers on
+    a distributed table, and a function created after a multi-shard statement
+    in the same transaction; so the columns and storage come first, then the
+    distribution, then the indexes. The BM25 statistics are kept by the writes
+    (`_sql/bm25_writes.py`), which needs PostgreSQL 18.
+    """
+    table = spec.table
+    assert table.distribution is not None
+    version, citus_version = (yield Fetch(citus.server()))[0]
+    if citus_version is None:
+        raise SchemaError(
+            f"collection {table.schema}.{table.name} is to be distributed, but this server is"
+            " not a Citus coordinator (no citus extension); open the store with"
+            " distributed=False, or connect to the cluster's coordinator"
+        )
+    if version < 180000:
+        raise SchemaError(
+            "distributed collections need PostgreSQL 18 or later on the Citus cluster"
+            f" (their BM25 statistics are kept with RETURNING old/new); this one is {version}"
+        )
+    for frag in length_column(table, spec.ts_config):
+        yield Execute(frag)
+    yield Execute(citus.distribute(table.qualname, table.distribution, spec.shard_count))
+    for frag in ddl.create_secondary_indexes(table):
+        yield Execute(frag)
+    for frag in statistics_table(table):
+        yield Execute(frag)
+    yield Execute(citus.make_reference_table(stats_table(table)))
+    if not (yield Fetch(citus.is_distributed(table.registry)))[0][0]:
+        yield Execute(citus.make_reference_table(table.registry))
+
+
+def _tenant_policy_plan(spec: CollectionSpec) -> Plan[None]:
+    """Row-level security on the collection's table, unless it is there already."""
+    table = spec.table
+    mode = spec.row_level_security
+    assert mode is not None
+    found = yield Fetch(catalog.tenant_policy(table))
+    if found and found[0][0]:
+        if found[0][1] != mode:
+            raise SchemaError(
+                f"collection {table.schema}.{table.name} has row-level security by"
+                f" {found[0][1]!r}, but this store asks for {mode!r}"
+            )
+        return
+    for frag in ddl.tenant_policy(table, mode):
+        yield Execute(frag)
+
+
+def _collides(table: Table) -> list[Frag]:
+    """Existence checks for the names of the objects a new collection will create."""
+    return [
+        catalog.relation_exists(table.schema, table.index_name(kind))
+        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
+    ]
