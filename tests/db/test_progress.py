@@ -106,6 +106,28 @@ async def test_load_without_an_index_has_no_index_phase(
         await store.aclose()
 
 
+async def test_a_tenants_load_always_stages_and_merges(
+    dsn: str, collection_name: str, mode: str
+) -> None:
+    store = PGVStore(
+        DeterministicFakeEmbedding(size=DIM), connection=dsn, collection=collection_name,
+        multi_tenant=True, bulk_rebuild_rows=5,
+    )  # fmt: skip
+    try:
+        acme = store.for_tenant("acme")
+        events = await _add(acme, mode, [f"t{i}" for i in range(6)], [str(i) for i in range(6)])
+        # a large load, but the table is shared by tenants: no direct copy, and no index
+        # phase (a multi-tenant collection's graph is made with its table)
+        assert _phases(events) == ["embedding", "copy", "merge"]
+        _check_each_phase_runs_from_zero_to_total(events, 6)
+        globex = store.for_tenant("globex")
+        later = await _add(globex, mode, [f"g{i}" for i in range(6)], [str(i) for i in range(6)])
+        assert _phases(later) == ["embedding", "copy", "merge"]
+        assert len(acme.get_by_ids(["0"])) == len(globex.get_by_ids(["0"])) == 1
+    finally:
+        await store.aclose()
+
+
 def test_progress_true_draws_one_bar_per_phase(
     dsn: str, collection_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
