@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 from ._indexes import IndexInfo, IndexProgress
 from ._routing import WriteToken
 from .cache import PostgresByteStore, cached_embeddings
+from .columns import Column
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .embeddings import E5SmallEmbeddings, EmbeddingEstimate, MiniLMEmbeddings
 from .errors import (
@@ -18,6 +19,7 @@ from .errors import (
     PGVStoreError,
     QueryTimeoutError,
     SchemaError,
+    SourceNotFoundError,
 )
 from .record_manager import PostgresRecordManager
 from .retriever import PGVStoreRetriever
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from .embeddings.openai import OpenAIBatchEmbeddings
 
 __all__ = [
+    "Column",
     "ConfigError",
     "DatabaseUnavailableError",
     "DimensionError",
@@ -54,6 +57,7 @@ __all__ = [
     "PostgresRecordManager",
     "QueryTimeoutError",
     "SchemaError",
+    "SourceNotFoundError",
     "VectorType",
     "WriteToken",
     "cached_embeddings",

@@ -27,6 +27,7 @@ from ._similarity import query_text
 from ._sql import Frag, catalog, citus
 from ._sql.search import explain
 from ._sql.settings import Settings
+from ._upgrade import upgrade_plan, upgrade_registry_plan
 from .config import HNSWIndex, IVFFlatIndex
 from .errors import InputError, SchemaError
 
@@ -181,6 +182,34 @@ class IndexAdmin(StoreCore):
             transaction=not concurrently,
         )
         await self._awith_progress(spec, build, progress, progress_interval)
+
+    def upgrade_schema(self) -> list[str]:
+        """Upgrade a collection an earlier release made, also with the steps too heavy to
+        run when a store opens it (they rewrite the table under an exclusive lock).
+
+        Returns what was done, one line per step (empty when nothing was needed);
+        `SchemaError` when the collection does not exist. See docs/schema.md.
+        """
+        table = self._configured.table
+        first = self._db.run_dedicated(lambda: upgrade_registry_plan(table), transaction=True)
+        done = self._db.run_dedicated(lambda: upgrade_plan(self._configured), transaction=True)
+        return self._upgraded(first, done)
+
+    async def aupgrade_schema(self) -> list[str]:
+        """Async `upgrade_schema`."""
+        table = self._configured.table
+        first = await self._adb.run_dedicated(
+            lambda: upgrade_registry_plan(table), transaction=True
+        )
+        done = await self._adb.run_dedicated(
+            lambda: upgrade_plan(self._configured), transaction=True
+        )
+        return self._upgraded(first, done)
+
+    def _upgraded(self, registry: list[str], done: list[str] | None) -> list[str]:
+        if done is None:
+            self._require(None)
+        return registry + (done or [])
 
     def _index_status(self) -> Flow[list[IndexInfo]]:
         return read_flow(lambda spec: Query(catalog.index_status(spec.table)), index_infos, [])

@@ -7,6 +7,7 @@ a server; the flow drivers and the search statement are in `_core.py`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
@@ -27,6 +28,7 @@ from ._schema import (
 )
 from ._sql.settings import Settings
 from ._statements import StatementCache
+from .columns import Column, declare
 from .config import (
     DEFAULT_HNSW,
     MAX_DIMENSIONS,
@@ -98,6 +100,7 @@ class StoreBase(Closing, VectorStore):
         read_your_writes: bool = False,
         read_wait: float = 1.0,
         max_replica_lag: float | None = None,
+        columns: Mapping[str, Column] | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
         if not callable(getattr(embedding, "embed_query", None)):
@@ -122,8 +125,14 @@ class StoreBase(Closing, VectorStore):
             if not distributed:
                 raise ConfigError("shard_count= needs distributed=True")
             check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
+        declared = declare(columns)
+        if declared and distributed:
+            raise ConfigError(
+                "typed columns are not supported on distributed (Citus) collections yet;"
+                " keep those fields in metadata, or use a collection that is not distributed"
+            )
         spec = CollectionSpec(
-            table=Table(schema, collection, multi_tenant, distribution),
+            table=Table(schema, collection, multi_tenant, distribution, declared),
             distance=Distance.parse(distance),
             vector_type=VectorType.parse(vector_type),
             ts_config=text_search_config,
@@ -193,6 +202,11 @@ class StoreBase(Closing, VectorStore):
     def collection(self) -> str:
         """The collection (table) name."""
         return self._configured.table.name
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding the collection's table."""
+        return self._configured.table.schema
 
     @property
     def distance(self) -> Distance:

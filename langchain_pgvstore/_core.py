@@ -27,11 +27,12 @@ from ._plan import Execute, Plan
 from ._schema import (
     CollectionSpec,
 )
-from ._sql import Frag
+from ._sql import Frag, citus
 from ._sql.filters import TRUE, compile_filter
 from ._sql.settings import Settings
 from ._statements import Template, slotted
 from ._vectors import fits, query_vector
+from .columns import assemble, decoders
 from .config import (
     TENANT_SETTING,
 )
@@ -41,6 +42,7 @@ __all__ = ["StoreCore"]
 
 R = TypeVar("R")
 Row = tuple[Any, ...]
+Scored = list[tuple[Document, float]]
 _NO_SETTINGS = Settings()
 
 #: Seconds a store trusts what it knows of its collection before looking it up
@@ -52,6 +54,11 @@ SPEC_TTL = 30.0
 
 def row_document(row: Row) -> Document:
     return document(row[0], row[1], row[2])
+
+
+def scored(rows: list[Row], make: Callable[[Row], Document] = row_document) -> Scored:
+    """`(document, score)` of rows `(id, content, metadata, score, ...)`."""
+    return [(make(r), float(r[3])) for r in rows]
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -89,11 +96,31 @@ class StoreCore(Performer, StoreBase):
             return make_plan
 
         def plan() -> Plan[R]:
-            for frag in settings.local_frags():
+            # on Citus the policy runs on the shards: the setting must reach the workers
+            if self._distributed():
+                frags = citus.set_local(settings.resolved())
+            else:
+                frags = settings.local_frags()
+            for frag in frags:
                 yield Execute(frag)
             return (yield from make_plan())
 
         return plan
+
+    def _documents(self) -> Callable[[Row], Document]:
+        """Row → `Document`, with the declared fields of a typed collection given their types."""
+        decode = decoders(self._configured.table.columns)
+        if not decode:
+            return row_document
+
+        def make(row: Row) -> Document:
+            assemble(row[2], decode)
+            return document(row[0], row[1], row[2])
+
+        return make
+
+    def _scored(self, rows: list[Row]) -> Scored:
+        return scored(rows, self._documents())
 
     # -- embeddings -----------------------------------------------------------
 

@@ -7,7 +7,6 @@ connection, a constraint) leaves no rows of the call behind either.
 
 from __future__ import annotations
 
-import json
 import struct
 import uuid
 import warnings
@@ -18,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from . import _validate as check
+from ._metadata import metadata_json as _metadata_json
 from ._plan import Copy, Execute, Plan
 from ._sql import dml
+from .columns import Columns, copy_fields, split_metadata
 from .config import MAX_DIMENSIONS, Distance, VectorType
 from .errors import DimensionError, InputError
 
@@ -39,19 +40,20 @@ __all__ = [
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
-_NUL_ESCAPE = "\\u0000"
 #: btree index entries are limited to about 2.7 kB; longer ids could not be indexed
 MAX_ID_BYTES = 2048
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Validated rows, ready to encode: ids, texts, metadata as JSON, vectors (n × d float32)."""
+    """Validated rows, ready to encode: ids, texts, metadata as JSON, vectors (n × d float32),
+    and per row the values of the collection's typed columns (`columns.py`)."""
 
     ids: list[str]
     texts: list[str]
     metadata_json: list[str]
     vectors: np.ndarray
+    typed: list[list[object]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,73 +61,6 @@ class Batch:
 
 def new_ids(n: int) -> list[str]:
     return [str(uuid.uuid4()) for _ in range(n)]
-
-
-#: How deeply metadata may nest (json.dumps would recurse until Python refuses).
-MAX_METADATA_DEPTH = 100
-
-
-def _check_json(index: int, metadata: Mapping[Any, Any]) -> None:
-    """Refuse metadata JSON cannot represent faithfully, naming the document.
-
-    JSON object keys are strings: `json.dumps` turns `1` into `"1"`, so `{1: "a",
-    "1": "b"}` would silently lose a value. Nesting is bounded. The walk is
-    iterative, so a deep value meets this limit, not Python's recursion limit.
-    """
-    stack: list[tuple[Any, int]] = [(metadata, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_METADATA_DEPTH:
-            raise InputError(
-                f"metadata of document {index} nests deeper than {MAX_METADATA_DEPTH} levels"
-            )
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InputError(
-                        f"metadata keys must be strings, got {key!r}"
-                        f" ({type(key).__name__}) in document {index}"
-                    )
-                if isinstance(item, (Mapping, list, tuple)):
-                    stack.append((item, depth + 1))
-        elif isinstance(value, (list, tuple)):
-            stack.extend(
-                (item, depth + 1) for item in value if isinstance(item, (Mapping, list, tuple))
-            )
-
-
-def _has_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return False
-
-
-def _metadata_json(index: int, metadata: Any) -> str:
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, Mapping):
-        raise InputError(
-            f"metadata must be a dict, got {type(metadata).__name__} (document {index})"
-        )
-    _check_json(index, metadata)
-    try:
-        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, OverflowError) as e:
-        raise InputError(f"metadata of document {index} is not JSON-serialisable: {e}") from None
-    # JSON escapes NUL as \u0000, which jsonb refuses; only walk the value when
-    # the escape could be present, since a clean document cannot contain it.
-    if _NUL_ESCAPE in text and _has_nul(metadata):
-        raise InputError(f"metadata of document {index} contains a NUL (\\x00) character")
-    return check.pg_text(text, f"metadata of document {index}")
 
 
 def _check_text(index: int, text: Any) -> str:
@@ -273,8 +208,13 @@ def prepare_batch(
     dimensions: int | None,
     vector_type: VectorType = VectorType.VECTOR,
     distance: Distance | None = None,
+    columns: Columns = (),
 ) -> Batch:
-    """Validate one call's rows; every error names the offending document's index."""
+    """Validate one call's rows; every error names the offending document's index.
+
+    With typed `columns`, each document's declared fields are taken out of its
+    metadata and checked against their column's type.
+    """
     n = len(texts)
     if metadatas is not None:
         if isinstance(metadatas, (str, bytes, Mapping)) or not isinstance(metadatas, Sequence):
@@ -295,10 +235,16 @@ def prepare_batch(
         checked_ids = [
             str(uuid.uuid4()) if v is None else _check_id(i, v) for i, v in enumerate(ids)
         ]
-    metas = metadatas if metadatas is not None else [None] * n
+    metas: Sequence[Mapping[str, Any] | None] = metadatas if metadatas is not None else [None] * n
+    typed = None
+    if columns:
+        for i, m in enumerate(metas):
+            if m is not None and not isinstance(m, Mapping):
+                _metadata_json(i, m)  # raises the usual error
+        metas, typed = split_metadata(columns, metas, ids)
     meta_json = [_metadata_json(i, m) for i, m in enumerate(metas)]
     array = vectors_array(vectors, dimensions, vector_type, distance)
-    return Batch(checked_ids, checked_texts, meta_json, array)
+    return Batch(checked_ids, checked_texts, meta_json, array, typed)
 
 
 def encode_copy(
@@ -308,11 +254,13 @@ def encode_copy(
     *,
     with_ord: bool = True,
     tenant: str | None = None,
+    columns: Columns = (),
 ) -> Iterator[bytes]:
     """The batch in PostgreSQL's binary COPY format, in chunks of whole rows.
 
     Columns: ord int4 (unless `with_ord=False`), tenant text (when given), id
-    text, content text, metadata jsonb, embedding. Vectors are converted to
+    text, content text, metadata jsonb, embedding, then the typed `columns`
+    (psycopg's binary dumpers of each column's type). Vectors are converted to
     big-endian once for the whole batch; per row only the byte strings are joined.
     """
     n, d = batch.vectors.shape if len(batch) else (0, 0)
@@ -324,7 +272,8 @@ def encode_copy(
         item = 4
     vec_header = struct.pack(">iHH", 4 + item * d, d, 0)
     pack_len = struct.Struct(">i").pack
-    fields = 4 + with_ord + (tenant is not None)
+    fields = 4 + with_ord + (tenant is not None) + len(columns)
+    typed = copy_fields(columns, batch.typed) if columns else None
     prefix = struct.pack(">h", fields)
     if with_ord:
         ord_field = struct.Struct(">ii").pack  # ord length, ord value
@@ -351,6 +300,8 @@ def encode_copy(
         parts.append(meta_b)
         parts.append(vec_header)
         parts.append(raw[i].tobytes())
+        if typed is not None:
+            parts.append(typed(i))
         if (i + 1) % rows_per_chunk == 0:
             yield b"".join(parts)
             parts = []
@@ -358,10 +309,12 @@ def encode_copy(
     yield b"".join(parts)
 
 
-def stage_plan(batch: Batch, vector_type: VectorType, dimensions: int) -> Plan[None]:
+def stage_plan(
+    batch: Batch, vector_type: VectorType, dimensions: int, columns: Columns = ()
+) -> Plan[None]:
     """Binary COPY of the batch into the transaction's staging table."""
-    yield Execute(dml.create_staging(vector_type, dimensions))
-    yield Copy(dml.copy_into_staging(), encode_copy(batch, vector_type))
+    yield Execute(dml.create_staging(vector_type, dimensions, columns))
+    yield Copy(dml.copy_into_staging(columns), encode_copy(batch, vector_type, columns=columns))
 
 
 def merge_plan(table: Any, tenant: str | None = None) -> Plan[int]:
@@ -381,17 +334,20 @@ def last_wins(batch: Batch) -> Batch:
         [batch.texts[i] for i in keep],
         [batch.metadata_json[i] for i in keep],
         batch.vectors[keep],
+        None if batch.typed is None else [batch.typed[i] for i in keep],
     )
 
 
 def direct_write_plan(
     table: Any, batch: Batch, vector_type: VectorType, tenant: str | None = None
-) -> Plan[None]:
-    """COPY the batch straight into an empty table the transaction has locked.
+) -> Plan[int]:
+    """COPY the batch straight into an empty table the transaction has locked (its rows).
 
     Nothing can conflict, so the staging table, its sort and the upsert's
     conflict checks are skipped; duplicate ids were resolved in Python the way
     the merge resolves them (the later row wins).
     """
-    chunks = encode_copy(last_wins(batch), vector_type, with_ord=False, tenant=tenant)
+    rows = last_wins(batch)
+    chunks = encode_copy(rows, vector_type, with_ord=False, tenant=tenant, columns=table.columns)
     yield Copy(dml.copy_into_table(table), chunks)
+    return len(rows)

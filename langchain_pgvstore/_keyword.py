@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from pgvector import Vector
 
 from . import _validate as check
-from ._core import StoreCore, row_document
+from ._core import StoreCore
 from ._flow import Flow, Query, read_flow
 from ._options import SearchOptions, parse_options
 from ._schema import CollectionSpec
@@ -32,10 +32,6 @@ __all__ = ["KeywordSearch"]
 
 Row = tuple[Any, ...]
 Scored = list[tuple[Document, float]]
-
-
-def _scored(rows: list[Row]) -> Scored:
-    return [(row_document(r), float(r[3])) for r in rows]
 
 
 def _scope(spec: CollectionSpec, where: Frag) -> Frag | None:
@@ -80,7 +76,7 @@ class KeywordSearch(StoreCore):
             template = self._template(("keyword", k, options, filter_key), make)
             return Query(template.fill(None, text, where.params), template.settings)
 
-        return read_flow(build, _scored, [], options.route)
+        return read_flow(build, self._scored, [], options.route)
 
     def keyword_search_with_score(
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
@@ -155,7 +151,7 @@ class KeywordSearch(StoreCore):
             frag = template.fill(Vector(self._fits(spec, vector, from_model)), text, where.params)
             return Query(frag, template.settings)
 
-        return read_flow(build, _scored, [], options.route)
+        return read_flow(build, self._scored, [], options.route)
 
     def hybrid_search_with_score_by_vector(
         self,

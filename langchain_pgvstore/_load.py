@@ -64,15 +64,14 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
                 yield Execute(frag)
             build = True
         yield Phase("copy", len(batch))
-        yield from direct_write_plan(table, batch, spec.vector_type, tenant)
-        written = len(batch)
+        written = yield from direct_write_plan(table, batch, spec.vector_type, tenant)
         if table.distribution is not None:
             # no triggers on a distributed table: count the new rows' statistics
             for frag in recount_bm25(table):
                 yield Execute(frag)
     else:
         yield Phase("copy", len(batch))
-        yield from stage_plan(batch, spec.vector_type, spec.dimensions)
+        yield from stage_plan(batch, spec.vector_type, spec.dimensions, table.columns)
         yield Phase("merge", len(batch))
         # a rebuild needs a load as large as the table: that cheap bound comes first
         if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:

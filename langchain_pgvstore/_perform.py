@@ -151,7 +151,8 @@ class Performer:
         if need is FORGET:
             return self._known_spec(None)
         if isinstance(need, Provision):
-            if (known := self._trusted()) is not None:
+            # a collection a read found outdated is provisioned: that upgrades it
+            if (known := self._trusted()) is not None and not known.outdated:
                 return known
             try:
                 return self._known_spec(self._write(self._provision(need.dimensions)))
@@ -198,7 +199,8 @@ class Performer:
         if need is FORGET:
             return self._known_spec(None)
         if isinstance(need, Provision):
-            if (known := self._trusted()) is not None:
+            # a collection a read found outdated is provisioned: that upgrades it
+            if (known := self._trusted()) is not None and not known.outdated:
                 return known
             try:
                 return self._known_spec(await self._awrite(self._provision(need.dimensions)))

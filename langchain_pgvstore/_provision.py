@@ -17,8 +17,11 @@ from ._schema import (
     check_registered,
 )
 from ._sql import Frag, catalog, citus, ddl
+from ._sql import columns as typed
 from ._sql.bm25_schema import bm25_ddl, length_column, statistics_table, stats_table
-from .config import GLOBAL_LOCK_KEY, REGISTRY_TABLE, SCHEMA_VERSION, HNSWIndex, Table
+from ._sql.migrations import registry_state, set_registry_version
+from ._upgrade import collection_upgrade_plan, registry_upgrade_plan
+from .config import GLOBAL_LOCK_KEY, REGISTRY_VERSION, SCHEMA_VERSION, HNSWIndex, Table
 from .errors import ConfigError, SchemaError
 
 __all__ = ["provision_plan"]
@@ -39,7 +42,7 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
         yield Execute(ddl.create_extension())
 
-    registry_exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]
+    registry_exists, comment = (yield Fetch(registry_state(table)))[0]
     if not registry_exists:
         if spec.dimensions is None:
             return spec
@@ -48,11 +51,10 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
             yield Execute(ddl.create_schema(table.schema))
         yield Execute(ddl.create_registry(table))
-    elif not (yield Fetch(ddl.registry_is_current(table)))[0][0]:
+        yield Execute(set_registry_version(table, REGISTRY_VERSION))
+    else:
         # a registry an earlier release made: add what this release records
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        for frag in ddl.upgrade_registry(table):
-            yield Execute(frag)
+        yield from registry_upgrade_plan(table, comment)  # what it did is not reported here
 
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))
@@ -68,6 +70,11 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         )
     if table_exists:
         yield from check_index_plan(spec)
+        if rows:
+            version = rows[0][5]
+            assert isinstance(version, int)
+            # an older release's collection: upgraded here, or refused if a step is heavy
+            yield from collection_upgrade_plan(spec, version)
     if not table_exists:
         assert spec.dimensions is not None
         check_indexable(spec)
@@ -87,6 +94,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         yield Execute(ddl.set_embedding_storage_main(table))
         if table.distribution is None:
             for frag in ddl.create_secondary_indexes(table):
+                yield Execute(frag)
+            for frag in typed.create_column_indexes(table):
                 yield Execute(frag)
             for frag in bm25_ddl(table, spec.ts_config):
                 yield Execute(frag)
@@ -109,6 +118,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 SCHEMA_VERSION,
             )
         )
+        if table.columns:
+            yield Execute(typed.record_columns(table))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
@@ -170,5 +181,8 @@ def _collides(table: Table) -> list[Frag]:
     """Existence checks for the names of the objects a new collection will create."""
     return [
         catalog.relation_exists(table.schema, table.index_name(kind))
-        for kind in ("bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat")
-    ]
+        for kind in (
+            "bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat",
+            *(typed.index_kind(name) for name, _ in table.columns),
+        )
+    ]  # fmt: skip

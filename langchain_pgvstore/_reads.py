@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
-from ._core import StoreCore, row_document
+from ._core import StoreCore
 from ._flow import Flow, Query, read_flow, value_flow
 from ._ingest import check_ids
 from ._routing import ReadRoute, route
@@ -21,14 +21,16 @@ __all__ = ["Reads"]
 Row = tuple[Any, ...]
 
 
-def _in_order(ids: Sequence[str], rows: list[Row]) -> list[Document]:
+def _in_order(
+    ids: Sequence[str], rows: list[Row], make: Callable[[Row], Document]
+) -> list[Document]:
     by_id = {r[0]: r for r in rows}
     seen: set[str] = set()
     docs = []
     for i in ids:
         if i in by_id and i not in seen:
             seen.add(i)
-            docs.append(row_document(by_id[i]))
+            docs.append(make(by_id[i]))
     return docs
 
 
@@ -46,7 +48,7 @@ class Reads(StoreCore):
             return value_flow([])
         return read_flow(
             lambda spec: Query(dml.get_by_ids(spec.table, id_list, scope)),
-            lambda rows: _in_order(id_list, rows),
+            lambda rows: _in_order(id_list, rows, self._documents()),
             [],
             read,
         )
@@ -76,7 +78,8 @@ class Reads(StoreCore):
         def build(spec: CollectionSpec) -> Query:
             return Query(dml.get_where(spec.table, where, limit, offset))
 
-        return read_flow(build, lambda rows: [row_document(r) for r in rows], [], read)
+        make = self._documents()
+        return read_flow(build, lambda rows: [make(r) for r in rows], [], read)
 
     def get(
         self,

@@ -8,17 +8,21 @@ collection's table and indexes under a per-collection one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ._plan import Execute, Fetch, Plan
 from ._sql import catalog, ddl, dml
 from ._sql.bm25_schema import (
     drop_bm25,
 )
+from ._sql.migrations import parse_registry_version, registry_state
 from ._sql.settings import set_config
+from .columns import Columns, from_registry
 from .config import (
     MAX_INDEXED_DIMENSIONS,
     REGISTRY_TABLE,
+    REGISTRY_VERSION,
+    SCHEMA_VERSION,
     Distance,
     HNSWIndex,
     IndexSpec,
@@ -33,6 +37,7 @@ __all__ = [
     "MIN_PGVECTOR",
     "CollectionSpec",
     "build_index_plan",
+    "check_registry_version",
     "drop_plan",
     "lookup_plan",
 ]
@@ -55,6 +60,8 @@ class CollectionSpec:
     maintenance_work_mem: str | None = None
     row_level_security: RowLevelSecurity | None = None
     shard_count: int | None = None
+    #: a read found it made by an earlier release: the next write provisions (upgrades) it
+    outdated: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         check_index_kind(self.distance, self.index)
@@ -120,8 +127,10 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
     if installed is None:
         return None  # without pgvector there is no collection to read
     check_pgvector(installed, available)
-    if not (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]:
+    registry_exists, comment = (yield Fetch(registry_state(table)))[0]
+    if not registry_exists:
         return None
+    outdated = check_registry_version(table, comment) < REGISTRY_VERSION
     rows = yield Fetch(ddl.registry_row(table))
     if not rows:
         return None
@@ -129,6 +138,8 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
         return None
     spec = check_registered(spec, rows[0])
     yield from check_index_plan(spec)
+    if outdated or rows[0][5] != SCHEMA_VERSION:
+        spec = replace(spec, outdated=True)
     return spec
 
 
@@ -172,9 +183,30 @@ def check_quantization(spec: CollectionSpec, in_database: str | None) -> None:
         )
 
 
+_NEWER = "; upgrade langchain-pgvstore to open it (nothing was changed)"
+
+
+def check_registry_version(table: Table, comment: object) -> int:
+    """The registry's version (from its comment); `SchemaError` if a newer release made it."""
+    version = parse_registry_version(comment)
+    if version > REGISTRY_VERSION:
+        raise SchemaError(
+            f"the registry {table.schema}.{REGISTRY_TABLE} has schema version {version}, made by"
+            f" a newer langchain-pgvstore; this release knows versions up to {REGISTRY_VERSION}"
+            + _NEWER
+        )
+    return version
+
+
 def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> CollectionSpec:
     dimensions, distance, vector_type, ts_config = row[0], row[1], row[2], row[3]
     name = f"{spec.table.schema}.{spec.table.name}"
+    version = row[5]
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"collection {name} has schema version {version}, made by a newer"
+            f" langchain-pgvstore; this release knows versions up to {SCHEMA_VERSION}" + _NEWER
+        )
     if spec.dimensions is not None and spec.dimensions != dimensions:
         raise SchemaError(
             f"collection {name} was created with {dimensions} dimensions,"
@@ -206,9 +238,26 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f"collection {name} is {shown}, but this store asks for a collection distributed"
             f" by {spec.table.distribution}"
         )
+    check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
     assert isinstance(dimensions, int)
     table = replace(spec.table, distribution=distribution)  # type: ignore[arg-type]
     return replace(spec, dimensions=dimensions, table=table)
+
+
+def check_columns(name: str, declared: Columns, recorded: Columns) -> None:
+    """The store's typed columns must be the collection's: filters and reads depend on them."""
+    if declared == recorded:
+        return
+
+    def show(columns: Columns) -> str:
+        if not columns:
+            return "no typed columns"
+        return "columns={" + ", ".join(f"{n!r}: {c!r}" for n, c in columns) + "}"
+
+    raise SchemaError(
+        f"collection {name} was created with {show(recorded)}, but this store declares"
+        f" {show(declared)}; open it with the collection's declaration"
+    )
 
 
 def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Plan[None]:

@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
-from ._core import StoreCore, as_array, row_document
+from ._core import StoreCore, as_array
 from ._flow import Flow, read_flow
 from ._options import SearchKind, SearchOptions, parse_options
 from ._sql import Frag
@@ -21,10 +21,6 @@ __all__ = ["SimilaritySearch"]
 
 Row = tuple[Any, ...]
 Scored = list[tuple[Document, float]]
-
-
-def _scored(rows: list[Row]) -> Scored:
-    return [(row_document(r), float(r[3])) for r in rows]
 
 
 def query_text(query: object) -> str:
@@ -54,7 +50,7 @@ class SimilaritySearch(StoreCore):
     ) -> Flow[Scored]:
         return read_flow(
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
-            _scored,
+            self._scored,
             [],
             options.route,
         )
@@ -172,7 +168,8 @@ class SimilaritySearch(StoreCore):
                 return []
             candidates = np.stack([as_array(r[4]) for r in rows])
             chosen = mmr_select(vector, candidates, k, lambda_mult)
-            return [(row_document(rows[i]), float(rows[i][3])) for i in chosen]
+            make = self._documents()
+            return [(make(rows[i]), float(rows[i][3])) for i in chosen]
 
         return read_flow(
             lambda spec: self._search(

@@ -115,7 +115,14 @@ class Writes(StoreCore):
     ) -> Batch:
         spec = self._spec
         return prepare_batch(
-            texts, metadatas, ids, vectors, spec.dimensions, spec.vector_type, spec.distance
+            texts,
+            metadatas,
+            ids,
+            vectors,
+            spec.dimensions,
+            spec.vector_type,
+            spec.distance,
+            self._configured.table.columns,
         )
 
     def _precheck(
@@ -125,26 +132,56 @@ class Writes(StoreCore):
         ids: Sequence[str | None] | None,
     ) -> None:
         # Validate what we can before paying for embeddings.
-        prepare_batch(texts, metadatas, ids, np.ones((len(texts), 1)), None)
+        prepare_batch(
+            texts, metadatas, ids, np.ones((len(texts), 1)), None,
+            columns=self._configured.table.columns,
+        )  # fmt: skip
 
-    def _load(self, batch: Batch, progress: Progress | None = None) -> Flow[list[str]]:
+    def _load(
+        self, batch: Batch, also: Sequence[Frag] = (), *, progress: Progress | None = None
+    ) -> Flow[int]:
+        """Write `batch` (as the bound tenant's rows), then run the statements `also`, in
+        one transaction; the rows the load really wrote (unchanged rows are not written).
+        `progress` hears of the load's phases (copy, merge, index)."""
         tenant = self._bound_tenant()
 
-        def prepare(spec: CollectionSpec) -> Callable[[], Plan[list[str]]]:
+        def prepare(spec: CollectionSpec) -> Callable[[], Plan[int]]:
             if batch.vectors.shape[1] != spec.dimensions:
                 raise DimensionError(
                     f"expected {spec.dimensions} dimensions, got {batch.vectors.shape[1]}"
                     " (document 0)"
                 )
 
-            def plan() -> Plan[list[str]]:
+            def plan() -> Plan[int]:
                 steps = load_plan(spec, batch, tenant)
-                yield from (steps if progress is None else report_phases(steps, progress))
-                return batch.ids
+                written = yield from (steps if progress is None else report_phases(steps, progress))
+                for frag in also:
+                    yield Execute(frag)
+                return written
 
             return plan
 
         return write_flow(batch.vectors.shape[1], prepare)
+
+    def _load_batch(
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str],
+        *,
+        also: Sequence[Frag],
+    ) -> int:
+        """Upsert a non-empty batch with precomputed vectors and run `also` in the same
+        transaction; returns how many rows the upsert wrote.
+
+        The importers record each batch's checkpoint this way, so that a batch and
+        its checkpoint commit together or not at all.
+        """
+        batch = self._batch(_texts(texts), embeddings, metadatas, ids)
+        if not len(batch):
+            raise InputError("a batch to load needs at least one document")
+        return self._drive(self._load(batch, also))
 
     def _add_args(
         self,
@@ -189,7 +226,9 @@ class Writes(StoreCore):
             bar.phase("embedding", len(text_list))
             vectors = self._embed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return self._drive(self._load(batch, bar))
+            if len(batch):
+                self._drive(self._load(batch, progress=bar))
+            return batch.ids
 
     @override
     async def aadd_texts(
@@ -210,7 +249,9 @@ class Writes(StoreCore):
             bar.phase("embedding", len(text_list))
             vectors = await self._aembed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
-            return await self._adrive(self._load(batch, bar))
+            if len(batch):
+                await self._adrive(self._load(batch, progress=bar))
+            return batch.ids
 
     def add_embeddings(
         self,
@@ -222,7 +263,9 @@ class Writes(StoreCore):
     ) -> list[str]:
         """Upsert texts with precomputed vectors (binary COPY, one transaction)."""
         batch = self._batch(_texts(texts), embeddings, metadatas, ids)
-        return self._drive(self._load(batch)) if len(batch) else []
+        if len(batch):
+            self._drive(self._load(batch))
+        return batch.ids
 
     async def aadd_embeddings(
         self,
@@ -234,7 +277,9 @@ class Writes(StoreCore):
     ) -> list[str]:
         """Async `add_embeddings`."""
         batch = self._batch(_texts(texts), embeddings, metadatas, ids)
-        return await self._adrive(self._load(batch)) if len(batch) else []
+        if len(batch):
+            await self._adrive(self._load(batch))
+        return batch.ids
 
     @staticmethod
     def _split_documents(

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from psycopg import sql
 
 from . import _validate as check
+from .columns import Columns
 from .errors import ConfigError
 
 __all__ = [
@@ -258,13 +259,15 @@ class Table:
 
     `multi_tenant`: every row carries a `tenant` and the primary key is
     `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
-    sharded by (None for an ordinary table).
+    sharded by (None for an ordinary table). `columns`: the typed columns that
+    hold declared metadata fields (`columns.py`), sorted by name.
     """
 
     schema: str
     name: str
     multi_tenant: bool = False
     distribution: Distribution | None = None
+    columns: Columns = ()
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     id: ClassVar[sql.Identifier] = sql.Identifier("id")
     content: ClassVar[sql.Identifier] = sql.Identifier("content")
@@ -330,7 +333,12 @@ REGISTRY_TABLE = "pgvstore_collections"
 #: (`pgvstore_...`) and each collection's derived objects (`<name>_<hash>_<kind>`).
 RESERVED_PREFIX = "pgvstore_"
 _DERIVED_NAME = re.compile(r".*_[0-9a-f]{10}_[a-z][a-z0-9_]*")
-SCHEMA_VERSION = 1
+#: The collection schema this release creates (a registry row's `schema_version`);
+#: `_upgrade.COLLECTION_STEPS` bring older ones here. See docs/schema.md.
+SCHEMA_VERSION = 2
+#: The registry schema this release creates (the registry table's comment);
+#: `_sql.migrations.REGISTRY_STEPS` bring older ones here.
+REGISTRY_VERSION = 3
 #: Serialises `CREATE EXTENSION` and registry creation across processes.
 GLOBAL_LOCK_KEY = int.from_bytes(hashlib.sha1(b"pgvstore:global").digest()[:8], "big", signed=True)
 

@@ -7,6 +7,7 @@ other LangChain vector stores that catches `ValueError` keeps working.
 ```
 PGVStoreError
 ├── ConfigError (ValueError)        bad identifiers, unknown distance, bad index parameters
+│   └── SourceNotFoundError         an importer's source table or collection does not exist
 ├── InputError (ValueError)         mismatched lengths, NaN/inf, NUL bytes, non-JSON metadata
 │   └── DimensionError              a vector of the wrong length
 ├── FilterError (ValueError)        a metadata filter that cannot be compiled; has `.path`
@@ -34,6 +35,7 @@ __all__ = [
     "PGVStoreError",
     "QueryTimeoutError",
     "SchemaError",
+    "SourceNotFoundError",
 ]
 
 
@@ -43,6 +45,11 @@ class PGVStoreError(Exception):
 
 class ConfigError(PGVStoreError, ValueError):
     """A configuration value is invalid: an identifier, a distance, an index parameter."""
+
+
+class SourceNotFoundError(ConfigError):
+    """What an importer was asked to read does not exist: a table, a collection, a Chroma
+    directory; the message names what the source holds instead."""
 
 
 class InputError(PGVStoreError, ValueError):

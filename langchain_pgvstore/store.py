@@ -8,18 +8,23 @@ their checks and their flow (`_flow`) and differ only in which driver runs it.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ._admin import IndexAdmin
+from ._flow import known_flow
 from ._keyword import KeywordSearch
 from ._reads import Reads
 from ._similarity import SimilaritySearch
+from ._sqlalchemy import collection_table
 from ._tenants import Tenants
 from ._writes import Writes
 from .retriever import PGVStoreRetriever
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 __all__ = ["PGVStore"]
 
@@ -103,6 +108,10 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         read_wait: seconds a read waits for a replica to replay a write it must see.
         max_replica_lag: seconds a replica may be behind before reads skip it
             (measured at most once a second per replica); None: never skipped for lag.
+        columns: metadata fields stored in typed columns of their own, e.g.
+            `{"price": Column("numeric"), "tags": Column("text[]", nullable=True)}`
+            (docs/typed-columns.md). Fixed when the collection is created; a store
+            opened later must declare the same columns.
     """
 
     @override
@@ -149,3 +158,19 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         store = cls(embedding, **kwargs)
         await store.aadd_texts(texts, metadatas, ids=ids)
         return store
+
+    # -- SQLAlchemy -----------------------------------------------------------------
+
+    def sqlalchemy_table(self, metadata: sqlalchemy.MetaData) -> sqlalchemy.Table:
+        """The collection as a `sqlalchemy.Table` in `metadata` (extra `sqlalchemy`).
+
+        Columns: `tenant` (multi-tenant), `id`, `content`, `metadata` (JSONB),
+        `embedding` (pgvector's `VECTOR`/`HALFVEC`, so `.cosine_distance(q)` and
+        the other comparators work), the typed columns, `created_at`,
+        `updated_at`. For queries and JOINs; write documents through the store.
+        Without `dimensions=` the collection is looked up for them (one read).
+        """
+        spec = self._spec
+        if spec.dimensions is None:
+            spec = self._require(self._drive(known_flow()))
+        return collection_table(spec.table, spec.vector_type, spec.dimensions, metadata)

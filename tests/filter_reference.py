@@ -55,7 +55,7 @@ def _kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -64,8 +64,9 @@ def _kind(value: Any) -> str:
     return "object"
 
 
-def _number(value: int | float) -> Decimal:
-    # The database holds a float as the decimal text json.dumps wrote for it.
+def _number(value: int | float | Decimal) -> Decimal:
+    # The database holds a float as the decimal text json.dumps wrote for it
+    # (a typed column's Decimal as itself).
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 

@@ -16,6 +16,7 @@ from ..config import (
 )
 from ..errors import ConfigError
 from . import Frag, type_name
+from .columns import column_definitions
 
 __all__ = [
     "ANN_KINDS",
@@ -34,12 +35,10 @@ __all__ = [
     "drop_index",
     "drop_table",
     "insert_registry_row",
-    "registry_is_current",
     "registry_row",
     "reindex",
     "set_embedding_storage_main",
     "tenant_policy",
-    "upgrade_registry",
 ]
 
 
@@ -72,23 +71,9 @@ def create_registry(table: Table) -> Frag:
             " schema_version integer NOT NULL,"
             " created_at timestamptz NOT NULL DEFAULT now(),"
             " multi_tenant boolean NOT NULL DEFAULT false,"
-            " distribution text)"
+            " distribution text, typed_columns jsonb)"
         ).format(sql.Identifier(table.schema, REGISTRY_TABLE))
     )
-
-
-def upgrade_registry(table: Table) -> list[Frag]:
-    """Columns a registry made by an earlier release lacks (idempotent)."""
-    registry = sql.Identifier(table.schema, REGISTRY_TABLE)
-    return [
-        Frag(
-            sql.SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS multi_tenant boolean NOT NULL"
-                " DEFAULT false"
-            ).format(registry)
-        ),
-        Frag(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS distribution text").format(registry)),
-    ]
 
 
 def registry_row(table: Table) -> Frag:
@@ -102,21 +87,10 @@ def registry_row(table: Table) -> Frag:
             "SELECT r.dimensions, r.distance, r.vector_type, r.text_search_config,"
             " r.embedding_model, r.schema_version,"
             " coalesce((to_jsonb(r) ->> 'multi_tenant')::boolean, false),"
-            " to_jsonb(r) ->> 'distribution'"
+            " to_jsonb(r) ->> 'distribution', to_jsonb(r) -> 'typed_columns'"
             " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
         (table.name,),
-    )
-
-
-def registry_is_current(table: Table) -> Frag:
-    """Whether the registry has every column this release writes."""
-    return Frag(
-        sql.SQL(
-            "SELECT count(*) = 2 FROM pg_attribute"
-            " WHERE attrelid = to_regclass(%s) AND attname IN ('multi_tenant', 'distribution')"
-        ),
-        (sql.Identifier(table.schema, REGISTRY_TABLE).as_string(None),),
     )
 
 
@@ -173,7 +147,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             "{id} text NOT NULL,"
             " {content} text NOT NULL,"
             " {metadata} jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
-            " {embedding} {vtype}({dims}) NOT NULL,"
+            " {embedding} {vtype}({dims}) NOT NULL{typed},"
             " {tsv} tsvector GENERATED ALWAYS AS"
             " (to_tsvector({cfg}::regconfig, left({content}, {tsv_chars}))) STORED,"
             " {created} timestamptz NOT NULL DEFAULT now(),"
@@ -188,6 +162,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             embedding=table.embedding,
             vtype=type_name(vector_type),
             dims=sql.Literal(int(dimensions)),
+            typed=column_definitions(table.columns),
             tsv=table.tsv,
             cfg=sql.Literal(ts_config),
             tsv_chars=sql.Literal(MAX_TSVECTOR_CHARS),

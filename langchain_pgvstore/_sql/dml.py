@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
+from ..columns import Columns
 from ..config import Table, VectorType
 from . import Frag, type_name
+from .columns import metadata_out, names, staging_definitions
 
 __all__ = [
     "STAGING",
@@ -30,23 +32,33 @@ __all__ = [
 STAGING = sql.Identifier("pgvstore_staging")
 
 
-def create_staging(vector_type: VectorType, dimensions: int) -> Frag:
-    """A temporary table that disappears at commit or rollback."""
+def create_staging(vector_type: VectorType, dimensions: int, columns: Columns = ()) -> Frag:
+    """A temporary table that disappears at commit or rollback (with the typed `columns`)."""
     return Frag(
         sql.SQL(
             "CREATE TEMPORARY TABLE {} (ord integer NOT NULL, id text NOT NULL,"
-            " content text NOT NULL, metadata jsonb NOT NULL, embedding {}({}) NOT NULL)"
+            " content text NOT NULL, metadata jsonb NOT NULL, embedding {}({}) NOT NULL{})"
             " ON COMMIT DROP"
-        ).format(STAGING, type_name(vector_type), sql.Literal(int(dimensions)))
+        ).format(
+            STAGING,
+            type_name(vector_type),
+            sql.Literal(int(dimensions)),
+            staging_definitions(columns),
+        )
     )
 
 
-def copy_into_staging() -> Frag:
+def copy_into_staging(columns: Columns = ()) -> Frag:
     return Frag(
         sql.SQL(
-            "COPY {} (ord, id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
-        ).format(STAGING)
+            "COPY {} (ord, id, content, metadata, embedding{}) FROM STDIN (FORMAT BINARY)"
+        ).format(STAGING, _typed(columns))
     )
+
+
+def _typed(columns: Columns, prefix: str | None = None) -> sql.Composable:
+    """`, a, b` (each qualified by `prefix`): the typed columns after the fixed ones."""
+    return sql.Composed([sql.SQL(", {}").format(n) for n in names(columns, prefix)])
 
 
 def _tenant_value(table: Table, tenant: str | None) -> tuple[sql.Composable, tuple[object, ...]]:
@@ -58,7 +70,8 @@ def _tenant_value(table: Table, tenant: str | None) -> tuple[sql.Composable, tup
 
 
 def _insert_columns(table: Table) -> sql.Composed:
-    return sql.SQL(", ").join([*table.key, table.content, table.metadata, table.embedding])
+    fixed = [*table.key, table.content, table.metadata, table.embedding]
+    return sql.SQL(", ").join(fixed + names(table.columns))
 
 
 def merge_staging(table: Table, tenant: str | None = None) -> Frag:
@@ -76,14 +89,21 @@ def merge_staging(table: Table, tenant: str | None = None) -> Frag:
     return Frag(
         sql.SQL(
             "INSERT INTO {tbl} AS t ({columns}, {updated})"
-            " SELECT DISTINCT ON (id) {tenant}id, content, metadata, embedding, now() FROM {stage}"
-            " ORDER BY id, ord DESC"
+            " SELECT DISTINCT ON (id) {tenant}id, content, metadata, embedding{typed}, now()"
+            " FROM {stage} ORDER BY id, ord DESC"
             " ON CONFLICT ({key}) DO UPDATE SET {content} = EXCLUDED.{content},"
             " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
-            " {updated} = EXCLUDED.{updated}"
-            " WHERE (t.{content}, t.{metadata}, t.{embedding})"
-            " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding})"
+            "{set_typed} {updated} = EXCLUDED.{updated}"
+            " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
+            " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding}"
+            "{x_typed})"
         ).format(
+            typed=_typed(table.columns),
+            set_typed=sql.Composed(
+                [sql.SQL(" {} = EXCLUDED.{},").format(n, n) for n in names(table.columns)]
+            ),
+            t_typed=_typed(table.columns, "t"),
+            x_typed=_typed(table.columns, "EXCLUDED"),
             tbl=table.qualname,
             columns=_insert_columns(table),
             tenant=value,
@@ -106,11 +126,14 @@ def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
     )
     return Frag(
         sql.SQL(
-            "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding"
+            "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding{typed}"
             " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id{tenant}"
-            " WHERE (t.{content}, t.{metadata}, t.{embedding})"
-            " IS DISTINCT FROM (s.content, s.metadata, s.embedding)"
+            " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
+            " IS DISTINCT FROM (s.content, s.metadata, s.embedding{s_typed})"
         ).format(
+            typed=_typed(table.columns),
+            t_typed=_typed(table.columns, "t"),
+            s_typed=_typed(table.columns, "s"),
             stage=STAGING,
             tbl=table.qualname,
             id=table.id,
@@ -203,7 +226,7 @@ def delete_where(table: Table, where: Frag) -> Frag:
 
 def _select_docs(table: Table) -> sql.Composed:
     return sql.SQL("SELECT {}, {}, {} FROM {}").format(
-        table.id, table.content, table.metadata, table.qualname
+        table.id, table.content, metadata_out(table), table.qualname
     )
 
 

@@ -27,9 +27,11 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ..columns import Column
 from ..config import Table
 from ..errors import FilterError
 from . import Frag, join
+from .filter_columns import column_field, jsonb_column
 from .filter_values import (
     MAX_DEPTH,
     Scalar,
@@ -112,7 +114,11 @@ def compile_filter(
     AND (...)`, the tenant a parameter): the one scope every statement of a
     store bound to a tenant is built with.
     """
-    where = TRUE if filter is None else _Compiler(table.metadata).node(filter, "filter", 1)
+    where = (
+        TRUE
+        if filter is None
+        else _Compiler(table.metadata, dict(table.columns)).node(filter, "filter", 1)
+    )
     if tenant is None:
         return where
     scope = Frag(sql.SQL("{} = %s").format(table.tenant), (tenant,))
@@ -122,8 +128,9 @@ def compile_filter(
 
 
 class _Compiler:
-    def __init__(self, metadata: sql.Identifier) -> None:
+    def __init__(self, metadata: sql.Composable, columns: dict[str, Column] | None = None) -> None:
         self.m = metadata
+        self.columns = columns or {}
 
     # -- filters and logical operators ---------------------------------------
 
@@ -178,6 +185,8 @@ class _Compiler:
     def field(self, key: str, value: object, parent: str) -> Frag:
         keys = parse_key(key, parent)
         where = f"{parent}.{key}"
+        if keys[0] in self.columns:
+            return self.typed_field(key, self.columns[keys[0]], value, parent)
         if not isinstance(value, Mapping):
             return self.eq(keys, "$eq", value, where)
         if not value:
@@ -196,6 +205,18 @@ class _Compiler:
                 )
             parts.append(handler(self, keys, op, operand, f"{where}.{op}"))
         return _all(parts)
+
+    def typed_field(self, key: str, column: Column, value: object, parent: str) -> Frag:
+        """A declared field: its column's predicates (`filter_columns.py`, `filter_jsonb.py`)."""
+        keys, where = parse_key(key, parent), f"{parent}.{key}"
+        if column.type == "jsonb" and len(keys) == 1:
+            return _Compiler(jsonb_column(key)).field(key, value, parent)
+        if column.type == "jsonb":
+            from .filter_jsonb import JsonbColumnCompiler  # a subclass of this class
+
+            sub = JsonbColumnCompiler(keys[0])
+            return sub.field(key.split(".", 1)[1], value, f"{parent}.{keys[0]}")
+        return column_field(keys[0], column, value, where, nested=len(keys) > 1)
 
     def eq(self, keys: tuple[str, ...], op: str, value: object, where: str) -> Frag:
         operand = scalar(value, where, equality=True)

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from ..config import Distance, Table, VectorType
 from . import Frag, operator, type_name
+from .columns import metadata_out
 
 __all__ = [
     "Quantized",
@@ -28,7 +29,9 @@ def query_vector(vector: object, vector_type: VectorType) -> Frag:
 
 
 def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
-    columns = Frag(sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, table.metadata))
+    columns = Frag(
+        sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, metadata_out(table))
+    )
     columns += dist + Frag(sql.SQL(" AS distance"))
     if with_embedding:
         columns += Frag(sql.SQL(", {}").format(table.embedding))
@@ -182,8 +185,8 @@ def ranked_documents(table: Table, ranked: Frag, scope: Frag | None = None) -> F
         on += Frag(sql.SQL(" AND d.")) + scope
     return (
         Frag(
-            sql.SQL("SELECT d.{}, d.{}, d.{}, r.score FROM (").format(
-                table.id, table.content, table.metadata
+            sql.SQL("SELECT d.{}, d.{}, {}, r.score FROM (").format(
+                table.id, table.content, metadata_out(table, "d")
             )
         )
         + ranked

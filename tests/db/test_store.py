@@ -20,7 +20,7 @@ from langchain_pgvstore import (
     PGVStore,
     SchemaError,
 )
-from langchain_pgvstore.config import HNSWIndex, IVFFlatIndex
+from langchain_pgvstore.config import SCHEMA_VERSION, HNSWIndex, IVFFlatIndex
 
 DIM = 16
 
@@ -282,8 +282,8 @@ def test_failure_during_copy_leaves_no_rows(store, conn, collection_name, monkey
     store.add_texts(["seed"], ids=["seed"])
     real = ingest.encode_copy
 
-    def exploding(batch, vector_type, rows_per_chunk=2000):
-        chunks = real(batch, vector_type, rows_per_chunk=10)
+    def exploding(batch, vector_type, rows_per_chunk=2000, **kwargs):
+        chunks = real(batch, vector_type, rows_per_chunk=10, **kwargs)
         yield next(chunks)
         raise RuntimeError("client died mid-COPY")
 
@@ -390,7 +390,7 @@ def test_provisioned_schema(make_store, conn, collection_name, distance, vector_
         " FROM pgvstore_collections WHERE collection = %s",
         (collection_name,),
     ).fetchone()
-    assert reg == (DIM, distance, vector_type, "english", None, 1)
+    assert reg == (DIM, distance, vector_type, "english", None, SCHEMA_VERSION)
     tsv = conn.execute(
         sql.SQL("SELECT tsv::text FROM {}").format(sql.Identifier(collection_name))
     ).fetchone()[0]

@@ -109,3 +109,28 @@ def test_pgvector_version_ok() -> None:
     assert check_pgvector(None, "0.8.1") is True
     assert check_pgvector("0.8.0", "0.8.1") is False
     assert check_pgvector("1.0.0", None) is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"shard_count": 4}, "shard_count= needs distributed=True"),
+        ({"distributed": True, "shard_count": 0}, "shard_count"),
+        ({"distributed": "yes"}, "distributed"),
+        ({"row_level_security": "setting"}, "row_level_security needs multi_tenant=True"),
+        ({"multi_tenant": True, "row_level_security": "user"}, "row_level_security"),
+    ],
+)
+def test_distribution_and_tenant_options_are_checked_at_construction(kwargs, message) -> None:
+    """Refused before any connection is made (the DSN points nowhere)."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_pgvstore import PGVStore
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        PGVStore(
+            DeterministicFakeEmbedding(size=4),
+            connection="postgresql://nobody@127.0.0.1:1/none",
+            collection="docs",
+            **kwargs,
+        )
