@@ -194,6 +194,78 @@ def clustered_vectors(n: int, dim: int, clusters: int = 100, seed: int = 0) -> n
     return vecs.astype(np.float32)
 
 
+def latent_vectors(
+    n: int, dim: int, *, intrinsic: int = 24, clusters: int = 200, seed: int = 0, data_seed: int = 0
+) -> np.ndarray:
+    """Unit vectors with a low intrinsic dimension: a mixture of `clusters` Gaussians in
+    `intrinsic` dimensions, projected into `dim` and slightly blurred.
+
+    Text embeddings have far fewer degrees of freedom than coordinates; isotropic
+    noise in all 384 dimensions (`clustered_vectors`) makes every point of a
+    cluster almost equally far from a query, so recall@10 measures ties. Here
+    neighbours are well separated. `data_seed` fixes the mixture and projection
+    (data and queries share it); `seed` draws the points.
+    """
+    base = np.random.default_rng(data_seed)
+    centres = base.normal(size=(clusters, intrinsic))
+    spread = base.uniform(0.3, 1.0, size=clusters)
+    project = base.normal(size=(intrinsic, dim)) / np.sqrt(intrinsic)
+    rng = np.random.default_rng(seed + 1)
+    out = np.empty((n, dim), dtype=np.float32)
+    step = 100_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        labels = rng.integers(0, clusters, size=m)
+        z = centres[labels] + spread[labels, None] * rng.normal(size=(m, intrinsic))
+        x = z @ project + 0.02 * rng.normal(size=(m, dim))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x
+    return out
+
+
+SCIFACT = Path("/work/shared/datasets/scifact-train")
+
+
+def scifact_vocabulary(root: Path = SCIFACT) -> list[str]:
+    """SciFact's corpus words (lower-case, letters and digits), most frequent first."""
+    import re
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    with (root / "corpus.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)
+            counts.update(re.findall(r"[a-z0-9]+", (doc["title"] + " " + doc["text"]).lower()))
+    return [w for w, _ in counts.most_common()]
+
+
+def zipf_texts(
+    n: int,
+    vocabulary: Sequence[str],
+    *,
+    mean_words: int = 120,
+    exponent: float = 1.0,
+    seed: int = 0,
+) -> Iterator[str]:
+    """`n` texts of words drawn from a Zipf distribution over `vocabulary` (rank r has
+    weight 1/r^exponent), lengths log-normal around `mean_words`; generated in chunks."""  # fmt: skip
+    rng = np.random.default_rng(seed)
+    words = np.array(vocabulary, dtype=object)
+    weights = 1.0 / np.arange(1, len(words) + 1) ** exponent
+    cumulative = np.cumsum(weights / weights.sum())
+    step = 20_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        lengths = np.maximum(
+            5, rng.lognormal(np.log(mean_words) - 0.18, 0.6, size=m).astype(np.int64)
+        )
+        drawn = np.searchsorted(cumulative, rng.random(int(lengths.sum())))
+        drawn = np.minimum(drawn, len(words) - 1)
+        ends = np.cumsum(lengths)
+        for begin, end in zip(ends - lengths, ends, strict=True):
+            yield " ".join(words[drawn[begin:end]])
+
+
 def queries(n: int, dim: int, seed: int = 7) -> np.ndarray:
     """Query vectors near the data's cluster centres (same generator as `clustered_vectors`)."""
     rng = np.random.default_rng(seed + 1000)
@@ -336,6 +408,29 @@ def shuffled(names: Sequence[str], rng: np.random.Generator) -> list[str]:
     contender every position and every predecessor equally often.
     """
     return [names[i] for i in rng.permutation(len(names))]
+
+
+def backend_cpu(pids: Iterable[int]) -> float:
+    """Seconds the server processes `pids` have run on a CPU so far (/proc/PID/schedstat).
+
+    On a shared, loaded machine a call's wall time is mostly waiting for a
+    core; the CPU both sides spend per call is what the work costs, and it
+    moves far less with the load. Only for a server on this machine (the
+    embedded one).
+    """
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except OSError:  # a connection closed meanwhile
+            continue
+    return total / 1e9
+
+
+def pool_pids(store: Any) -> list[int]:
+    """Backend pids of the connections in a store's own sync pool (benchmarks only)."""
+    pool = store._connector.sync_pool()
+    return [conn.info.backend_pid for conn in list(pool._pool)]
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -758,19 +853,39 @@ class _Framer:
         return kinds
 
 
-def search_statement(
-    store: Any, vector: Any, k: int, filter: Any = None, *, with_embedding: bool = False
-) -> tuple[Any, list[Any]]:
-    """The statement a similarity search sends, and its settings as transaction-local
-    statements, exactly as the store builds them (for a raw baseline)."""
+def search_query(
+    store: Any,
+    vector: Any,
+    k: int,
+    filter: Any = None,
+    *,
+    with_embedding: bool = False,
+    **knobs: Any,
+) -> Any:
+    """The `Query` a similarity search with these knobs sends (its statement and its
+    `Settings`), exactly as the store builds it (for a raw baseline)."""  # fmt: skip
     from langchain_pgvstore._flow import known_flow
     from langchain_pgvstore._options import parse_options
 
     spec = store._drive(known_flow())
-    options = parse_options("similarity", k, {})
-    query = store._search(
+    options = parse_options("similarity", k, knobs)
+    return store._search(
         spec, vector, k, store._compile(filter), options, with_embedding=with_embedding
     )
+
+
+def search_statement(
+    store: Any,
+    vector: Any,
+    k: int,
+    filter: Any = None,
+    *,
+    with_embedding: bool = False,
+    **knobs: Any,
+) -> tuple[Any, list[Any]]:
+    """The statement a similarity search sends, and its settings as transaction-local
+    statements, exactly as the store builds them (for a raw baseline)."""  # fmt: skip
+    query = search_query(store, vector, k, filter, with_embedding=with_embedding, **knobs)
     return query.frag, query.settings.local_frags()
 
 

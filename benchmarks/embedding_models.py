@@ -733,7 +733,7 @@ def main() -> None:
     latest = json.loads(path.read_text()) if path.exists() else {}
     for key, entry in latest.get("candidates", {}).items():
         report["candidates"][key] = {**entry, **report["candidates"].get(key, {})}
-    print(f"wrote {write_report('embedding_models', {**latest, **report})}")
+    print(f"wrote {write_report(path, {**latest, **report})}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """PostgreSQL + pgvector as a LangChain vector store."""
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._indexes import IndexInfo, IndexProgress
 from ._routing import WriteToken
-from .cache import PostgresByteStore, cached_embeddings
 from .columns import Column
 from .config import Distance, HNSWIndex, IVFFlatIndex, VectorType
 from .embeddings import E5SmallEmbeddings, EmbeddingEstimate, MiniLMEmbeddings
@@ -21,14 +21,15 @@ from .errors import (
     SchemaError,
     SourceNotFoundError,
 )
-from .record_manager import PostgresRecordManager
 from .retriever import PGVStoreRetriever
-from .self_query import PGVStoreTranslator
 from .server import EmbeddedPostgres, embedded_dsn
 from .store import PGVStore
 
 if TYPE_CHECKING:
+    from .cache import PostgresByteStore, cached_embeddings
     from .embeddings.openai import OpenAIBatchEmbeddings
+    from .record_manager import PostgresRecordManager
+    from .self_query import PGVStoreTranslator
 
 __all__ = [
     "Column",
@@ -65,10 +66,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # the OpenAI client is an extra, and slow to import: load it when first named
-    if name == "OpenAIBatchEmbeddings":
-        from . import embeddings
+# Loaded when first named: the OpenAI client is an extra, and the others pull in parts
+# of langchain-core (indexing, stores, structured queries) a plain store never uses.
+_LAZY = {
+    "OpenAIBatchEmbeddings": ".embeddings",
+    "PostgresByteStore": ".cache",
+    "cached_embeddings": ".cache",
+    "PostgresRecordManager": ".record_manager",
+    "PGVStoreTranslator": ".self_query",
+}
 
-        return embeddings.OpenAIBatchEmbeddings
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

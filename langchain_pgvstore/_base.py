@@ -89,7 +89,7 @@ class StoreBase(Closing, VectorStore):
         pool_size: int = 10,
         pool_timeout: float = 30.0,
         statement_timeout: float | None = None,
-        exact_search_threshold: int = 2_000,
+        exact_search_threshold: int | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         multi_tenant: bool = False,
         tenant: str | None = None,
@@ -158,8 +158,12 @@ class StoreBase(Closing, VectorStore):
         )
         check_indexable(spec)
         self._batch_size = check.positive_int(batch_size, "batch_size", ConfigError)
-        self._exact_below = check.non_negative_int(
-            exact_search_threshold, "exact_search_threshold", ConfigError
+        self._exact_below = (
+            None
+            if exact_search_threshold is None
+            else check.non_negative_int(
+                exact_search_threshold, "exact_search_threshold", ConfigError
+            )
         )
         if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
             raise ConfigError(f"data_dir must be a path, got {type(data_dir).__name__}")

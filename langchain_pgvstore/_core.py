@@ -19,6 +19,7 @@ from typing_extensions import override
 
 from ._base import StoreBase
 from ._documents import document
+from ._documents import scored as scored_plain
 from ._flow import Query
 from ._nearest import nearest_statement
 from ._options import SearchOptions
@@ -120,6 +121,8 @@ class StoreCore(Performer, StoreBase):
         return make
 
     def _scored(self, rows: list[Row]) -> Scored:
+        if not self._configured.table.columns:
+            return scored_plain(rows)  # the common case, in one loop
         return scored(rows, self._documents())
 
     # -- embeddings -----------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-__all__ = ["document"]
+__all__ = ["document", "scored"]
 
 _FIELDS_SET = frozenset({"id", "page_content", "metadata"})
 #: Every field with its default (`type` and anything a later release adds).
@@ -62,3 +62,27 @@ def document(id: Any, page_content: Any, metadata: Any) -> Document:
     if _SHORTCUT and type(id) is str and type(page_content) is str and type(metadata) is dict:
         return _constructed(id, page_content, metadata)
     return Document(id=id, page_content=page_content, metadata=metadata)
+
+
+def scored(rows: list[tuple[Any, ...]]) -> list[tuple[Document, float]]:
+    """`(Document, score)` pairs from rows `(id, content, metadata, score, ...)`.
+
+    The per-row work of every search, in one loop without a call per row.
+    """
+    out = []
+    for row in rows:
+        id, page_content, metadata = row[0], row[1], row[2]
+        if _SHORTCUT and type(id) is str and type(page_content) is str and type(metadata) is dict:
+            doc: Document = _new(Document)
+            fields = _TEMPLATE.copy()
+            fields["id"] = id
+            fields["page_content"] = page_content
+            fields["metadata"] = metadata
+            _set(doc, "__dict__", fields)
+            _set(doc, "__pydantic_fields_set__", set(_FIELDS_SET))
+            _set(doc, "__pydantic_extra__", None)
+            _set(doc, "__pydantic_private__", None)
+        else:
+            doc = Document(id=id, page_content=page_content, metadata=metadata)
+        out.append((doc, float(row[3])))
+    return out

@@ -10,7 +10,7 @@ from ._options import SearchOptions
 from ._schema import CollectionSpec
 from ._sql import Frag
 from ._sql.filters import TRUE
-from ._sql.search import Quantized, filtered_knn, knn
+from ._sql.search import Quantized, counted_knn, filtered_knn, knn
 from ._sql.settings import Settings, search_settings
 from ._statements import VECTOR
 from .config import HNSWIndex
@@ -27,16 +27,19 @@ def nearest_statement(
     where: Frag,
     options: SearchOptions,
     with_embedding: bool,
-    exact_below: int,
+    exact_below: int | None,
 ) -> tuple[Frag, Settings]:
     """The nearest-neighbour statement of one search shape (the query vector a slot),
     and the settings it runs with.
 
-    Unfiltered, or without an index: the plain `ORDER BY distance LIMIT k`. With
-    a filter and an index: the count-gated exact-or-ANN statement of
-    `filtered_knn`, with iterative scans so the graph walk goes on until `k`
-    matching rows are found. A binary-quantized index picks a candidate pool by
-    Hamming distance, re-ranked exactly.
+    Unfiltered: the plain `ORDER BY distance LIMIT k`. With a filter (and an
+    index, or none configured: one may have been built since): `filtered_knn`,
+    which chooses between an exact scan of the matches and the ANN walk from the
+    planner's statistics (in a multi-tenant or distributed collection, or one with
+    typed columns, `counted_knn`, which counts them), with iterative scans so the graph walk
+    goes on until `k` matching rows are found.
+    A binary-quantized index picks a candidate pool by Hamming distance,
+    re-ranked exactly.
     """
     filtered = where is not TRUE
     args = (spec.table, spec.distance, spec.vector_type, VECTOR, k, where)
@@ -48,8 +51,12 @@ def nearest_statement(
         ef_search = min(1000, max(ef_search or HNSW_DEFAULT_EF_SEARCH, quantized.pool))
     ef_floor = None
     iterative = options.iterative_scan
+    # a store configured with index=None may still search an ANN index: one that
+    # create_index() built after a bulk load, or one built by hand; its statements
+    # must not under-return then, so they are written as if it had one
+    maybe_hnsw = spec.index is None or isinstance(spec.index, HNSWIndex)
     if (
-        isinstance(spec.index, HNSWIndex)
+        maybe_hnsw
         and quantized is None
         and not exact
         and (k > HNSW_DEFAULT_EF_SEARCH or (ef_search or k) < k)
@@ -66,14 +73,18 @@ def nearest_statement(
         or options.statement_timeout is not None
         or ef_floor is not None
     )
-    if exact or spec.index is None or not filtered:
+    if exact or not filtered:
         query = knn(*args, with_embedding=with_embedding, exact=exact, quantized=quantized)
         # a caller who tunes the index wants the index, not a sequential scan
         index_scan = spec.index is not None and not exact and tuned
-        filtered_plan = False
+        filtered_plan, generic_plan = False, True
     else:
         threshold = options.exact_search_threshold
-        query = filtered_knn(
+        table = spec.table
+        # the statistics describe neither one tenant's rows nor a distributed table's,
+        # and the estimate samples only `metadata`, where declared columns are not
+        by_cost = not table.multi_tenant and table.distribution is None and not table.columns
+        query = (filtered_knn if by_cost else counted_knn)(
             *args,
             exact_below if threshold is None else threshold,
             with_embedding=with_embedding,
@@ -82,7 +93,7 @@ def nearest_statement(
         # when the filter matches many rows the graph walk continues until k
         # of them are found, instead of returning what the first pass saw
         iterative = iterative or "relaxed_order"
-        index_scan, filtered_plan = False, True
+        index_scan, filtered_plan, generic_plan = False, True, by_cost
     settings = search_settings(
         ef_search=ef_search,
         probes=options.probes,
@@ -90,6 +101,7 @@ def nearest_statement(
         max_scan_tuples=options.max_scan_tuples,
         statement_timeout_s=options.statement_timeout,
         filtered_plan=filtered_plan,
+        generic_plan=generic_plan,
         index_scan=index_scan,
         ef_search_at_least=ef_floor,
     )

@@ -233,12 +233,13 @@ class Performer:
 
     # -- drivers -----------------------------------------------------------------------------
 
-    def _drive(self, flow: Flow[R]) -> R:
+    def _drive(
+        self, flow: Flow[R], error: psycopg.Error | None = None, route: ReadRoute | None = None
+    ) -> R:
         """Run a flow to its end; database errors go back into it. Its reads follow
-        the route it yields first, if any (else everything runs on the primary)."""
-        route: ReadRoute | None = None
+        the route it yields first, if any (else everything runs on the primary).
+        A flow resumed at a failed need gets its `error` first, and its `route`."""
         value: Any = None
-        error: psycopg.Error | None = None
         while True:
             try:
                 need = flow.send(value) if error is None else flow.throw(error)
@@ -254,11 +255,11 @@ class Performer:
             except psycopg.Error as e:
                 error = e
 
-    async def _adrive(self, flow: Flow[R]) -> R:
+    async def _adrive(
+        self, flow: Flow[R], error: psycopg.Error | None = None, route: ReadRoute | None = None
+    ) -> R:
         """Async `_drive`."""
-        route: ReadRoute | None = None
         value: Any = None
-        error: psycopg.Error | None = None
         while True:
             try:
                 need = flow.send(value) if error is None else flow.throw(error)

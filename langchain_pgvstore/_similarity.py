@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from langchain_core.documents import Document
 from typing_extensions import override
 
 from . import _validate as check
 from ._core import StoreCore, as_array
-from ._flow import Flow, read_flow
+from ._flow import Flow, Query, read_flow
 from ._options import SearchKind, SearchOptions, parse_options
+from ._routing import ReadRoute
+from ._schema import CollectionSpec
 from ._sql import Frag
 from .errors import InputError
 from .mmr import mmr_select
@@ -21,6 +24,9 @@ __all__ = ["SimilaritySearch"]
 
 Row = tuple[Any, ...]
 Scored = list[tuple[Document, float]]
+Build = Callable[[CollectionSpec], Query]
+Finish = Callable[[list[Row]], Scored]
+Read = tuple[Build, Finish, ReadRoute | None]
 
 
 def query_text(query: object) -> str:
@@ -28,6 +34,23 @@ def query_text(query: object) -> str:
     if not isinstance(query, str):
         raise InputError(f"query must be a string, got {type(query).__name__}")
     return query
+
+
+def _nothing() -> Scored:
+    """What a search finds before the collection exists (a new list for each call)."""
+    return []
+
+
+def _at_query(
+    build: Build, finish: Finish, route: ReadRoute | None, spec: CollectionSpec
+) -> Flow[Scored]:
+    """The read flow of a fast-path search, advanced to its query (whose failure goes in)."""
+    flow = read_flow(build, finish, _nothing(), route)
+    if route is not None:
+        next(flow)  # the route, which the driver is then given directly
+    flow.send(None)  # LOOKUP
+    flow.send(spec)  # the query
+    return flow
 
 
 class SimilaritySearch(StoreCore):
@@ -40,6 +63,32 @@ class SimilaritySearch(StoreCore):
         k = check.positive_int(k, "k")
         return k, self._compile(filter), parse_options(kind, k, kwargs)
 
+    def _read(self, build: Build, finish: Finish, route: ReadRoute | None) -> Scored:
+        """`read_flow(build, finish, [], route)`, driven; the flow is skipped while the
+        collection is known and its one query succeeds (a search's client time is mostly
+        this path). The query is carried out as the flow's would be (`_perform`: the
+        tenant's settings, a distributed collection, the read route)."""
+        spec = self._trusted()
+        if spec is None:
+            return self._drive(read_flow(build, finish, _nothing(), route))
+        try:
+            rows = self._perform(build(spec), route)
+        except psycopg.Error as e:
+            # the flow decides what a failure means (a changed collection is looked up again)
+            return self._drive(_at_query(build, finish, route, spec), e, route)
+        return finish(rows)
+
+    async def _aread(self, build: Build, finish: Finish, route: ReadRoute | None) -> Scored:
+        """Async `_read`."""
+        spec = self._trusted()
+        if spec is None:
+            return await self._adrive(read_flow(build, finish, _nothing(), route))
+        try:
+            rows = await self._aperform(build(spec), route)
+        except psycopg.Error as e:
+            return await self._adrive(_at_query(build, finish, route, spec), e, route)
+        return finish(rows)
+
     def _nearest(
         self,
         vector: np.ndarray,
@@ -47,11 +96,10 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> Flow[Scored]:
-        return read_flow(
+    ) -> Read:
+        return (
             lambda spec: self._search(spec, vector, k, where, options, from_model=from_model),
             self._scored,
-            [],
             options.route,
         )
 
@@ -64,7 +112,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """The `k` nearest documents to a vector with their distances (lower is closer)."""
         k, where, options = self._args("similarity", k, filter, kwargs)
-        return self._drive(self._nearest(self._query_vector(embedding), k, where, options))
+        return self._read(*self._nearest(self._query_vector(embedding), k, where, options))
 
     async def asimilarity_search_with_score_by_vector(
         self,
@@ -75,7 +123,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """Async `similarity_search_with_score_by_vector`."""
         k, where, options = self._args("similarity", k, filter, kwargs)
-        return await self._adrive(self._nearest(self._query_vector(embedding), k, where, options))
+        return await self._aread(*self._nearest(self._query_vector(embedding), k, where, options))
 
     @override
     def similarity_search_with_score(
@@ -84,7 +132,7 @@ class SimilaritySearch(StoreCore):
         """Documents nearest to the query text, with the distance (lower is closer)."""
         k, where, options = self._args("similarity", k, filter, kwargs)
         vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
-        return self._drive(self._nearest(vector, k, where, options, from_model=True))
+        return self._read(*self._nearest(vector, k, where, options, from_model=True))
 
     @override
     async def asimilarity_search_with_score(
@@ -93,7 +141,7 @@ class SimilaritySearch(StoreCore):
         """Async `similarity_search_with_score`."""
         k, where, options = self._args("similarity", k, filter, kwargs)
         vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
-        return await self._adrive(self._nearest(vector, k, where, options, from_model=True))
+        return await self._aread(*self._nearest(vector, k, where, options, from_model=True))
 
     @override
     def similarity_search(
@@ -160,7 +208,7 @@ class SimilaritySearch(StoreCore):
         where: Frag,
         options: SearchOptions,
         from_model: bool = False,
-    ) -> Flow[Scored]:
+    ) -> Read:
         """The `fetch_k` nearest rows with their vectors (one query, binary), then MMR."""
 
         def pick(rows: list[Row]) -> Scored:
@@ -171,12 +219,11 @@ class SimilaritySearch(StoreCore):
             make = self._documents()
             return [(make(rows[i]), float(rows[i][3])) for i in chosen]
 
-        return read_flow(
+        return (
             lambda spec: self._search(
                 spec, vector, fetch_k, where, options, with_embedding=True, from_model=from_model
             ),
             pick,
-            [],
             options.route,
         )
 
@@ -195,7 +242,7 @@ class SimilaritySearch(StoreCore):
         the nearest document.
         """
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
-        return self._drive(self._mmr(self._query_vector(embedding), *args))
+        return self._read(*self._mmr(self._query_vector(embedding), *args))
 
     async def amax_marginal_relevance_search_with_score_by_vector(
         self,
@@ -208,7 +255,7 @@ class SimilaritySearch(StoreCore):
     ) -> list[tuple[Document, float]]:
         """Async `max_marginal_relevance_search_with_score_by_vector`."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
-        return await self._adrive(self._mmr(self._query_vector(embedding), *args))
+        return await self._aread(*self._mmr(self._query_vector(embedding), *args))
 
     def max_marginal_relevance_search_with_score(
         self,
@@ -222,7 +269,7 @@ class SimilaritySearch(StoreCore):
         """MMR for a query text, in selection order, with distances."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
         vector = self._query_vector(self._embed_query(query_text(query)), from_model=True)
-        return self._drive(self._mmr(vector, *args, from_model=True))
+        return self._read(*self._mmr(vector, *args, from_model=True))
 
     async def amax_marginal_relevance_search_with_score(
         self,
@@ -236,7 +283,7 @@ class SimilaritySearch(StoreCore):
         """Async `max_marginal_relevance_search_with_score`."""
         args = self._mmr_args(k, fetch_k, lambda_mult, filter, kwargs)
         vector = self._query_vector(await self._aembed_query(query_text(query)), from_model=True)
-        return await self._adrive(self._mmr(vector, *args, from_model=True))
+        return await self._aread(*self._mmr(vector, *args, from_model=True))
 
     @override
     def max_marginal_relevance_search(

@@ -86,7 +86,11 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
             `QueryTimeoutError`. Searches also take `statement_timeout=` per call.
         exact_search_threshold: a filtered search whose filter matches at most this
             many rows scans them exactly (recall 1); above it, the ANN index is walked
-            with iterative scans until `k` matching rows are found. Per call too.
+            with iterative scans until `k` matching rows are found. The matches are
+            estimated from the planner's statistics, not counted, and an exact scan
+            that finds more rows than this hands over to the index. Default (None):
+            `sqrt(4 * k * rows)`, where the two cost the same (2,000 for k=10 at
+            100,000 rows). Per call too.
         data_dir: data directory of the embedded server (default: `PGVSTORE_DATA_DIR`
             or a per-user folder).
         multi_tenant: every document belongs to a tenant, and ids are unique per

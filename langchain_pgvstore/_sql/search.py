@@ -16,8 +16,10 @@ from .columns import metadata_out
 __all__ = [
     "Quantized",
     "explain",
+    "counted_knn",
     "filtered_knn",
     "ids_and_distances",
+    "matches_estimate",
     "knn",
     "ranked_documents",
 ]
@@ -106,6 +108,55 @@ class Quantized:
     pool: int
 
 
+def matches_estimate(table: Table, where: Frag) -> Frag:
+    """One row `(n, rows)`: how many rows are estimated to match `where`, and how many
+    the table holds, from the planner's statistics (no row before the first ANALYZE).
+
+    `where` (an expression over `metadata` only) is evaluated on the column's
+    sample in `pg_stats`: its most common values, weighted by their frequency,
+    and its histogram bounds for the rest (without the first and last, the
+    extremes, as PostgreSQL's own estimator does), scaled by `reltuples`. Any
+    filter the compiler makes can be estimated this way, comparisons included,
+    where the planner itself has no statistics and guesses. Reading and
+    parsing the sample takes a fraction of a millisecond; counting the
+    matches can take tens.
+    """
+    m = table.metadata
+    return (
+        Frag(
+            sql.SQL(
+                "SELECT c.reltuples * (mcv.matched + (1 - s.null_frac - mcv.total)"
+                " * coalesce((SELECT avg(CASE WHEN "
+            )
+        )
+        + where
+        + Frag(
+            sql.SQL(
+                " THEN 1 ELSE 0 END) FROM unnest(h.b[2:cardinality(h.b) - 1]) AS x({m})), 0))"
+                " AS n, c.reltuples AS rows"
+                " FROM pg_stats s JOIN pg_namespace n ON n.nspname = s.schemaname"
+                " JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename"
+                " CROSS JOIN LATERAL (SELECT s.histogram_bounds::text::jsonb[] AS b OFFSET 0) h"
+                " CROSS JOIN LATERAL (SELECT coalesce(sum(x.f) FILTER (WHERE "
+            ).format(m=m)
+        )
+        + where
+        + Frag(
+            sql.SQL(
+                "), 0) AS matched, coalesce(sum(x.f), 0) AS total FROM unnest("
+                "s.most_common_vals::text::jsonb[], s.most_common_freqs) AS x({m}, f)) mcv"
+                " WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = %s"
+                " AND c.reltuples >= 0"
+            ).format(m=m),
+            (table.schema, table.name, "metadata"),
+        )
+    )
+
+
+#: Without statistics (a table never analysed), the exact scan stops after this many rows.
+UNKNOWN_THRESHOLD = 2_000
+
+
 def filtered_knn(
     table: Table,
     distance: Distance,
@@ -113,26 +164,118 @@ def filtered_knn(
     vector: object,
     k: int,
     where: Frag,
-    exact_below: int,
+    exact_below: int | None,
     *,
     with_embedding: bool = False,
     quantized: Quantized | None = None,
 ) -> Frag:
-    """Filtered nearest neighbours that never under-return, in one statement.
+    """Filtered nearest neighbours chosen by estimated cost, never under-returning.
 
-    A filtered walk of the ANN graph finds few of the matching rows when the
-    filter is selective, and a plain post-filter can return fewer than `k`
-    rows. So the statement first counts the matches, reading at most
-    `exact_below + 1` of them, and then runs exactly one of two branches (the
-    other is cut by a one-time filter and never executed):
+    A walk of the ANN graph is fast when many rows match and slow when few do
+    (it visits about k / selectivity rows); an exact scan of the matching rows
+    costs in proportion to their number. The crossing point grows with the
+    table: the statement takes the threshold `T = sqrt(4 k N)` for a table of N
+    rows (2,000 for k=10 at 100,000 rows; `exact_below` when given) and
+    decides from the planner's statistics (`matches_estimate`), not by counting:
 
-    - at most `exact_below` matches: an exact scan of the matching rows;
-    - more: the ANN index scan, which with iterative scans enabled keeps
-      walking the graph until `k` matching rows are found.
+    - estimated at most T matches: the matching rows are read (through the
+      GIN index when it helps) with their distances, at most T + 1 of them. If
+      that was all of them, the `k` nearest are exact (recall 1). If not, the
+      scan stops there and the ANN walk runs. An estimate is only good to one
+      histogram bucket (1/99 of the table); when a bucket is smaller than T,
+      the exact attempt is also made for estimates up to one bucket above T:
+      a wrong attempt costs at most T rows read, a graph walk over a
+      selective filter costs thousands. Before the table was ever analysed
+      there is no estimate, and the exact attempt stops after 2,000 rows;
+    - otherwise, or after a stopped exact scan: the ANN index scan, which with
+      iterative scans keeps walking the graph until `k` matching rows are
+      found; if it still returns fewer (the filter matches fewer than `k`
+      rows, or `max_scan_tuples` ran out), an exact scan of the matches answers.
 
-    The union is sorted by distance, which also restores the order of a
+    Each branch is a materialized CTE whose gate becomes a one-time filter:
+    a branch not taken never runs. The final sort restores the order of a
     `relaxed_order` iterative scan.
     """
+    args = (table, distance, vector_type, vector, k, where)
+    exact = knn(*args, with_embedding=with_embedding, exact=True)
+    ann = knn(*args, with_embedding=with_embedding, quantized=quantized)
+    dist = _distance(table, distance, vector_type, vector)
+    embedding = sql.SQL(", d.{}").format(table.embedding) if with_embedding else sql.SQL("")
+    return (
+        Frag(sql.SQL("WITH est AS MATERIALIZED (SELECT e.n, e.rows FROM (SELECT) AS one"))
+        + Frag(sql.SQL(" LEFT JOIN LATERAL ("))
+        + matches_estimate(table, where)
+        + Frag(
+            sql.SQL(
+                ") AS e ON true), limits AS MATERIALIZED (SELECT x.cap, x.n IS NULL"
+                " OR x.n <= x.cap + CASE WHEN x.rows / 99 <= x.cap THEN x.rows / 99 ELSE 0 END"
+                " AS try FROM (SELECT est.n, est.rows, CASE WHEN est.n IS NULL"
+                " THEN coalesce(%s::bigint, %s)"
+                " ELSE coalesce(%s::bigint, greatest(%s, ceil(sqrt(4 * %s * est.rows))::bigint))"
+                " END AS cap FROM est) AS x)"
+                ", cand AS MATERIALIZED (SELECT * FROM (SELECT {} AS id, "
+            ).format(table.id),
+            (exact_below, UNKNOWN_THRESHOLD, exact_below, k, k),
+        )
+        + dist
+        + Frag(sql.SQL(" AS distance FROM {} WHERE ").format(table.qualname))
+        + where
+        + Frag(
+            sql.SQL(
+                " LIMIT (SELECT cap + 1 FROM limits)) AS c WHERE (SELECT try FROM limits))"
+                ", done AS MATERIALIZED (SELECT CASE WHEN NOT (SELECT try FROM limits)"
+                " THEN false ELSE (SELECT count(*) FROM cand) <= (SELECT cap FROM limits) END"
+                " AS done), ann AS MATERIALIZED (SELECT * FROM ("
+            )
+        )
+        + ann
+        + Frag(
+            sql.SQL(
+                ") AS b WHERE NOT (SELECT done FROM done))"
+                ", fallback AS MATERIALIZED (SELECT * FROM ("
+            )
+        )
+        + exact
+        + Frag(
+            sql.SQL(
+                ") AS b WHERE NOT (SELECT done FROM done) AND (SELECT count(*) FROM ann) < %s)"
+                " SELECT d.{id}, d.{content}, d.{metadata}, c.distance{embedding} FROM"
+                " (SELECT * FROM cand WHERE (SELECT done FROM done) ORDER BY distance LIMIT %s) c"
+                " JOIN {table} d ON d.{id} = c.id"
+                " UNION ALL SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %s"
+                " UNION ALL SELECT * FROM fallback ORDER BY distance"
+            ).format(
+                id=table.id,
+                content=table.content,
+                metadata=table.metadata,
+                embedding=embedding,
+                table=table.qualname,
+            ),
+            (k, k, k),
+        )
+    )
+
+
+def counted_knn(
+    table: Table,
+    distance: Distance,
+    vector_type: VectorType,
+    vector: object,
+    k: int,
+    where: Frag,
+    exact_below: int | None,
+    *,
+    with_embedding: bool = False,
+    quantized: Quantized | None = None,
+) -> Frag:
+    """`filtered_knn` for a table whose statistics do not describe the rows a search
+    sees: a tenant's rows in a multi-tenant collection (`pg_stats` describes every
+    tenant's metadata together), or a Citus-distributed table (whose statistics live
+    on the workers). The matches are counted instead, at most `exact_below + 1` of
+    them (`UNKNOWN_THRESHOLD` by default), and exactly one branch runs: an exact
+    scan of at most `exact_below` matches, else the ANN walk with iterative scans.
+    """
+    below = UNKNOWN_THRESHOLD if exact_below is None else exact_below
     args = (table, distance, vector_type, vector, k, where)
     exact = knn(*args, with_embedding=with_embedding, exact=True)
     ann = knn(*args, with_embedding=with_embedding, quantized=quantized)
@@ -143,21 +286,17 @@ def filtered_knn(
             ).format(table.qualname)
         )
         + where
-        + Frag(sql.SQL(" LIMIT %s) s)"), (exact_below + 1,))
+        + Frag(sql.SQL(" LIMIT %s) s)"), (below + 1,))
     )
 
-    # Each branch is a materialized CTE: the final ORDER BY then really sorts,
-    # rather than merging inputs the planner wrongly believes are ordered (a
-    # relaxed_order index scan is only roughly ordered). The gate above the
-    # branch's LIMIT becomes a one-time filter: the branch not taken never runs.
+    # Each branch is a materialized CTE: the final ORDER BY then really sorts (a
+    # relaxed_order index scan is only roughly ordered); its gate becomes a
+    # one-time filter, so the branch not taken never runs.
     def branch(name: str, query: Frag, test: sql.SQL) -> Frag:
         return (
             Frag(sql.SQL(", {} AS MATERIALIZED (SELECT * FROM (").format(sql.Identifier(name)))
             + query
-            + Frag(
-                sql.SQL(") AS b WHERE (SELECT n FROM matches) {} %s)").format(test),
-                (exact_below,),
-            )
+            + Frag(sql.SQL(") AS b WHERE (SELECT n FROM matches) {} %s)").format(test), (below,))
         )
 
     return (

@@ -144,10 +144,12 @@ def search_settings(
     max_scan_tuples: int | None = None,
     statement_timeout_s: float | None = None,
     filtered_plan: bool = False,
+    generic_plan: bool = True,
     index_scan: bool = False,
     ef_search_at_least: int | None = None,
 ) -> Settings:
-    """The settings a search with these knobs runs with."""
+    """The settings a search with these knobs runs with (`generic_plan`: whether the
+    filtered statement runs one plan for every filter value)."""
     values: list[tuple[str, str]] = []
     if ef_search is not None:
         values.append(("hnsw.ef_search", str(ef_search)))
@@ -161,10 +163,14 @@ def search_settings(
     if max_scan_tuples is not None:
         values.append(("hnsw.max_scan_tuples", str(max_scan_tuples)))
     if filtered_plan:
-        # the filtered statement's plan depends on its parameters (the filter's
-        # selectivity); a cached generic plan chose a parallel sequential scan
-        values.append(("plan_cache_mode", "force_custom_plan"))
-        # its exact branch is cut at run time: do not start workers for it
+        # the filtered statement chooses its branch at run time, from its own
+        # estimate, so one generic plan serves every filter value; planning the
+        # statement anew for each call costs more than most of its runs. Citus
+        # cannot distribute a generic plan: there, and for the counting
+        # statement, each call is planned with its values
+        mode = "force_generic_plan" if generic_plan else "force_custom_plan"
+        values.append(("plan_cache_mode", mode))
+        # its exact branches read few rows: do not start workers for them
         values.append(("max_parallel_workers_per_gather", "0"))
         # every sort left in it is unavoidable except the one that would replace
         # the ANN index scan: with statistics missing or stale the planner would

@@ -8,17 +8,16 @@ run it in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ..errors import ConfigError
+from ._threaded import ThreadedEmbeddings
 
 __all__ = ["E5SmallEmbeddings"]
 
@@ -49,7 +48,7 @@ def _load_engine() -> Any:
         return _engine
 
 
-class E5SmallEmbeddings(Embeddings):
+class E5SmallEmbeddings(ThreadedEmbeddings):
     """multilingual-e5-small, 4-bit, on the CPU: 384 dimensions, unit length, fully offline.
 
     Setup:
@@ -114,13 +113,3 @@ class E5SmallEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one search query."""
         return self._embed([text], query=True)[0]
-
-    @override
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed `texts` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.embed_documents, texts)
-
-    @override
-    async def aembed_query(self, text: str) -> list[float]:
-        """Embed one search query in a worker thread."""
-        return await asyncio.to_thread(self.embed_query, text)

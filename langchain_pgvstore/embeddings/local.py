@@ -7,16 +7,15 @@ without changing the process environment.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import threading
 from typing import Any, ClassVar
 
-from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ..errors import ConfigError, EmbeddingError
+from ._threaded import ThreadedEmbeddings
 
 __all__ = ["MiniLMEmbeddings"]
 
@@ -52,7 +51,7 @@ def _load_model(device: str) -> Any:
         return model
 
 
-class MiniLMEmbeddings(Embeddings):
+class MiniLMEmbeddings(ThreadedEmbeddings):
     """sentence-transformers all-MiniLM-L6-v2: 384 dimensions, unit length, fully offline.
 
     Setup:
@@ -114,19 +113,3 @@ class MiniLMEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one text."""
         return self.embed_documents([text])[0]
-
-    # The model is CPU-bound, synchronous torch code: awaiting it directly would
-    # block the event loop for the whole forward pass. A worker thread keeps the
-    # loop responsive (torch releases the GIL while it computes). This is the one
-    # place in the package that uses threads, and it does so explicitly rather
-    # than through langchain-core's run_in_executor default.
-
-    @override
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed `texts` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.embed_documents, texts)
-
-    @override
-    async def aembed_query(self, text: str) -> list[float]:
-        """Embed one text in a worker thread."""
-        return await asyncio.to_thread(self.embed_query, text)

@@ -197,3 +197,144 @@ def test_large_k_is_not_capped_by_ef_search(big, k) -> None:
     assert len(mmr) == 5
     # an explicit smaller ef_search is raised to k as well
     assert len(store.similarity_search_by_vector(list(queries[1]), k=60, ef_search=10)) == 60
+
+
+# -- the cost-based choice: estimates, the exact attempt and the fallbacks ---------------
+
+
+def _ids(store, q, filt, **kwargs) -> list[str]:
+    return [d.id for d in store.similarity_search_by_vector(list(q), k=10, filter=filt, **kwargs)]
+
+
+def _ann_ran(plan: str) -> bool:
+    """Whether the ANN branch's HNSW index scan executed in an EXPLAIN ANALYZE text."""
+    lines = [line for line in plan.splitlines() if "Index Scan using" in line and "_hnsw" in line]
+    return any("never executed" not in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("filt", "expected"),
+    [({"p10": True}, 0.1), ({"p1": True}, 0.01), ({"n": {"$lt": 4_000}}, 0.2)],
+)
+def test_matches_are_estimated_from_statistics_for_any_filter(big, conn, filt, expected) -> None:
+    """The estimate reads the column's sample in pg_stats, for containment and for
+    comparisons alike (where the planner itself has no statistics)."""
+    from langchain_pgvstore._sql.filters import compile_filter
+    from langchain_pgvstore._sql.search import matches_estimate
+
+    store, _ = big
+    table = store._configured.table
+    frag = matches_estimate(table, compile_filter(filt, table))
+    estimate, rows = conn.execute(frag.sql, frag.params).fetchone()
+    assert rows == ROWS
+    # one histogram bucket is 1 % of the table
+    assert abs(estimate - expected * ROWS) <= max(0.5 * expected * ROWS, 0.02 * ROWS)
+
+
+def test_selective_filter_is_answered_exactly_without_the_index(big) -> None:
+    store, queries = big
+    plan = store.explain(list(queries[0]), k=10, filter={"p01": True}, analyze=True)
+    assert not _ann_ran(plan)
+    r, fewest = recall(store, queries, {"p01": True})
+    assert (r, fewest) == (1.0, 10)
+
+
+def test_broad_filter_walks_the_index_with_high_recall(big) -> None:
+    """About 2,000 rows match p10: estimated above the threshold of 500 by more than
+    a histogram bucket (202 rows), the graph is walked without an exact attempt."""
+    store, queries = big
+    knobs = {"exact_search_threshold": 500, "ef_search": 100}
+    plan = store.explain(list(queries[0]), k=10, filter={"p10": True}, analyze=True, **knobs)
+    assert _ann_ran(plan)
+    assert "rows=501.00" not in plan  # no exact attempt (an actual row count)
+    r, fewest = recall(store, queries, {"p10": True}, **knobs)
+    assert fewest == 10
+    assert r >= 0.95
+
+
+def test_an_exact_attempt_that_finds_too_many_rows_hands_over_to_the_index(big, conn) -> None:
+    """A threshold just below the number of p10 rows (about 2,000), with the estimate
+    within one histogram bucket above it: the exact scan is tried, stops one row past
+    the threshold, and the graph walk answers."""
+    from langchain_pgvstore._sql.filters import compile_filter
+    from langchain_pgvstore._sql.search import matches_estimate
+
+    store, queries = big
+    table = store._configured.table
+    frag = matches_estimate(table, compile_filter({"p10": True}, table))
+    estimate, rows = conn.execute(frag.sql, frag.params).fetchone()
+    (actual,) = conn.execute(
+        f'SELECT count(*) FROM "{store.collection}" WHERE metadata ? %s', ("p10",)
+    ).fetchone()
+    threshold = actual - 20
+    assert estimate <= threshold + rows / 99  # the attempt is made
+    knobs = {"exact_search_threshold": threshold, "ef_search": 100}
+    plan = store.explain(list(queries[0]), k=10, filter={"p10": True}, analyze=True, **knobs)
+    assert _ann_ran(plan)
+    assert f"rows={threshold + 1}.00" in plan  # the exact attempt read one row past it
+    r, fewest = recall(store, queries, {"p10": True}, **knobs)
+    assert fewest == 10
+    assert r >= 0.95
+
+
+def test_an_index_walk_that_comes_back_short_is_answered_exactly(big) -> None:
+    """The graph walk stops after max_scan_tuples rows; with a selective filter it finds
+    fewer than k, and the exact scan of the matches answers instead."""
+    store, queries = big
+    for q in queries[:5]:
+        got = _ids(store, q, {"p01": True}, exact_search_threshold=0, max_scan_tuples=30)
+        assert got == _ids(store, q, {"p01": True}, exact=True)
+
+
+@pytest.mark.parametrize("threshold", [0, 2_000])
+def test_filters_matching_fewer_than_k_rows_return_all_of_them(big, threshold) -> None:
+    store, queries = big
+    q = queries[0]
+    assert _ids(store, q, {"n": 7}, exact_search_threshold=threshold) == ["7"]
+    few = {"n": {"$in": [1, 2, 3]}}
+    assert sorted(_ids(store, q, few, exact_search_threshold=threshold)) == ["1", "2", "3"]
+    assert _ids(store, q, {"n": -1}, exact_search_threshold=threshold) == []
+
+
+def test_without_statistics_the_exact_attempt_decides(make_store) -> None:
+    """Before the table was ever analysed there is no estimate: the exact scan is
+    tried first, and the graph walk answers when more rows match than the threshold."""
+    rng = np.random.default_rng(2)
+    n = 3_000
+    vecs = rng.normal(size=(n, DIM))
+    store = make_store(DIM)
+    # below the post-load ANALYZE's 10,000 rows: no statistics unless autovacuum ran
+    store.add_embeddings(
+        [f"r{i}" for i in range(n)], vecs, [{"third": i % 3 == 0} for i in range(n)],
+        ids=[str(i) for i in range(n)],
+    )  # fmt: skip
+    for q in rng.normal(size=(5, DIM)):
+        truth = _ids(store, q, {"third": True}, exact=True)
+        assert _ids(store, q, {"third": True}) == truth
+        walked = _ids(store, q, {"third": True}, exact_search_threshold=100, ef_search=200)
+        assert len(walked) == 10
+        assert len(set(walked) & set(truth)) >= 8
+
+
+def test_an_index_built_after_a_load_without_one_never_under_returns(make_store) -> None:
+    """The bulk-load recipe: a store with index=None, a load, then create_index(). Its
+    searches meet an HNSW index the store was not configured with; a filtered search
+    still returns k rows (a plain post-filtered walk finds about 4 of 40 here), and an
+    unfiltered one more rows than ef_search."""
+    from langchain_pgvstore import HNSWIndex
+
+    rng = np.random.default_rng(8)
+    n = 12_000  # past the post-load ANALYZE's 10,000 rows: an estimate, the ANN branch
+    centres = rng.normal(size=(20, DIM))
+    vecs = centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, DIM))
+    store = make_store(DIM, index=None)
+    store.add_embeddings(
+        [f"r{i}" for i in range(n)], vecs, [{"p10": bool(i % 10 == 0)} for i in range(n)],
+        ids=[str(i) for i in range(n)],
+    )  # fmt: skip
+    store.create_index(HNSWIndex())
+    for q in centres[:5] + 0.3 * rng.normal(size=(5, DIM)):
+        got = _ids(store, q, {"p10": True})
+        assert len(got) == 10
+        assert len(set(got) & set(_ids(store, q, {"p10": True}, exact=True))) >= 9
+        assert len(store.similarity_search_by_vector(list(q), k=60)) == 60

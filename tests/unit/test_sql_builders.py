@@ -140,3 +140,32 @@ def test_delete_and_get_builders() -> None:
         'SELECT "id", "content", "metadata" FROM "public"."docs" WHERE TRUE ORDER BY "id" LIMIT %s OFFSET %s'
     )
     assert page.params == (10, 20)
+
+
+@pytest.mark.parametrize(
+    ("table", "by_cost"),
+    [
+        (Table("public", "docs"), True),
+        (Table("public", "docs", multi_tenant=True), False),
+        (Table("public", "docs", distribution="id"), False),
+    ],
+)
+def test_filtered_search_estimates_only_where_the_statistics_describe_the_rows(
+    table: Table, by_cost: bool
+) -> None:
+    """A plain table's filtered search is chosen from `pg_stats` and runs one generic
+    plan; a tenant's rows or a Citus table's are counted, each call planned anew
+    (Citus cannot distribute a generic plan)."""
+    from langchain_pgvstore._nearest import nearest_statement
+    from langchain_pgvstore._options import SearchOptions
+    from langchain_pgvstore._schema import CollectionSpec
+    from langchain_pgvstore._sql.filters import compile_filter
+
+    spec = CollectionSpec(table=table, dimensions=3)
+    where = compile_filter({"a": 1}, table, "t1" if table.multi_tenant else None)
+    frag, settings = nearest_statement(spec, 10, where, SearchOptions(), False, None)
+    text = frag.sql.as_string(None)
+    assert ("pg_stats" in text) is by_cost
+    assert ("count(*) AS n" in text) is not by_cost
+    mode = "force_generic_plan" if by_cost else "force_custom_plan"
+    assert ("plan_cache_mode", mode) in settings.values

@@ -1,7 +1,7 @@
 """What `pip install '<checkout>[extras]'` downloads on a fresh Linux x86_64 CPython 3.11 machine.
 
-    python3 scripts/download_size.py                     # the default scenarios
-    python3 scripts/download_size.py embedded,e5 local   # any extras, one scenario each
+    python3 benchmarks/download_size.py                     # the default scenarios
+    python3 benchmarks/download_size.py embedded,e5 local   # any extras, one scenario each
 
 For each scenario, pip resolves the checkout with those extras as a dry run
 (`pip install --dry-run --ignore-installed --report`), with the local pip
@@ -143,7 +143,7 @@ def main() -> None:
 
     OUT.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "script": "scripts/download_size.py",
+        "script": "benchmarks/download_size.py",
         "target": {"python": PYTHON_VERSION, "platforms": PLATFORMS, "index": INDEX},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pip": subprocess.run(
