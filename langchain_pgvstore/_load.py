@@ -14,7 +14,7 @@ Smaller loads insert into the existing index. Rows a load would not change
 from __future__ import annotations
 
 from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
-from ._plan import Execute, Fetch, Plan
+from ._plan import Execute, Fetch, Phase, Plan
 from ._schema import CollectionSpec, build_index_plan
 from ._sql import catalog, ddl, dml
 from ._sql.bm25_schema import recount_bm25
@@ -31,7 +31,11 @@ def _ann_index_present(rows: list[tuple[object, ...]], table: Table) -> bool:
 
 def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> Plan[int]:
     """Write a validated batch (as `tenant`'s rows) and keep the ANN index per the policy
-    above; returns how many rows it wrote (unchanged rows are not written)."""
+    above; returns how many rows it wrote (unchanged rows are not written).
+
+    `Phase` steps mark the start of the COPY, the merge (not for a direct write)
+    and the index build (only when the load builds the index).
+    """
     assert spec.dimensions is not None
     table = spec.table
     # A multi-tenant collection grows a tenant at a time, and its table is never
@@ -59,13 +63,16 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
             for frag in ddl.drop_ann_indexes(table):
                 yield Execute(frag)
             build = True
+        yield Phase("copy", len(batch))
         written = yield from direct_write_plan(table, batch, spec.vector_type, tenant)
         if table.distribution is not None:
             # no triggers on a distributed table: count the new rows' statistics
             for frag in recount_bm25(table):
                 yield Execute(frag)
     else:
+        yield Phase("copy", len(batch))
         yield from stage_plan(batch, spec.vector_type, spec.dimensions, table.columns)
+        yield Phase("merge", len(batch))
         # a rebuild needs a load as large as the table: that cheap bound comes first
         if present and large and not (yield Fetch(dml.has_more_rows_than(table, len(batch))))[0][0]:
             # rebuild only for what the merge will really write: re-sending rows
@@ -83,6 +90,7 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
         else:
             written = yield Execute(merge_with_statistics(table, tenant))
     if build:
+        yield Phase("index", len(batch))
         yield from build_index_plan(spec)
     if written >= spec.bulk_rebuild_rows:
         # A large load leaves its GIN entries in the pending list, which makes the

@@ -4,6 +4,8 @@ A plan is a generator: it yields a step, the runner performs it and sends
 back the result (rows for `Fetch`, the row count for `Execute`, None for
 `Copy`), and the plan's return value is the result of the whole call. All the
 decisions live in the plan, so the sync and async runners only move bytes.
+A `Phase` step marks where a phase of the work begins, for progress reports
+(`_progress.report_phases`); runners send back None and run nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 
 from ._sql import Frag
 
-__all__ = ["Copy", "Execute", "Fetch", "Plan", "Step"]
+__all__ = ["Copy", "Execute", "Fetch", "Phase", "Plan", "Step"]
 
 T = TypeVar("T")
 
@@ -47,5 +49,13 @@ class Copy:
     chunks: Iterable[bytes]
 
 
-Step = Fetch | Execute | Copy
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Not a statement: the plan starts phase `name` of its work, over `total` rows."""
+
+    name: str
+    total: int
+
+
+Step = Fetch | Execute | Copy | Phase
 Plan = Generator[Step, Any, T]

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from ._plan import Copy, Fetch, Plan, Step
+from ._plan import Copy, Fetch, Phase, Plan, Step
 from ._routing import Probe, ReplicaRead
 from ._runner_base import (
     COMMIT_LSN,
@@ -192,6 +192,8 @@ class AsyncRunner(RunnerBase):
 
 
 async def _aperform(conn: psycopg.AsyncConnection[Any], step: Step, prepare: bool = True) -> Any:
+    if isinstance(step, Phase):
+        return None
     log_sql(step.frag)
     cursor = (
         psycopg.AsyncClientCursor(conn)

@@ -21,7 +21,7 @@ from ._flow import Flow, change_flow, write_flow
 from ._ingest import Batch, check_ids, prepare_batch
 from ._load import load_plan
 from ._plan import Execute, Plan
-from ._progress import Progress, make_progress
+from ._progress import PhaseCallback, Progress, make_progress, report_phases
 from ._routing import WriteToken
 from ._schema import CollectionSpec, drop_plan
 from ._sql import Frag, dml
@@ -137,9 +137,12 @@ class Writes(StoreCore):
             columns=self._configured.table.columns,
         )  # fmt: skip
 
-    def _load(self, batch: Batch, also: Sequence[Frag] = ()) -> Flow[int]:
+    def _load(
+        self, batch: Batch, also: Sequence[Frag] = (), *, progress: Progress | None = None
+    ) -> Flow[int]:
         """Write `batch` (as the bound tenant's rows), then run the statements `also`, in
-        one transaction; the rows the load really wrote (unchanged rows are not written)."""
+        one transaction; the rows the load really wrote (unchanged rows are not written).
+        `progress` hears of the load's phases (copy, merge, index)."""
         tenant = self._bound_tenant()
 
         def prepare(spec: CollectionSpec) -> Callable[[], Plan[int]]:
@@ -150,7 +153,8 @@ class Writes(StoreCore):
                 )
 
             def plan() -> Plan[int]:
-                written = yield from load_plan(spec, batch, tenant)
+                steps = load_plan(spec, batch, tenant)
+                written = yield from (steps if progress is None else report_phases(steps, progress))
                 for frag in also:
                     yield Execute(frag)
                 return written
@@ -202,22 +206,28 @@ class Writes(StoreCore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        progress: bool | Callable[[int, int], None] | None = None,
+        progress: bool | PhaseCallback | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Embed texts and upsert them; returns their ids in input order.
 
         `batch_size` texts go to the embedding model per call (default: the
-        store's). `progress=True` shows a tqdm bar; a callable receives
-        `(done, total)`.
+        store's). `progress=True` shows a tqdm bar per phase of the load; a
+        callable receives `(phase, done, total)` for the phases `embedding`,
+        `copy`, `merge` (not when a large load goes straight into an empty
+        table) and `index` (when the load builds the ANN index), in that order;
+        `total` is the number of texts.
         """
         text_list, size = self._add_args(texts, metadatas, ids, batch_size, kwargs)
-        with make_progress(progress, len(text_list)) as bar:
+        with make_progress(progress) as bar:
+            if not text_list:
+                return []
+            bar.phase("embedding", len(text_list))
             vectors = self._embed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
             if len(batch):
-                self._drive(self._load(batch))
+                self._drive(self._load(batch, progress=bar))
             return batch.ids
 
     @override
@@ -227,17 +237,20 @@ class Writes(StoreCore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        progress: bool | Callable[[int, int], None] | None = None,
+        progress: bool | PhaseCallback | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Async `add_texts`."""
         text_list, size = self._add_args(texts, metadatas, ids, batch_size, kwargs)
-        with make_progress(progress, len(text_list)) as bar:
+        with make_progress(progress) as bar:
+            if not text_list:
+                return []
+            bar.phase("embedding", len(text_list))
             vectors = await self._aembed(text_list, size, bar)
             batch = _from_model(lambda: self._batch(text_list, vectors, metadatas, ids))
             if len(batch):
-                await self._adrive(self._load(batch))
+                await self._adrive(self._load(batch, progress=bar))
             return batch.ids
 
     def add_embeddings(

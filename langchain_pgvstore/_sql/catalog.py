@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ..config import Table
+from ..config import REGISTRY_TABLE, Table
 from . import Frag
 
 __all__ = [
+    "collections",
     "extension_version",
     "index_definition",
     "index_status",
     "indexes",
     "progress",
+    "registries",
     "relation_exists",
     "schema_and_relation_exist",
     "schema_exists",
@@ -132,4 +134,42 @@ def tenant_policy(table: Table) -> Frag:
             " AND p.policyname = 'pgvstore_tenant'"
         ),
         ("%current_setting%", table.schema, table.name),
+    )
+
+
+def registries() -> Frag:
+    """The schemas that hold a collection registry, by name."""
+    return Frag(
+        sql.SQL(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = %s AND c.relkind IN ('r', 'p') ORDER BY n.nspname"
+        ),
+        (REGISTRY_TABLE,),
+    )
+
+
+def collections(schema: str) -> Frag:
+    """The registry of `schema`, by collection name, with each table's size and ANN index.
+
+    Per collection: dimensions, distance, vector type, text search configuration,
+    embedding model, whether its table exists, the size of the table with its
+    indexes and TOAST, and the access method, validity and definition of its
+    HNSW or IVFFlat index (NULL without one).
+    """
+    return Frag(
+        sql.SQL(
+            "SELECT r.collection, r.dimensions, r.distance, r.vector_type,"
+            " r.text_search_config, r.embedding_model, c.oid IS NOT NULL,"
+            " COALESCE(pg_total_relation_size(c.oid), 0), ann.amname, ann.indisvalid, ann.def"
+            " FROM {registry} r"
+            " LEFT JOIN pg_class c ON c.relname = r.collection AND c.relkind IN ('r', 'p')"
+            " AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)"
+            " LEFT JOIN LATERAL (SELECT am.amname, i.indisvalid, pg_get_indexdef(ic.oid) AS def"
+            " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
+            " JOIN pg_am am ON am.oid = ic.relam"
+            " WHERE i.indrelid = c.oid AND am.amname IN ('hnsw', 'ivfflat')"
+            " ORDER BY ic.relname LIMIT 1) ann ON true"
+            " ORDER BY r.collection"
+        ).format(registry=sql.Identifier(schema, REGISTRY_TABLE)),
+        (schema,),
     )

@@ -297,6 +297,30 @@ async def test_async_calls_on_a_distributed_collection(citus_dsn, citus_collecti
         await store.aclose()
 
 
+@pytest.mark.parametrize("multi_tenant", [False, True], ids=["by-id", "by-tenant"])
+def test_progress_phases_of_a_distributed_load(citus_dsn, citus_collection, multi_tenant) -> None:
+    store = PGVStore(
+        EMB, connection=citus_dsn, collection=citus_collection, distributed=True,
+        multi_tenant=multi_tenant, bulk_rebuild_rows=5,
+    )  # fmt: skip
+    writer = store.for_tenant("acme") if multi_tenant else store
+    seen: list[tuple[str, int, int]] = []
+    try:
+        texts, _vectors, _metas, ids = _corpus(6, seed=7)
+        writer.add_texts(texts, ids=ids, progress=lambda *event: seen.append(event))
+        phases = [p for i, (p, _d, _t) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
+        # by id: a large load into an empty table goes straight in, then builds the graph;
+        # a tenant's load always merges, into the graph made with the table
+        rest = ["merge"] if multi_tenant else ["index"]
+        assert phases == ["embedding", "copy", *rest]
+        assert seen[-1] == (rest[0], 6, 6) and ("copy", 6, 6) in seen
+        assert writer.count() == 6
+        assert writer.keyword_search(texts[0].split()[0], k=1)  # BM25 statistics were kept
+    finally:
+        store.delete_collection()
+        store.close()
+
+
 def test_side_tables_work_on_a_coordinator(citus_dsn) -> None:
     """The record manager and the embedding cache keep plain tables on the coordinator."""
     table = f"c_side_{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ import pytest
 from langchain_pgvstore._sql import kv
 from langchain_pgvstore._sql.side_tables import SideTable
 from langchain_pgvstore.cache import PostgresByteStore, cached_embeddings, embedding_namespace
-from langchain_pgvstore.embeddings import MiniLMEmbeddings, OpenAIBatchEmbeddings
+from langchain_pgvstore.embeddings import E5SmallEmbeddings, MiniLMEmbeddings, OpenAIBatchEmbeddings
 from langchain_pgvstore.errors import ConfigError, InputError
 from tests.fix_db import scratch_table
 
@@ -174,13 +174,18 @@ def test_own_schema_is_created(dsn: str, schema_name: str, conn):
 def test_namespace_is_model_and_dimensions(make_openai):
     assert embedding_namespace(make_openai(dimensions=64)) == "text-embedding-3-small:64:"
     assert embedding_namespace(make_openai()) == "text-embedding-3-small:native:"
-    assert embedding_namespace(MiniLMEmbeddings()) == "all-MiniLM-L6-v2:384:"
+    assert embedding_namespace(E5SmallEmbeddings()) == "multilingual-e5-small-q4:384:"
 
     class Anonymous:
         pass
 
     with pytest.raises(ConfigError, match="namespace="):
         embedding_namespace(Anonymous())  # type: ignore[arg-type]
+
+
+def test_namespace_of_minilm() -> None:
+    pytest.importorskip("sentence_transformers", reason="needs the [local] extra")
+    assert embedding_namespace(MiniLMEmbeddings()) == "all-MiniLM-L6-v2:384:"
 
 
 def test_repeated_documents_and_queries_call_the_api_once(

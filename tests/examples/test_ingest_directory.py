@@ -15,6 +15,7 @@ import pytest
 from psycopg import sql
 
 from langchain_pgvstore.embeddings import load_encoding
+from langchain_pgvstore.folders import split_tokens
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ingest_directory.py"
 SUMMARY = re.compile(
@@ -36,10 +37,9 @@ def _words(prefix: str, n: int) -> str:
 
 
 def test_splitter_keeps_words_whole_and_overlaps() -> None:
-    example = _load_example()
     enc = load_encoding()
     text = _words("w", 700) + "\n\nlast paragraph. " + "é" * 50
-    chunks = example.split_tokens(text, enc, 100, 20)
+    chunks = split_tokens(text, enc, 100, 20)
     assert len(chunks) > 5
     words = set(text.split())
     seen: list[str] = []
@@ -50,8 +50,8 @@ def test_splitter_keeps_words_whole_and_overlaps() -> None:
     assert set(seen) == words  # nothing lost
     for left, right in zip(chunks, chunks[1:], strict=False):
         assert left.split()[-1] in right.split()[:30]  # neighbours overlap
-    assert example.split_tokens("", enc, 100, 20) == []
-    assert example.split_tokens("short text", enc, 100, 20) == ["short text"]
+    assert split_tokens("", enc, 100, 20) == []
+    assert split_tokens("short text", enc, 100, 20) == ["short text"]
 
 
 class Ingest:

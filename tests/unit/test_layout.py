@@ -17,6 +17,7 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 PUBLIC_MODULES = {
     "langchain_pgvstore",
     "langchain_pgvstore.cache",
+    "langchain_pgvstore.cli",
     "langchain_pgvstore.columns",
     "langchain_pgvstore.config",
     "langchain_pgvstore.embeddings",
@@ -25,6 +26,7 @@ PUBLIC_MODULES = {
     "langchain_pgvstore.embeddings.local",
     "langchain_pgvstore.embeddings.openai",
     "langchain_pgvstore.errors",
+    "langchain_pgvstore.folders",
     "langchain_pgvstore.fusion",
     "langchain_pgvstore.importers",
     "langchain_pgvstore.mmr",

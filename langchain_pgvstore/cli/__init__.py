@@ -1,0 +1,8 @@
+"""The `pgvstore` command line: the embedded server, collections, indexes, ingest, search.
+
+Run `pgvstore --help`; the exit codes and every subcommand are described in docs/cli.md.
+"""
+
+from ._main import main
+
+__all__ = ["main"]
