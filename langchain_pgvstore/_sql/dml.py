@@ -217,7 +217,7 @@ def delete_where(table: Table, where: Frag) -> Frag:
     On a distributed collection the statement also writes the statistics
     deltas (`bm25_writes.py`: no triggers there).
     """
-    if table.distribution is not None:
+    if table.distribution is not None and table.has_full_text:
         from .bm25_writes import delete_with_statistics
 
         return delete_with_statistics(table, where)
