@@ -18,6 +18,8 @@ into a fresh table, one transaction, timed to the commit:
   statistics triggers, loaded by the same COPY;
 - `add_embeddings`: the store's own call into a fresh collection (`index=None`):
   validation, encoding, the load path and its post-load upkeep;
+- `add_embeddings (full_text=False)`: the same call into a collection created
+  without full text (no `tsv`, no full-text GIN, no BM25 statistics);
 - `raw COPY (write_row)`: pgvector-python's binary COPY example into `plain`,
   the baseline of `perf_ingest.py` and of the issue's ratio.
 
@@ -219,8 +221,8 @@ class Bench:
             store.close()
         return {"load_s": seconds}
 
-    def add_embeddings(self) -> dict[str, float]:
-        store = self._store()
+    def add_embeddings(self, full_text: bool = True) -> dict[str, float]:
+        store = self._store(full_text)
         try:
             t0 = time.perf_counter()
             store.add_embeddings(self.texts, self.vectors, self.metas, ids=self.ids)
@@ -327,13 +329,14 @@ class Bench:
         return {name: {"p50_ms": statistics.median(t), "p95_ms": float(np.percentile(t, 95))}
                 for name, t in timings.items()}  # fmt: skip
 
-    def _store(self) -> PGVStore:
+    def _store(self, full_text: bool = True) -> PGVStore:
         return PGVStore(
             LookupEmbedding(self.dim),  # type: ignore[arg-type]
             connection=self.dsn,
             schema=SCHEMA,
             collection=f"c_{uuid.uuid4().hex[:10]}",
             index=None,
+            full_text=full_text,
         )
 
 
@@ -359,6 +362,7 @@ def main() -> None:
             "+ tsv GIN": bench.variant(meta=True, tsv=True, tsv_len=True, gin=True),
             "store table (+ BM25 triggers)": bench.store_table,
             "add_embeddings (index=None)": bench.add_embeddings,
+            "add_embeddings (index=None, full_text=False)": lambda: bench.add_embeddings(False),
             "raw COPY (write_row) into plain": bench.write_row,
             "deferred full text": bench.deferred,
             "statistics by one aggregate": bench.aggregate_stats,

@@ -101,6 +101,7 @@ class StoreBase(Closing, VectorStore):
         read_wait: float = 1.0,
         max_replica_lag: float | None = None,
         columns: Mapping[str, Column] | None = None,
+        full_text: bool | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
         if not callable(getattr(embedding, "embed_query", None)):
@@ -125,6 +126,8 @@ class StoreBase(Closing, VectorStore):
             if not distributed:
                 raise ConfigError("shard_count= needs distributed=True")
             check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
+        if full_text is not None:
+            check.boolean(full_text, "full_text", ConfigError)
         declared = declare(columns)
         if declared and distributed:
             raise ConfigError(
@@ -132,7 +135,7 @@ class StoreBase(Closing, VectorStore):
                 " keep those fields in metadata, or use a collection that is not distributed"
             )
         spec = CollectionSpec(
-            table=Table(schema, collection, multi_tenant, distribution, declared),
+            table=Table(schema, collection, multi_tenant, distribution, declared, full_text),
             distance=Distance.parse(distance),
             vector_type=VectorType.parse(vector_type),
             ts_config=text_search_config,

@@ -27,6 +27,8 @@ from ._sql.fusion import fuse
 from ._sql.search import ids_and_distances, ranked_documents
 from ._sql.settings import Settings, search_settings
 from ._statements import TEXT, slotted
+from .config import Table
+from .errors import SchemaError
 
 __all__ = ["KeywordSearch"]
 
@@ -51,18 +53,30 @@ def _keyword_text(query: object) -> str:
     return check.pg_text(query_text(query), "query")
 
 
+def need_full_text(table: Table) -> None:
+    """`SchemaError` for a collection without full text (`full_text=False`)."""
+    if not table.has_full_text:
+        raise SchemaError(
+            f"collection {table.schema}.{table.name} has no full text (it was created with"
+            " full_text=False): keyword and hybrid search need it; use similarity search,"
+            " or a collection created with full text"
+        )
+
+
 class KeywordSearch(StoreCore):
     """BM25 keyword search over the provisioned tsvector, and its fusion with vector search."""
 
     def _keyword_args(
         self, query: str, k: int, filter: Mapping[str, Any] | None, kwargs: Mapping[str, Any]
     ) -> tuple[str, int, Frag, SearchOptions]:
+        need_full_text(self._configured.table)
         text = _keyword_text(query)
         k = check.positive_int(k, "k")
         return text, k, self._compile(filter), parse_options("keyword", k, kwargs)
 
     def _keyword(self, text: str, k: int, where: Frag, options: SearchOptions) -> Flow[Scored]:
         def build(spec: CollectionSpec) -> Query:
+            need_full_text(spec.table)  # an existing collection opened without the option
             filter_key, slotted_where = (None, where) if where is TRUE else slotted(where)
 
             def make() -> tuple[Frag, Settings]:
@@ -113,6 +127,7 @@ class KeywordSearch(StoreCore):
     def _hybrid_args(
         self, query: str, k: int, filter: Mapping[str, Any] | None, kwargs: Mapping[str, Any]
     ) -> tuple[str, int, Frag, SearchOptions]:
+        need_full_text(self._configured.table)
         text = _keyword_text(query)
         k = check.positive_int(k, "k")
         return text, k, self._compile(filter), parse_options("hybrid", k, kwargs)
@@ -127,6 +142,7 @@ class KeywordSearch(StoreCore):
         from_model: bool = False,
     ) -> Flow[Scored]:
         def build(spec: CollectionSpec) -> Query:
+            need_full_text(spec.table)  # an existing collection opened without the option
             filter_key, slotted_where = (None, where) if where is TRUE else slotted(where)
 
             def make() -> tuple[Frag, Settings]:

@@ -65,7 +65,7 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
             build = True
         yield Phase("copy", len(batch))
         written = yield from direct_write_plan(table, batch, spec.vector_type, tenant)
-        if table.distribution is not None:
+        if table.distribution is not None and table.has_full_text:
             # no triggers on a distributed table: count the new rows' statistics
             for frag in recount_bm25(table):
                 yield Execute(frag)
@@ -85,7 +85,7 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
                 for frag in ddl.drop_ann_indexes(table):
                     yield Execute(frag)
                 build = True
-        if table.distribution is None:
+        if table.distribution is None or not table.has_full_text:
             written = yield from merge_plan(table, tenant)
         else:
             written = yield Execute(merge_with_statistics(table, tenant))

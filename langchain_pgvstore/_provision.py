@@ -7,6 +7,8 @@ collection's table and indexes under a per-collection one.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ._plan import Execute, Fetch, Plan
 from ._schema import (
     CollectionSpec,
@@ -97,8 +99,9 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 yield Execute(frag)
             for frag in typed.create_column_indexes(table):
                 yield Execute(frag)
-            for frag in bm25_ddl(table, spec.ts_config):
-                yield Execute(frag)
+            if table.has_full_text:
+                for frag in bm25_ddl(table, spec.ts_config):
+                    yield Execute(frag)
         else:
             yield from _distribute_plan(spec)
         if table.multi_tenant and isinstance(spec.index, HNSWIndex):
@@ -120,6 +123,7 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         )
         if table.columns:
             yield Execute(typed.record_columns(table))
+        spec = replace(spec, table=replace(table, full_text=table.has_full_text))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
@@ -148,14 +152,16 @@ def _distribute_plan(spec: CollectionSpec) -> Plan[None]:
             "distributed collections need PostgreSQL 18 or later on the Citus cluster"
             f" (their BM25 statistics are kept with RETURNING old/new); this one is {version}"
         )
-    for frag in length_column(table, spec.ts_config):
-        yield Execute(frag)
+    if table.has_full_text:
+        for frag in length_column(table, spec.ts_config):
+            yield Execute(frag)
     yield Execute(citus.distribute(table.qualname, table.distribution, spec.shard_count))
     for frag in ddl.create_secondary_indexes(table):
         yield Execute(frag)
-    for frag in statistics_table(table):
-        yield Execute(frag)
-    yield Execute(citus.make_reference_table(stats_table(table)))
+    if table.has_full_text:
+        for frag in statistics_table(table):
+            yield Execute(frag)
+        yield Execute(citus.make_reference_table(stats_table(table)))
     if not (yield Fetch(citus.is_distributed(table.registry)))[0][0]:
         yield Execute(citus.make_reference_table(table.registry))
 

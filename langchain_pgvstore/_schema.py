@@ -239,9 +239,24 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f" by {spec.table.distribution}"
         )
     check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
+    full_text = spec.table.full_text
+    if len(row) > 9 and row[9] is not None:
+        full_text = check_full_text(name, full_text, bool(row[9]))
     assert isinstance(dimensions, int)
-    table = replace(spec.table, distribution=distribution)  # type: ignore[arg-type]
+    table = replace(spec.table, distribution=distribution, full_text=full_text)  # type: ignore[arg-type]
     return replace(spec, dimensions=dimensions, table=table)
+
+
+def check_full_text(name: str, asked: bool | None, found: bool) -> bool:
+    """The collection's full text as the catalog shows it; `SchemaError` if the store asks
+    for the other (full text is never added or dropped behind the user's back)."""
+    if asked is not None and asked != found:
+        has = "has full text" if found else "was created with full_text=False"
+        raise SchemaError(
+            f"collection {name} {has}, but this store asks for full_text={asked};"
+            f" open it with full_text={found} or without the option"
+        )
+    return found
 
 
 def check_columns(name: str, declared: Columns, recorded: Columns) -> None:

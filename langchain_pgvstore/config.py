@@ -260,7 +260,10 @@ class Table:
     `multi_tenant`: every row carries a `tenant` and the primary key is
     `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
     sharded by (None for an ordinary table). `columns`: the typed columns that
-    hold declared metadata fields (`columns.py`), sorted by name.
+    hold declared metadata fields (`columns.py`), sorted by name. `full_text`:
+    whether the table has the full-text objects (the generated `tsv`, its GIN
+    index, the BM25 statistics); None until known, which a new table takes as
+    True and an existing one replaces with what the catalog shows.
     """
 
     schema: str
@@ -268,6 +271,7 @@ class Table:
     multi_tenant: bool = False
     distribution: Distribution | None = None
     columns: Columns = ()
+    full_text: bool | None = None
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     id: ClassVar[sql.Identifier] = sql.Identifier("id")
     content: ClassVar[sql.Identifier] = sql.Identifier("content")
@@ -293,6 +297,11 @@ class Table:
                 f" {RESERVED_PREFIX!r}, or ending in '_' + 10 hex digits + '_' + a word, are"
                 " those of the store's own tables, indexes and functions"
             )
+
+    @property
+    def has_full_text(self) -> bool:
+        """The table has (or, when new, is to get) the full-text objects."""
+        return self.full_text is not False
 
     @property
     def qualname(self) -> sql.Identifier:

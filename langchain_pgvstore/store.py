@@ -116,6 +116,12 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
             `{"price": Column("numeric"), "tags": Column("text[]", nullable=True)}`
             (docs/typed-columns.md). Fixed when the collection is created; a store
             opened later must declare the same columns.
+        full_text: False creates the collection without full text (no `tsv`
+            column, no full-text index, no BM25 statistics): ingest is several
+            times faster, and keyword and hybrid search raise `SchemaError`. True
+            asks for full text. Omitted (None): a new collection gets full text,
+            an existing one is opened as it was created; a value that contradicts
+            the existing collection is a `SchemaError` (docs/performance.md).
     """
 
     @override

@@ -80,17 +80,23 @@ def registry_row(table: Table) -> Frag:
     """The collection's registry row, if any.
 
     Columns a later release added are read through `to_jsonb`, so the same
-    query reads a registry an earlier release made (they read as NULL).
+    query reads a registry an earlier release made (they read as NULL). The
+    last column says whether the table has full text (the `tsv` column), from
+    the catalog; NULL when the table does not exist.
     """
+    name = table.qualname.as_string(None)
     return Frag(
         sql.SQL(
             "SELECT r.dimensions, r.distance, r.vector_type, r.text_search_config,"
             " r.embedding_model, r.schema_version,"
             " coalesce((to_jsonb(r) ->> 'multi_tenant')::boolean, false),"
-            " to_jsonb(r) ->> 'distribution', to_jsonb(r) -> 'typed_columns'"
+            " to_jsonb(r) ->> 'distribution', to_jsonb(r) -> 'typed_columns',"
+            " CASE WHEN to_regclass(%s) IS NOT NULL THEN EXISTS (SELECT FROM pg_attribute AS a"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attname = 'tsv' AND NOT a.attisdropped)"
+            " END"
             " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
-        (table.name,),
+        (name, name, table.name),
     )
 
 
@@ -148,8 +154,7 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             " {content} text NOT NULL,"
             " {metadata} jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
             " {embedding} {vtype}({dims}) NOT NULL{typed},"
-            " {tsv} tsvector GENERATED ALWAYS AS"
-            " (to_tsvector({cfg}::regconfig, left({content}, {tsv_chars}))) STORED,"
+            "{tsv}"
             " {created} timestamptz NOT NULL DEFAULT now(),"
             " {updated} timestamptz NOT NULL DEFAULT now(),"
             " PRIMARY KEY ({key}))"
@@ -163,13 +168,26 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
             vtype=type_name(vector_type),
             dims=sql.Literal(int(dimensions)),
             typed=column_definitions(table.columns),
-            tsv=table.tsv,
-            cfg=sql.Literal(ts_config),
-            tsv_chars=sql.Literal(MAX_TSVECTOR_CHARS),
+            tsv=_tsv_column(table, ts_config),
             created=table.created_at,
             updated=table.updated_at,
             key=sql.SQL(", ").join(table.key),
         )
+    )
+
+
+def _tsv_column(table: Table, ts_config: str) -> sql.Composable:
+    """The generated tsvector column, or nothing for a collection without full text."""
+    if not table.has_full_text:
+        return sql.SQL("")
+    return sql.SQL(
+        " {tsv} tsvector GENERATED ALWAYS AS"
+        " (to_tsvector({cfg}::regconfig, left({content}, {chars}))) STORED,"
+    ).format(
+        tsv=table.tsv,
+        cfg=sql.Literal(ts_config),
+        content=table.content,
+        chars=sql.Literal(MAX_TSVECTOR_CHARS),
     )
 
 
@@ -188,8 +206,8 @@ def set_embedding_storage_main(table: Table) -> Frag:
 
 
 def create_secondary_indexes(table: Table) -> list[Frag]:
-    """GIN on metadata (serves `@>` filters) and GIN on the tsvector (full text)."""
-    return [
+    """GIN on metadata (serves `@>` filters) and GIN on the tsvector (full text, if any)."""
+    indexes = [
         Frag(
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({} jsonb_path_ops)").format(
                 sql.Identifier(table.index_name("meta")), table.qualname, table.metadata
@@ -201,6 +219,7 @@ def create_secondary_indexes(table: Table) -> list[Frag]:
             )
         ),
     ]
+    return indexes if table.has_full_text else indexes[:1]
 
 
 #: The kinds of ANN index a collection may have (its index names end in these).
@@ -288,7 +307,7 @@ def clean_gin_pending(table: Table) -> list[Frag]:
         Frag(
             sql.SQL("SELECT gin_clean_pending_list(%s::regclass)"), (table.index(kind).as_string(),)
         )
-        for kind in ("meta", "tsv")
+        for kind in ("meta", "tsv")[: 2 if table.has_full_text else 1]
     ]
 
 

@@ -215,9 +215,13 @@ def delete_where(table: Table, where: Frag) -> Frag:
     """Delete the rows matching `where`; the statement's row count is how many.
 
     On a distributed collection the statement also writes the statistics
-    deltas (`bm25_writes.py`: no triggers there).
+    deltas (`bm25_writes.py`: no triggers there); without full text it is a
+    plain `DELETE` (Citus refuses `FOR UPDATE` across shards, and each shard
+    locks its own rows).
     """
     if table.distribution is not None:
+        if not table.has_full_text:
+            return Frag(sql.SQL("DELETE FROM {} WHERE ").format(table.qualname)) + where
         from .bm25_writes import delete_with_statistics
 
         return delete_with_statistics(table, where)

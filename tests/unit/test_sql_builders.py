@@ -169,3 +169,32 @@ def test_filtered_search_estimates_only_where_the_statistics_describe_the_rows(
     assert ("count(*) AS n" in text) is not by_cost
     mode = "force_generic_plan" if by_cost else "force_custom_plan"
     assert ("plan_cache_mode", mode) in settings.values
+
+
+def test_a_table_without_full_text_has_no_tsv_nor_its_index() -> None:
+    bare = Table("public", "docs", full_text=False)
+    assert ddl.create_table(bare, 384, VectorType.VECTOR, "english").as_string() == (
+        'CREATE TABLE IF NOT EXISTS "public"."docs" ("id" text NOT NULL, "content" text NOT NULL,'
+        ' "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, "embedding" vector(384) NOT NULL,'
+        ' "created_at" timestamptz NOT NULL DEFAULT now(), "updated_at" timestamptz NOT NULL DEFAULT now(),'
+        ' PRIMARY KEY ("id"))'
+    )
+    assert [f.as_string() for f in ddl.create_secondary_indexes(bare)] == [
+        f.as_string() for f in ddl.create_secondary_indexes(T)[:1]
+    ]
+    assert "jsonb_path_ops" in ddl.create_secondary_indexes(bare)[0].as_string()
+    assert [f.params for f in ddl.clean_gin_pending(bare)] == [(T.index("meta").as_string(None),)]
+    assert len(ddl.clean_gin_pending(T)) == 2
+    # None (not yet known) is full text, as for a new collection
+    assert Table("public", "docs", full_text=None).has_full_text and not bare.has_full_text
+    # a distributed collection without full text deletes without statistics deltas
+    spread = Table("public", "docs", distribution="id", full_text=False)
+    assert dml.delete_where(spread, TRUE).as_string() == 'DELETE FROM "public"."docs" WHERE TRUE'
+    assert "bm25" in dml.delete_where(Table("public", "docs", distribution="id"), TRUE).as_string()
+
+
+def test_registry_row_reads_full_text_from_the_catalog() -> None:
+    frag = ddl.registry_row(T)
+    text = frag.as_string()
+    assert "a.attname = 'tsv'" in text and "to_regclass(%s) IS NOT NULL" in text
+    assert frag.params == ('"public"."docs"', '"public"."docs"', "docs")
