@@ -18,8 +18,7 @@ from pgvector import Vector
 from typing_extensions import override
 
 from ._base import StoreBase
-from ._documents import document
-from ._documents import scored as scored_plain
+from ._documents import document, scored
 from ._flow import Query
 from ._nearest import nearest_statement
 from ._options import SearchOptions
@@ -55,11 +54,6 @@ SPEC_TTL = 30.0
 
 def row_document(row: Row) -> Document:
     return document(row[0], row[1], row[2])
-
-
-def scored(rows: list[Row], make: Callable[[Row], Document] = row_document) -> Scored:
-    """`(document, score)` of rows `(id, content, metadata, score, ...)`."""
-    return [(make(r), float(r[3])) for r in rows]
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -121,9 +115,12 @@ class StoreCore(Performer, StoreBase):
         return make
 
     def _scored(self, rows: list[Row]) -> Scored:
-        if not self._configured.table.columns:
-            return scored_plain(rows)  # the common case, in one loop
-        return scored(rows, self._documents())
+        """`(Document, score)` of rows `(id, content, metadata, score, ...)`."""
+        decode = decoders(self._configured.table.columns)
+        if decode:
+            for row in rows:
+                assemble(row[2], decode)  # in place, before the one loop that builds Documents
+        return scored(rows)
 
     # -- embeddings -----------------------------------------------------------
 
