@@ -1,4 +1,5 @@
-"""The `pgvstore` command line: the embedded server, collections, indexes, ingest, search.
+"""The `pgvstore` command line: the embedded server, collections, indexes, ingest, imports,
+search.
 
 Run `pgvstore --help`; the exit codes and every subcommand are described in docs/cli.md.
 """

@@ -13,6 +13,7 @@ from ..errors import (
     FilterError,
     InputError,
     PGVStoreError,
+    SourceNotFoundError,
 )
 
 __all__ = ["CLIError", "Exit", "describe"]
@@ -27,7 +28,7 @@ class Exit(IntEnum):
     USAGE = 2
     """Bad arguments or input: options, a JSON filter, a model missing its extra."""
     NOT_FOUND = 3
-    """No such collection, or no index to rebuild."""
+    """No such collection, no index to rebuild, or no such import source."""
     UNAVAILABLE = 4
     """The database cannot be reached: the server is down or refuses the connection."""
     INTERRUPTED = 130
@@ -52,6 +53,8 @@ def describe(error: BaseException) -> tuple[Exit, str]:
         return error.code, _one_line(str(error))
     if isinstance(error, (DatabaseUnavailableError, EmbeddedServerError)):
         return Exit.UNAVAILABLE, _one_line(str(error))
+    if isinstance(error, SourceNotFoundError):  # a ConfigError, but nothing is wrong with it
+        return Exit.NOT_FOUND, _one_line(str(error))
     if isinstance(error, (InputError, FilterError, ConfigError)):
         return Exit.USAGE, _one_line(str(error))
     if isinstance(error, PGVStoreError):

