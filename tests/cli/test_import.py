@@ -9,8 +9,11 @@ interrupted import and leaves a finished one unchanged.
 from __future__ import annotations
 
 import re
+import signal
 import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +35,7 @@ from tests.importing.sources import (
     write,
 )
 
-from ._run import Result, assert_one_line_error, pgvstore
+from ._run import Result, assert_one_line_error, command, environment, pgvstore
 
 DIM = 16
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,10 +383,6 @@ def test_chroma_without_chromadb_says_which_extra(dsn: str, tmp_path: Path) -> N
     """With only the embedded extra (no chromadb), a one-line error naming the extra."""
     only_extras = ROOT / "tests" / "examples" / "only_extras.py"
     entry = ROOT / "tests" / "cli" / "entry.py"
-    import subprocess
-
-    from ._run import environment
-
     proc = subprocess.run(
         [sys.executable, str(only_extras), "embedded", str(entry), "import", "chroma",
          "--path", str(tmp_path), "--source-collection", "docs", "-c", "x", "--dsn", dsn],
@@ -429,5 +428,68 @@ def test_too_many_dimensions_for_an_index(
         got = summary(pgvstore("import", "pgvectorstore", "--source-table", table, "-c", halfvec,
                                "--vector-type", "halfvec", "--dsn", dsn))  # fmt: skip
         assert got["read"] == 3 and got["indexed"]
+    finally:
+        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+def test_ctrl_c_then_the_same_command_resumes(
+    dsn: str, admin: psycopg.Connection, names: Callable[[], str]
+) -> None:
+    """SIGINT in the middle of an import: exit 130, the committed batches stay, and the same
+    command continues after them and ends with every row of the source."""
+    table = unique_name("big")
+    n = 20_000
+    admin.execute(
+        sql.SQL(
+            "CREATE TABLE {} (langchain_id text PRIMARY KEY, content text NOT NULL,"
+            " embedding vector(8) NOT NULL, langchain_metadata jsonb)"
+        ).format(sql.Identifier(table))
+    )
+    try:
+        admin.execute(
+            sql.SQL(
+                "INSERT INTO {} SELECT 'r' || lpad(i::text, 6, '0'), 'row ' || i,"
+                " array_fill(i::real, ARRAY[8])::vector, jsonb_build_object('i', i)"
+                " FROM generate_series(1, %s) i"
+            ).format(sql.Identifier(table)),
+            (n,),
+        )
+        name = names()
+        cmd = [*command(), "import", "pgvectorstore", "--source-table", table, "-c", name,
+               "--batch-size", "20", "--dsn", dsn]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                exists = admin.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0]
+                if (
+                    exists
+                    and admin.execute(
+                        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+                    ).fetchone()[0]
+                    >= 200
+                ):
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the import ended before it could be interrupted"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, (out, err)
+        assert err.splitlines()[-1] == "pgvstore: interrupted" and "Traceback" not in err
+        kept = len(stored(dsn, "public", name))
+        assert 200 <= kept < n and kept % 20 == 0  # whole batches only
+        got = summary(pgvstore(*cmd[len(command()) :], "--no-progress"))
+        assert got["skipped"] == kept and got["read"] == got["written"] == n - kept
+        imported = stored(dsn, "public", name)
+        assert len(imported) == n
+        for i in (1, n // 2, n):
+            text, meta, vec = imported[f"r{i:06d}"]
+            assert (text, meta) == (f"row {i}", {"i": i})
+            assert np.array_equal(vec, np.full(8, i, dtype=np.float32))
     finally:
         admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
