@@ -65,18 +65,21 @@ def collection_table(
     columns: list[sa.Column[Any]] = []
     if table.multi_tenant:
         columns.append(sa.Column("tenant", sa.Text, primary_key=True))
+    names, adopted = table.names, table.existing is not None
     columns += [
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("content", sa.Text, nullable=False),
-        sa.Column("metadata", pg.JSONB, nullable=False),
-        sa.Column("embedding", vector(dimensions), nullable=False),
+        sa.Column(names.id, sa.Text, primary_key=True),
+        sa.Column(names.content, sa.Text, nullable=adopted),
+        sa.Column(names.metadata, pg.JSONB, nullable=False),
+        # an existing table's rows wait for their embedding with NULL there
+        sa.Column(names.embedding, vector(dimensions), nullable=adopted),
     ]
     columns += [
         sa.Column(name, _column_type(column), nullable=column.nullable)
         for name, column in table.columns
     ]
-    columns += [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    ]
+    if not adopted:
+        columns += [
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        ]
     return sa.Table(table.name, metadata, *columns, schema=table.schema)

@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ._admin import IndexAdmin
+from ._backfill import ExistingTables
 from ._flow import known_flow
 from ._keyword import KeywordSearch
 from ._reads import Reads
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["PGVStore"]
 
 
-class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
+class PGVStore(Tenants, ExistingTables, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
     """A LangChain vector store on PostgreSQL + pgvector that provisions its own schema.
 
     Setup:
@@ -122,6 +123,11 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
             asks for full text. Omitted (None): a new collection gets full text,
             an existing one is opened as it was created; a value that contradicts
             the existing collection is a `SchemaError` (docs/performance.md).
+        existing_table: `ExistingTable(id=..., content=..., ...)` makes the collection
+            a table of your own, named by `collection`: `adopt()` checks it and adds
+            only what it is asked for, `embed_pending()` fills and refreshes its
+            embeddings in place, and `columns=` declares which of its columns are
+            metadata fields (docs/existing-tables.md).
     """
 
     @override

@@ -9,7 +9,7 @@ from psycopg import sql
 from ..columns import Columns
 from ..config import Table, VectorType
 from . import Frag, type_name
-from .columns import metadata_out, names, staging_definitions
+from .columns import content_out, metadata_out, names, staging_definitions
 
 __all__ = [
     "STAGING",
@@ -86,36 +86,53 @@ def merge_staging(table: Table, tenant: str | None = None) -> Frag:
     transaction's time either way.
     """
     value, params = _tenant_value(table, tenant)
+    stamp = _stamp_column(table)
+    into = [*table.key, table.content, table.metadata, table.embedding, *names(table.columns)]
+    values = [sql.SQL("id, content, metadata, embedding"), *names(table.columns)]
+    changed = [table.content, table.metadata, table.embedding, *names(table.columns)]
+    if stamp is not None:
+        into.append(stamp)
+        values.append(_stamp_value(table))
+        changed.append(stamp)
     return Frag(
         sql.SQL(
-            "INSERT INTO {tbl} AS t ({columns}, {updated})"
-            " SELECT DISTINCT ON (id) {tenant}id, content, metadata, embedding{typed}, now()"
+            "INSERT INTO {tbl} AS t ({into})"
+            " SELECT DISTINCT ON (id) {tenant}{values}"
             " FROM {stage} ORDER BY id, ord DESC"
-            " ON CONFLICT ({key}) DO UPDATE SET {content} = EXCLUDED.{content},"
-            " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
-            "{set_typed} {updated} = EXCLUDED.{updated}"
+            " ON CONFLICT ({key}) DO UPDATE SET {set}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
             " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding}"
             "{x_typed})"
         ).format(
-            typed=_typed(table.columns),
-            set_typed=sql.Composed(
-                [sql.SQL(" {} = EXCLUDED.{},").format(n, n) for n in names(table.columns)]
-            ),
+            tbl=table.qualname,
+            into=sql.SQL(", ").join(into),
+            tenant=value,
+            values=sql.SQL(", ").join(values),
+            stage=STAGING,
+            key=sql.SQL(", ").join(table.key),
+            set=sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(c, c) for c in changed),
             t_typed=_typed(table.columns, "t"),
             x_typed=_typed(table.columns, "EXCLUDED"),
-            tbl=table.qualname,
-            columns=_insert_columns(table),
-            tenant=value,
-            key=sql.SQL(", ").join(table.key),
             content=table.content,
             metadata=table.metadata,
             embedding=table.embedding,
-            updated=table.updated_at,
-            stage=STAGING,
         ),
         params,
     )
+
+
+def _stamp_column(table: Table) -> sql.Identifier | None:
+    """The column a merge stamps: `updated_at`, or an existing table's content hash
+    (the record that the row's embedding is that of its content: `_sql/existing.py`)."""
+    if table.existing is None:
+        return table.updated_at
+    return table.content_hash if table.names.content_hash is not None else None
+
+
+def _stamp_value(table: Table) -> sql.Composable:
+    if table.existing is None:
+        return sql.SQL("now()")
+    return sql.SQL("sha256(convert_to(content, 'UTF8'))")
 
 
 def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
@@ -230,7 +247,7 @@ def delete_where(table: Table, where: Frag) -> Frag:
 
 def _select_docs(table: Table) -> sql.Composed:
     return sql.SQL("SELECT {}, {}, {} FROM {}").format(
-        table.id, table.content, metadata_out(table), table.qualname
+        table.id, content_out(table), metadata_out(table), table.qualname
     )
 
 
