@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ._column_names import ID_TYPES
 from ._plan import Execute, Fetch, Plan
 from ._provision import registry_plan
 from ._schema import CollectionSpec, check_registered
@@ -67,10 +68,11 @@ def _check_key_and_content(table: Table, found: Found, name: str) -> None:
     for role, column in (("id", names.id), ("content", names.content)):
         if column not in found:
             raise SchemaError(f"table {name} has no column {column!r} (the {role} column)")
-        if not _is(found[column][0], _ACCEPTS["text"]):
+        accepted = _ACCEPTS["text"] + (tuple(ID_TYPES) if role == "id" else ())
+        if not _is(found[column][0], accepted):
+            kinds = "text, varchar, " + ", ".join(ID_TYPES) if role == "id" else "text or varchar"
             raise SchemaError(
-                f"the {role} column {column!r} of {name} is {found[column][0]}; it must be text"
-                " or varchar"
+                f"the {role} column {column!r} of {name} is {found[column][0]}; it must be {kinds}"
             )
     if not found[names.id][3]:
         raise SchemaError(
@@ -142,7 +144,9 @@ def decide(
         more = f" (+{len(frags) - 1} statements)" if len(frags) > 1 else ""
         steps.append((AdoptionStep(label, shown + more, rewrites), frags))
 
-    names = table.names
+    id_type = found[table.names.id][0]
+    names = replace(table.names, id_type=id_type if id_type in ID_TYPES else None)
+    table = replace(table, existing=names)
     dimensions = _embedding_dimensions(spec, found, name)
     if dimensions is not None:
         present.append(f"embedding column {names.embedding!r} ({found[names.embedding][0]})")

@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ColumnNames"]
+__all__ = ["ID_TYPES", "ColumnNames"]
+
+
+def _integer(bits: int) -> Callable[[str], bool]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def fits(text: str) -> bool:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            return False
+        return low <= value <= high and text.strip() == str(value)
+
+    return fits
+
+
+def _uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: Id column types of an existing table besides text and varchar: the SQL type (the
+#: store's ids are text, cast to it) and which texts are ids of that type.
+ID_TYPES: dict[str, Callable[[str], bool]] = {
+    "smallint": _integer(16),
+    "integer": _integer(32),
+    "bigint": _integer(64),
+    "uuid": _uuid,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +46,8 @@ class ColumnNames:
 
     `content_hash` records, per row, a digest of the content its embedding was
     made from (existing tables only: it is how changed rows are found).
+    `id_type`: an existing table's id column type when it is not text (one of
+    `ID_TYPES`): statements cast the store's text ids to it and read it as text.
     """
 
     id: str = "id"
@@ -21,6 +56,7 @@ class ColumnNames:
     metadata: str = "metadata"
     tsv: str = "tsv"
     content_hash: str | None = None
+    id_type: str | None = None
 
     def __post_init__(self) -> None:
         names = self.as_tuple()
@@ -35,6 +71,15 @@ class ColumnNames:
                 "the id, content, embedding, metadata, full-text and content-hash columns must"
                 f" be different columns, got {names!r}"
             )
+        assert self.id_type is None or self.id_type in ID_TYPES, self.id_type
+
+    def fitting(self, ids: Sequence[str]) -> list[str]:
+        """The ids that can be ids of this table (others name no row: an integer key
+        has no row "abc")."""
+        if self.id_type is None:
+            return list(ids)
+        fits = ID_TYPES[self.id_type]
+        return [i for i in ids if fits(i)]
 
     def as_tuple(self) -> tuple[str, ...]:
         names = (self.id, self.content, self.embedding, self.metadata, self.tsv)
@@ -49,6 +94,7 @@ class ColumnNames:
             "metadata": self.metadata,
             "tsv": self.tsv,
             "content_hash": self.content_hash,
+            "id_type": self.id_type,
         }
 
 

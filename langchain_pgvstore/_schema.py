@@ -288,10 +288,14 @@ def check_existing(name: str, asked: ColumnNames | None, recorded: object) -> Co
             f"collection {name} is an existing table adopted with columns {found.as_json()!r};"
             " open it with existing_table=ExistingTable(...) naming them"
         )
-    if replace(asked, content_hash=None) != replace(found, content_hash=None):
+    # whether hashes are recorded and the id's type are the table's, not the store's to say
+    if replace(asked, content_hash=None, id_type=None) != replace(
+        found, content_hash=None, id_type=None
+    ):
+        named = replace(asked, content_hash=found.content_hash, id_type=found.id_type)
         raise SchemaError(
             f"collection {name} was adopted with columns {found.as_json()!r}, but this store"
-            f" names {replace(asked, content_hash=found.content_hash).as_json()!r}"
+            f" names {named.as_json()!r}"
         )
     return found
 

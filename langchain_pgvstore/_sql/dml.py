@@ -10,6 +10,7 @@ from ..columns import Columns
 from ..config import Table, VectorType
 from . import Frag, type_name
 from .columns import content_out, metadata_out, names, staging_definitions
+from .ids import id_array, id_cast, id_text
 
 __all__ = [
     "STAGING",
@@ -88,7 +89,10 @@ def merge_staging(table: Table, tenant: str | None = None) -> Frag:
     value, params = _tenant_value(table, tenant)
     stamp = _stamp_column(table)
     into = [*table.key, table.content, table.metadata, table.embedding, *names(table.columns)]
-    values = [sql.SQL("id, content, metadata, embedding"), *names(table.columns)]
+    values = [
+        sql.SQL("id{}, content, metadata, embedding").format(id_cast(table)),
+        *names(table.columns),
+    ]
     changed = [table.content, table.metadata, table.embedding, *names(table.columns)]
     if stamp is not None:
         into.append(stamp)
@@ -144,7 +148,8 @@ def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
     return Frag(
         sql.SQL(
             "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding{typed}"
-            " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id{tenant}"
+            " FROM {stage} ORDER BY id, ord DESC) s"
+            " LEFT JOIN {tbl} t ON t.{id} = s.id{cast}{tenant}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
             " IS DISTINCT FROM (s.content, s.metadata, s.embedding{s_typed})"
         ).format(
@@ -154,6 +159,7 @@ def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
             stage=STAGING,
             tbl=table.qualname,
             id=table.id,
+            cast=id_cast(table),
             tenant=same_tenant,
             content=table.content,
             metadata=table.metadata,
@@ -222,7 +228,9 @@ def _locked_in_key_order(table: Table, where: Frag) -> Frag:
 
 def delete_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
     """Delete the rows with these ids (that also match `where`, e.g. the tenant)."""
-    match = Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),))
+    match = Frag(
+        sql.SQL("{} = ANY(%s{})").format(table.id, id_array(table)), (table.names.fitting(ids),)
+    )
     if where is not None:
         match += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
     return delete_where(table, match)
@@ -247,13 +255,16 @@ def delete_where(table: Table, where: Frag) -> Frag:
 
 def _select_docs(table: Table) -> sql.Composed:
     return sql.SQL("SELECT {}, {}, {} FROM {}").format(
-        table.id, content_out(table), metadata_out(table), table.qualname
+        id_text(table), content_out(table), metadata_out(table), table.qualname
     )
 
 
 def get_by_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
     """The rows with these ids (that also match `where`, e.g. the tenant)."""
-    frag = Frag(_select_docs(table) + sql.SQL(" WHERE {} = ANY(%s)").format(table.id), (list(ids),))
+    frag = Frag(
+        _select_docs(table) + sql.SQL(" WHERE {} = ANY(%s{})").format(table.id, id_array(table)),
+        (table.names.fitting(ids),),
+    )
     if where is not None:
         frag += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
     return frag

@@ -13,6 +13,7 @@ from ..config import MAX_TSVECTOR_CHARS, Table, VectorType
 from . import Frag, type_name
 from .dml import STAGING
 from .filters import TRUE
+from .ids import id_cast, id_text
 
 __all__ = [
     "add_content_hash",
@@ -110,11 +111,13 @@ def pending_batch(table: Table, size: int, after: str | None) -> Frag:
     whose update lost a race with the application (it stays pending for the
     next run)."""
     frag = Frag(
-        sql.SQL("SELECT {}, {} FROM {} WHERE ").format(table.id, table.content, table.qualname)
+        sql.SQL("SELECT {}, {} FROM {} WHERE ").format(
+            id_text(table), table.content, table.qualname
+        )
         + _pending(table)
     )
     if after is not None:
-        frag += Frag(sql.SQL(" AND {} > %s").format(table.id), (after,))
+        frag += Frag(sql.SQL(" AND {} > %s{}").format(table.id, id_cast(table)), (after,))
     return frag + Frag(sql.SQL(" ORDER BY {} LIMIT %s").format(table.id), (size,))
 
 
@@ -136,13 +139,14 @@ def update_embeddings(table: Table) -> Frag:
         sql.SQL(
             "UPDATE {tbl} AS t SET {embedding} = s.embedding{stamp}"
             " FROM (SELECT DISTINCT ON (id) id, content, embedding FROM {stage}"
-            " ORDER BY id, ord DESC) AS s WHERE t.{id} = s.id AND t.{content} = s.content"
+            " ORDER BY id, ord DESC) AS s WHERE t.{id} = s.id{cast} AND t.{content} = s.content"
         ).format(
             tbl=table.qualname,
             embedding=table.embedding,
             stamp=stamp,
             stage=STAGING,
             id=table.id,
+            cast=id_cast(table),
             content=table.content,
         )
     )

@@ -12,6 +12,7 @@ from psycopg import sql
 from ..config import Distance, Table, VectorType
 from . import Frag, operator, type_name
 from .columns import content_out, metadata_out
+from .ids import id_cast, id_text
 
 __all__ = [
     "Quantized",
@@ -43,12 +44,11 @@ def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
 
 
 def _id_out(table: Table, alias: str | None = None) -> sql.Composable:
-    """The select-list item for the id: named `id` whatever an existing table calls it
-    (the statements around a nearest-neighbour query refer to it by that name)."""
-    ref = table.id if alias is None else sql.SQL("{}.{}").format(sql.Identifier(alias), table.id)
+    """The select-list item for the id: text named `id` whatever an existing table calls
+    it (the statements around a nearest-neighbour query refer to it by that name)."""
     if table.existing is None:
-        return ref
-    return sql.SQL("{} AS id").format(ref)
+        return id_text(table, alias)
+    return sql.SQL("{} AS id").format(id_text(table, alias))
 
 
 def _distance(table: Table, distance: Distance, vector_type: VectorType, vector: object) -> Frag:
@@ -225,7 +225,7 @@ def filtered_knn(
                 " ELSE coalesce(%s::bigint, greatest(%s, ceil(sqrt(4 * %s * est.rows))::bigint))"
                 " END AS cap FROM est) AS x)"
                 ", cand AS MATERIALIZED (SELECT * FROM (SELECT {} AS id, "
-            ).format(table.id),
+            ).format(id_text(table)),
             (exact_below, UNKNOWN_THRESHOLD, exact_below, k, k),
         )
         + dist
@@ -252,12 +252,13 @@ def filtered_knn(
                 ") AS b WHERE NOT (SELECT done FROM done) AND (SELECT count(*) FROM ann) < %s)"
                 " SELECT {id}, {content}, {metadata}, c.distance{embedding} FROM"
                 " (SELECT * FROM cand WHERE (SELECT done FROM done) ORDER BY distance LIMIT %s) c"
-                " JOIN {table} d ON d.{key} = c.id"
+                " JOIN {table} d ON d.{key} = c.id{cast}"
                 " UNION ALL SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %s"
                 " UNION ALL SELECT * FROM fallback ORDER BY distance"
             ).format(
                 id=_id_out(table, "d"),
                 key=table.id,
+                cast=id_cast(table),
                 content=content_out(table, "d"),
                 metadata=metadata_out(table, "d"),
                 embedding=embedding,
@@ -331,13 +332,17 @@ def ranked_documents(table: Table, ranked: Frag, scope: Frag | None = None) -> F
     (the tenant predicate of a multi-tenant collection) picks the row among
     those sharing the id.
     """
-    on = Frag(sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id").format(table.qualname, table.id))
+    on = Frag(
+        sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id{}").format(
+            table.qualname, table.id, id_cast(table)
+        )
+    )
     if scope is not None:
         on += Frag(sql.SQL(" AND d.")) + scope
     return (
         Frag(
-            sql.SQL("SELECT d.{}, {}, {}, r.score FROM (").format(
-                table.id, content_out(table, "d"), metadata_out(table, "d")
+            sql.SQL("SELECT {}, {}, {}, r.score FROM (").format(
+                id_text(table, "d"), content_out(table, "d"), metadata_out(table, "d")
             )
         )
         + ranked

@@ -265,7 +265,11 @@ def test_reopening_checks_the_adoption(
 @pytest.mark.parametrize(
     ("ddl", "options", "message"),
     [
-        ("sku integer PRIMARY KEY, description text, price numeric NOT NULL", {}, "must be text"),
+        (
+            "sku numeric PRIMARY KEY, description text, price numeric NOT NULL",
+            {},
+            "must be text, varchar",
+        ),
         ("sku text, description text, price numeric NOT NULL", {}, "no unique index"),
         ("sku text PRIMARY KEY, description integer, price numeric NOT NULL", {}, "must be text"),
         ("sku text PRIMARY KEY, description text, price text NOT NULL", {}, "declares it numeric"),
@@ -305,9 +309,7 @@ def test_adoption_refuses_a_table_it_cannot_use(
     options: dict[str, bool],
     message: str,
 ) -> None:
-    admin.execute(
-        sql.SQL("CREATE TABLE {} (" + ddl + ")").format(sql.Identifier(collection_name))
-    )
+    admin.execute(sql.SQL("CREATE TABLE {} (" + ddl + ")").format(sql.Identifier(collection_name)))
     before = column_names(admin, collection_name)
     store = make_store(
         DIM, existing_table=PRODUCTS, dimensions=DIM, columns={"price": Column("numeric")}
@@ -356,3 +358,53 @@ async def test_async_twins(
     assert (done.embedded, done.remaining) == (20, 0)
     [doc] = await store.asimilarity_search("product number 42", k=1)
     assert doc.id == "p042"
+
+
+@pytest.mark.parametrize(
+    ("key", "ids", "bad"),
+    [
+        ("bigint", ["1001", "1002"], "x1"),
+        ("integer", ["7", "-3"], "99999999999"),
+        (
+            "uuid",
+            ["8c7d3a2e-6f0b-4c1e-9a55-0f1e2d3c4b5a", "00000000-0000-0000-0000-000000000001"],
+            "7",
+        ),
+    ],
+)
+def test_a_table_keyed_by_integers_or_uuids(
+    make_store: StoreFactory,
+    admin: psycopg.Connection,
+    collection_name: str,
+    key: str,
+    ids: list[str],
+    bad: str,
+) -> None:
+    t = sql.Identifier(collection_name)
+    admin.execute(
+        sql.SQL("CREATE TABLE {} (pk " + key + " PRIMARY KEY, body text)").format(t)  # type: ignore[operator]
+    )
+    admin.execute(
+        sql.SQL("INSERT INTO {} VALUES (%s, 'first row'), (%s, 'second row')").format(t), ids
+    )
+    store = make_store(DIM, existing_table=ExistingTable(id="pk", content="body"), dimensions=DIM)
+    store.adopt(
+        add_embedding_column=True, add_metadata_column=True, track_changes=True, full_text=True
+    )
+    assert store.embed_pending(batch_size=1).embedded == 2
+    [(doc, _)] = store.similarity_search_with_score("second row", k=1)
+    assert doc.id == ids[1] and isinstance(doc.id, str)
+    assert [
+        d.id for d in store.similarity_search("second row", k=2, filter={"x": {"$exists": False}})
+    ] == [ids[1], ids[0]]
+    assert store.keyword_search("second", k=2)[0].id == ids[1]
+    assert store.hybrid_search("second row", k=1)[0].id == ids[1]
+    assert [d.id for d in store.get_by_ids([ids[0], bad])] == [ids[0]]
+    assert store.max_marginal_relevance_search("first row", k=1)[0].id == ids[0]
+    with pytest.raises(InputError, match=f"is not a {key}"):
+        store.add_texts(["third"], ids=[bad])
+    with pytest.raises(InputError, match="give ids="):
+        store.add_texts(["third"]) if key != "uuid" else store.add_texts(["third"], ids=["no"])
+    assert store.count_pending() == 0
+    store.delete([ids[0], bad])
+    assert store.get_by_ids(ids) == [store.get_by_ids([ids[1]])[0]]
