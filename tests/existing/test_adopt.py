@@ -381,9 +381,7 @@ def test_a_table_keyed_by_integers_or_uuids(
     bad: str,
 ) -> None:
     t = sql.Identifier(collection_name)
-    admin.execute(
-        sql.SQL("CREATE TABLE {} (pk " + key + " PRIMARY KEY, body text)").format(t)  # type: ignore[operator]
-    )
+    admin.execute(sql.SQL("CREATE TABLE {} (pk " + key + " PRIMARY KEY, body text)").format(t))
     admin.execute(
         sql.SQL("INSERT INTO {} VALUES (%s, 'first row'), (%s, 'second row')").format(t), ids
     )
