@@ -43,6 +43,20 @@ def _column_type(column: Column) -> Any:
     return types[column.type]()
 
 
+def _id_type(id_type: str | None) -> Any:
+    """The id column's type: text, or an existing table's integer or uuid key."""
+    import sqlalchemy as sa
+
+    types: dict[str | None, Any] = {
+        None: sa.Text,
+        "smallint": sa.SmallInteger,
+        "integer": sa.Integer,
+        "bigint": sa.BigInteger,
+        "uuid": lambda: sa.Uuid(as_uuid=True),
+    }
+    return types[id_type]()
+
+
 def collection_table(
     table: Table,
     vector_type: VectorType,
@@ -67,7 +81,7 @@ def collection_table(
         columns.append(sa.Column("tenant", sa.Text, primary_key=True))
     names, adopted = table.names, table.existing is not None
     columns += [
-        sa.Column(names.id, sa.Text, primary_key=True),
+        sa.Column(names.id, _id_type(names.id_type), primary_key=True),
         sa.Column(names.content, sa.Text, nullable=adopted),
         sa.Column(names.metadata, pg.JSONB, nullable=False),
         # an existing table's rows wait for their embedding with NULL there

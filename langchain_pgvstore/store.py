@@ -183,10 +183,12 @@ class PGVStore(Tenants, ExistingTables, KeywordSearch, IndexAdmin, Reads, Writes
         Columns: `tenant` (multi-tenant), `id`, `content`, `metadata` (JSONB),
         `embedding` (pgvector's `VECTOR`/`HALFVEC`, so `.cosine_distance(q)` and
         the other comparators work), the typed columns, `created_at`,
-        `updated_at`. For queries and JOINs; write documents through the store.
+        `updated_at`; for an existing table, the columns it adopted under their
+        names, with its key's type. For queries and JOINs; write documents through the store.
         Without `dimensions=` the collection is looked up for them (one read).
         """
         spec = self._spec
-        if spec.dimensions is None:
+        if spec.dimensions is None or (spec.table.existing is not None and self._known is None):
+            # an existing table's key type is the catalog's: looked up with the collection
             spec = self._require(self._drive(known_flow()))
         return collection_table(spec.table, spec.vector_type, spec.dimensions, metadata)

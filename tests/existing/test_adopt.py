@@ -406,3 +406,30 @@ def test_a_table_keyed_by_integers_or_uuids(
     assert store.count_pending() == 0
     store.delete([ids[0], bad])
     assert store.get_by_ids(ids) == [store.get_by_ids([ids[1]])[0]]
+
+
+def test_sqlalchemy_table_of_an_adopted_table(
+    make_store: StoreFactory, admin: psycopg.Connection, dsn: str, collection_name: str
+) -> None:
+    sa = pytest.importorskip("sqlalchemy", reason="needs the 'sqlalchemy' extra")
+    t = sql.Identifier(collection_name)
+    admin.execute(sql.SQL("CREATE TABLE {} (pk bigint PRIMARY KEY, body text)").format(t))
+    admin.execute(sql.SQL("INSERT INTO {} VALUES (1, 'one'), (2, 'two'), (3, 'three')").format(t))
+    store = make_store(DIM, existing_table=ExistingTable(id="pk", content="body"), dimensions=DIM)
+    store.adopt(add_embedding_column=True, add_metadata_column=True)
+    store.embed_pending()
+    table = store.sqlalchemy_table(sa.MetaData())
+    assert [c.name for c in table.primary_key] == ["pk"]
+    assert isinstance(table.c.pk.type, sa.BigInteger)
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        query = DeterministicFakeEmbedding(size=DIM).embed_query("two")
+        statement = (
+            sa.select(table.c.pk, table.c.body)
+            .order_by(table.c.embedding.cosine_distance(query))
+            .limit(1)
+        )
+        with engine.connect() as conn:
+            assert conn.execute(statement).all() == [(2, "two")]
+    finally:
+        engine.dispose()
