@@ -81,6 +81,18 @@ class ColumnNames:
         fits = ID_TYPES[self.id_type]
         return [i for i in ids if fits(i)]
 
+    def refuse_unfitting(self, ids: Sequence[str], table: str) -> None:
+        """`InputError` for the first id that cannot be a key of this table (written ids)."""
+        fitting = set(self.fitting(ids))
+        for i, id_ in enumerate(ids):
+            if id_ not in fitting:
+                from .errors import InputError
+
+                raise InputError(
+                    f"document {i}: id {id_!r} is not a {self.id_type}, the type of the id"
+                    f" column {self.id!r} of {table}; give ids= of that type"
+                )
+
     def as_tuple(self) -> tuple[str, ...]:
         names = (self.id, self.content, self.embedding, self.metadata, self.tsv)
         return names if self.content_hash is None else (*names, self.content_hash)

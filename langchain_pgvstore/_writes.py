@@ -71,20 +71,6 @@ def _from_model(batch: Callable[[], Batch]) -> Batch:
         raise EmbeddingError(f"the embedding model returned a bad vector: {e}") from None
 
 
-def check_ids_fit(spec: CollectionSpec, ids: Sequence[str]) -> None:
-    """An existing table keyed by integers or uuids takes ids of that type only."""
-    names = spec.table.names
-    if names.id_type is None:
-        return
-    fitting = set(names.fitting(ids))
-    for i, id_ in enumerate(ids):
-        if id_ not in fitting:
-            raise InputError(
-                f"document {i}: id {id_!r} is not a {names.id_type}, the type of the id column"
-                f" {names.id!r} of {spec.table.schema}.{spec.table.name}; give ids= of that type"
-            )
-
-
 class Writes(StoreCore):
     """Upserts (`add_*`) and deletes."""
 
@@ -165,7 +151,7 @@ class Writes(StoreCore):
                     f"expected {spec.dimensions} dimensions, got {batch.vectors.shape[1]}"
                     " (document 0)"
                 )
-            check_ids_fit(spec, batch.ids)
+            spec.table.names.refuse_unfitting(batch.ids, spec.table.name)
 
             def plan() -> Plan[int]:
                 steps = load_plan(spec, batch, tenant)
