@@ -21,6 +21,7 @@ from .errors import (
     SchemaError,
     SourceNotFoundError,
 )
+from .existing import AdoptionReport, BackfillReport, ExistingTable
 from .retriever import PGVStoreRetriever
 from .server import EmbeddedPostgres, embedded_dsn
 from .store import PGVStore
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from .self_query import PGVStoreTranslator
 
 __all__ = [
+    "AdoptionReport",
+    "BackfillReport",
     "Column",
     "ConfigError",
     "DatabaseUnavailableError",
@@ -42,6 +45,7 @@ __all__ = [
     "EmbeddedServerError",
     "EmbeddingError",
     "EmbeddingEstimate",
+    "ExistingTable",
     "FilterError",
     "HNSWIndex",
     "IVFFlatIndex",

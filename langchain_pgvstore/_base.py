@@ -44,6 +44,7 @@ from .config import (
     validate_identifier,
 )
 from .errors import ConfigError
+from .existing import ExistingTable
 
 __all__ = ["StoreBase"]
 
@@ -102,6 +103,7 @@ class StoreBase(Closing, VectorStore):
         max_replica_lag: float | None = None,
         columns: Mapping[str, Column] | None = None,
         full_text: bool | None = None,
+        existing_table: ExistingTable | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
         if not callable(getattr(embedding, "embed_query", None)):
@@ -128,14 +130,26 @@ class StoreBase(Closing, VectorStore):
             check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
         if full_text is not None:
             check.boolean(full_text, "full_text", ConfigError)
-        declared = declare(columns)
+        if existing_table is not None and not isinstance(existing_table, ExistingTable):
+            raise ConfigError(
+                f"existing_table must be an ExistingTable(...), got {type(existing_table).__name__}"
+            )
+        declared = declare(columns, existing=existing_table is not None)
         if declared and distributed:
             raise ConfigError(
                 "typed columns are not supported on distributed (Citus) collections yet;"
                 " keep those fields in metadata, or use a collection that is not distributed"
             )
         spec = CollectionSpec(
-            table=Table(schema, collection, multi_tenant, distribution, declared, full_text),
+            table=Table(
+                schema,
+                collection,
+                multi_tenant,
+                distribution,
+                declared,
+                full_text,
+                None if existing_table is None else existing_table.names(),
+            ),
             distance=Distance.parse(distance),
             vector_type=VectorType.parse(vector_type),
             ts_config=text_search_config,

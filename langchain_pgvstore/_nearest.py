@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._options import SearchOptions
 from ._schema import CollectionSpec
 from ._sql import Frag
+from ._sql.existing import embedded_only
 from ._sql.filters import TRUE
 from ._sql.search import Quantized, counted_knn, filtered_knn, knn
 from ._sql.settings import Settings, search_settings
@@ -42,6 +43,10 @@ def nearest_statement(
     re-ranked exactly.
     """
     filtered = where is not TRUE
+    if spec.table.existing is not None:
+        # an existing table's rows wait for their embedding with NULL there: an ANN
+        # index leaves them out, an exact scan must be told to
+        where = embedded_only(spec.table, where)
     args = (spec.table, spec.distance, spec.vector_type, VECTOR, k, where)
     exact = options.exact
     quantized = None if exact else quantized_pool(spec, k, options)
@@ -83,7 +88,12 @@ def nearest_statement(
         table = spec.table
         # the statistics describe neither one tenant's rows nor a distributed table's,
         # and the estimate samples only `metadata`, where declared columns are not
-        by_cost = not table.multi_tenant and table.distribution is None and not table.columns
+        by_cost = (
+            not table.multi_tenant
+            and table.distribution is None
+            and not table.columns
+            and table.existing is None
+        )
         query = (filtered_knn if by_cost else counted_knn)(
             *args,
             exact_below if threshold is None else threshold,

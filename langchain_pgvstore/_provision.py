@@ -26,7 +26,7 @@ from ._upgrade import collection_upgrade_plan, registry_upgrade_plan
 from .config import GLOBAL_LOCK_KEY, REGISTRY_VERSION, SCHEMA_VERSION, HNSWIndex, Table
 from .errors import ConfigError, SchemaError
 
-__all__ = ["provision_plan"]
+__all__ = ["provision_plan", "registry_plan"]
 
 
 def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
@@ -37,27 +37,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
     is created and the spec comes back with `dimensions=None`.
     """
     table = spec.table
-    installed, available = (yield Fetch(catalog.extension_version()))[0]
-    if check_pgvector(installed, available):
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        yield Execute(ddl.create_extension())
-
-    registry_exists, comment = (yield Fetch(registry_state(table)))[0]
-    if not registry_exists:
-        if spec.dimensions is None:
-            return spec
-        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
-        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
-            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
-            yield Execute(ddl.create_schema(table.schema))
-        yield Execute(ddl.create_registry(table))
-        yield Execute(set_registry_version(table, REGISTRY_VERSION))
-    else:
-        # a registry an earlier release made: add what this release records
-        yield from registry_upgrade_plan(table, comment)  # what it did is not reported here
-
+    if not (yield from registry_plan(spec, create=spec.dimensions is not None)):
+        return spec
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
     rows = yield Fetch(ddl.registry_row(table))
     if rows:
@@ -66,10 +47,17 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         return spec
     table_exists = (yield Fetch(catalog.table_exists(table)))[0][0]
     if table_exists and not rows:
+        if table.existing is not None:
+            raise SchemaError(
+                f"table {table.schema}.{table.name} is not adopted yet: call store.adopt()"
+                " (see its dry_run=True report) before writing to it"
+            )
         raise SchemaError(
             f"table {table.schema}.{table.name} exists but is not a langchain-pgvstore collection;"
-            " choose another collection name"
+            " choose another collection name, or adopt it with existing_table=ExistingTable(...)"
         )
+    if not table_exists and table.existing is not None:
+        raise SchemaError(f"table {table.schema}.{table.name} does not exist")
     if table_exists:
         yield from check_index_plan(spec)
         if rows:
@@ -127,6 +115,34 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
+
+
+def registry_plan(spec: CollectionSpec, *, create: bool) -> Plan[bool]:
+    """The extension and the schema's registry, created (or upgraded) if need be;
+    False, creating nothing, when they are missing and not to be created (a write
+    whose dimensions are still unknown)."""
+    table = spec.table
+    installed, available = (yield Fetch(catalog.extension_version()))[0]
+    if check_pgvector(installed, available):
+        if not create:
+            return False
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        yield Execute(ddl.create_extension())
+
+    registry_exists, comment = (yield Fetch(registry_state(table)))[0]
+    if not registry_exists:
+        if not create:
+            return False
+        yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+        if not (yield Fetch(catalog.schema_exists(table.schema)))[0][0]:
+            # checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
+            yield Execute(ddl.create_schema(table.schema))
+        yield Execute(ddl.create_registry(table))
+        yield Execute(set_registry_version(table, REGISTRY_VERSION))
+    else:
+        # a registry an earlier release made: add what this release records
+        yield from registry_upgrade_plan(table, comment)  # what it did is not reported here
+    return True
 
 
 def _distribute_plan(spec: CollectionSpec) -> Plan[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ._column_names import ColumnNames
 from ._plan import Execute, Fetch, Plan
 from ._sql import catalog, ddl, dml
 from ._sql.bm25_schema import (
@@ -35,6 +36,7 @@ from .errors import ConfigError, SchemaError
 
 __all__ = [
     "MIN_PGVECTOR",
+    "not_adopted",
     "CollectionSpec",
     "build_index_plan",
     "check_registry_version",
@@ -125,14 +127,20 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
     table = spec.table
     installed, available = (yield Fetch(catalog.extension_version()))[0]
     if installed is None:
+        if table.existing is not None:
+            raise not_adopted(table)
         return None  # without pgvector there is no collection to read
     check_pgvector(installed, available)
     registry_exists, comment = (yield Fetch(registry_state(table)))[0]
     if not registry_exists:
+        if table.existing is not None:
+            raise not_adopted(table)
         return None
     outdated = check_registry_version(table, comment) < REGISTRY_VERSION
     rows = yield Fetch(ddl.registry_row(table))
     if not rows:
+        if table.existing is not None:
+            raise not_adopted(table)
         return None
     if not (yield Fetch(catalog.table_exists(table)))[0][0]:
         return None
@@ -141,6 +149,15 @@ def lookup_plan(spec: CollectionSpec) -> Plan[CollectionSpec | None]:
     if outdated or rows[0][5] != SCHEMA_VERSION:
         spec = replace(spec, outdated=True)
     return spec
+
+
+def not_adopted(table: Table) -> SchemaError:
+    """A store over an existing table that nobody adopted: reads say so rather than
+    answer from an empty collection."""
+    return SchemaError(
+        f"table {table.schema}.{table.name} is not adopted yet: call store.adopt()"
+        " (see its dry_run=True report) first"
+    )
 
 
 def check_index_plan(spec: CollectionSpec) -> Plan[None]:
@@ -239,12 +256,48 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f" by {spec.table.distribution}"
         )
     check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
+    existing = check_existing(name, spec.table.existing, row[10] if len(row) > 10 else None)
     full_text = spec.table.full_text
     if len(row) > 9 and row[9] is not None:
         full_text = check_full_text(name, full_text, bool(row[9]))
     assert isinstance(dimensions, int)
-    table = replace(spec.table, distribution=distribution, full_text=full_text)  # type: ignore[arg-type]
+    table = replace(
+        spec.table,
+        distribution=distribution,  # type: ignore[arg-type]
+        full_text=full_text,
+        existing=existing,
+    )
     return replace(spec, dimensions=dimensions, table=table)
+
+
+def check_existing(name: str, asked: ColumnNames | None, recorded: object) -> ColumnNames | None:
+    """An adopted table's column names as the registry records them; `SchemaError` if
+    the store names other columns, or treats an adopted table as its own (or the reverse).
+    Whether the table records content hashes is the registry's to say."""
+    if recorded is None:
+        if asked is not None:
+            raise SchemaError(
+                f"collection {name} is one of the store's own tables, not an adopted existing"
+                " table; open it without existing_table="
+            )
+        return None
+    assert isinstance(recorded, dict)
+    found = ColumnNames(**recorded)
+    if asked is None:
+        raise SchemaError(
+            f"collection {name} is an existing table adopted with columns {found.as_json()!r};"
+            " open it with existing_table=ExistingTable(...) naming them"
+        )
+    # whether hashes are recorded and the id's type are the table's, not the store's to say
+    if replace(asked, content_hash=None, id_type=None) != replace(
+        found, content_hash=None, id_type=None
+    ):
+        named = replace(asked, content_hash=found.content_hash, id_type=found.id_type)
+        raise SchemaError(
+            f"collection {name} was adopted with columns {found.as_json()!r}, but this store"
+            f" names {named.as_json()!r}"
+        )
+    return found
 
 
 def check_full_text(name: str, asked: bool | None, found: bool) -> bool:
@@ -298,10 +351,14 @@ def build_index_plan(spec: CollectionSpec, *, concurrently: bool = False) -> Pla
 
 
 def drop_plan(spec: CollectionSpec) -> Plan[None]:
-    """Drop the collection's table and its registry row."""
+    """Drop the collection's table and its registry row.
+
+    An adopted existing table is the application's: it is forgotten, not
+    dropped (the statistics triggers go, its columns and indexes stay)."""
     table = spec.table
     yield Execute(ddl.advisory_xact_lock(table.lock_key()))
-    yield Execute(ddl.drop_table(table))
+    if table.existing is None:
+        yield Execute(ddl.drop_table(table))
     for frag in drop_bm25(table):
         yield Execute(frag)
     exists = (yield Fetch(catalog.relation_exists(table.schema, REGISTRY_TABLE)))[0][0]

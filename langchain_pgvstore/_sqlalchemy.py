@@ -43,6 +43,20 @@ def _column_type(column: Column) -> Any:
     return types[column.type]()
 
 
+def _id_type(id_type: str | None) -> Any:
+    """The id column's type: text, or an existing table's integer or uuid key."""
+    import sqlalchemy as sa
+
+    types: dict[str | None, Any] = {
+        None: sa.Text,
+        "smallint": sa.SmallInteger,
+        "integer": sa.Integer,
+        "bigint": sa.BigInteger,
+        "uuid": lambda: sa.Uuid(as_uuid=True),
+    }
+    return types[id_type]()
+
+
 def collection_table(
     table: Table,
     vector_type: VectorType,
@@ -65,18 +79,21 @@ def collection_table(
     columns: list[sa.Column[Any]] = []
     if table.multi_tenant:
         columns.append(sa.Column("tenant", sa.Text, primary_key=True))
+    names, adopted = table.names, table.existing is not None
     columns += [
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("content", sa.Text, nullable=False),
-        sa.Column("metadata", pg.JSONB, nullable=False),
-        sa.Column("embedding", vector(dimensions), nullable=False),
+        sa.Column(names.id, _id_type(names.id_type), primary_key=True),
+        sa.Column(names.content, sa.Text, nullable=adopted),
+        sa.Column(names.metadata, pg.JSONB, nullable=False),
+        # an existing table's rows wait for their embedding with NULL there
+        sa.Column(names.embedding, vector(dimensions), nullable=adopted),
     ]
     columns += [
         sa.Column(name, _column_type(column), nullable=column.nullable)
         for name, column in table.columns
     ]
-    columns += [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    ]
+    if not adopted:
+        columns += [
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        ]
     return sa.Table(table.name, metadata, *columns, schema=table.schema)

@@ -151,6 +151,7 @@ class Writes(StoreCore):
                     f"expected {spec.dimensions} dimensions, got {batch.vectors.shape[1]}"
                     " (document 0)"
                 )
+            spec.table.names.refuse_unfitting(batch.ids, spec.table.name)
 
             def plan() -> Plan[int]:
                 steps = load_plan(spec, batch, tenant)

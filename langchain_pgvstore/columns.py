@@ -96,8 +96,12 @@ class Column:
 Columns = tuple[tuple[str, Column], ...]
 
 
-def declare(columns: Mapping[str, Column] | None) -> Columns:
-    """Checked declarations, sorted by name; `ConfigError` for anything else."""
+def declare(columns: Mapping[str, Column] | None, *, existing: bool = False) -> Columns:
+    """Checked declarations, sorted by name; `ConfigError` for anything else.
+
+    In an `existing` table only the columns the store itself uses are off limits
+    (`Table` checks those): the table's other columns are the user's to declare.
+    """
     from .config import validate_identifier  # config imports this module
 
     if columns is None:
@@ -111,7 +115,7 @@ def declare(columns: Mapping[str, Column] | None) -> Columns:
     out = []
     for name, column in columns.items():
         validate_identifier(name, "column name")
-        if name in RESERVED or name.startswith("pgvstore"):
+        if (name in RESERVED and not existing) or name.startswith("pgvstore"):
             raise ConfigError(
                 f"column name {name!r} is one the collection's own columns use;"
                 f" reserved: {', '.join(sorted(RESERVED))} and names starting with 'pgvstore'"

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from psycopg import sql
 
 from . import _validate as check
+from ._column_names import ColumnNames
 from .columns import Columns
 from .errors import ConfigError
 
@@ -245,6 +246,9 @@ def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
+#: The column names of the store's own tables.
+STORE_COLUMNS = ColumnNames()
+
 Distribution = Literal["id", "tenant"]
 #: How row-level security tells a connection's tenant: a session setting the store
 #: sets per call (`pgvstore.tenant`), or the login role's name.
@@ -272,18 +276,28 @@ class Table:
     distribution: Distribution | None = None
     columns: Columns = ()
     full_text: bool | None = None
+    existing: ColumnNames | None = None
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
-    id: ClassVar[sql.Identifier] = sql.Identifier("id")
-    content: ClassVar[sql.Identifier] = sql.Identifier("content")
-    metadata: ClassVar[sql.Identifier] = sql.Identifier("metadata")
-    embedding: ClassVar[sql.Identifier] = sql.Identifier("embedding")
-    tsv: ClassVar[sql.Identifier] = sql.Identifier("tsv")
     created_at: ClassVar[sql.Identifier] = sql.Identifier("created_at")
     updated_at: ClassVar[sql.Identifier] = sql.Identifier("updated_at")
 
     def __post_init__(self) -> None:
         validate_identifier(self.schema, "schema")
         validate_identifier(self.name, "collection")
+        if self.existing is not None:
+            if self.multi_tenant or self.distribution is not None:
+                raise ConfigError(
+                    "an existing table cannot be multi-tenant or distributed: the store would"
+                    " have to change its primary key or shard it"
+                )
+            taken = set(self.existing.as_tuple())
+            for name, _ in self.columns:
+                if name in taken:
+                    raise ConfigError(
+                        f"column {name!r} is one of the table's id, content, embedding,"
+                        " metadata or bookkeeping columns; it cannot also be a typed field"
+                    )
+            return  # the user's own table: its name is the user's, not the store's
         if self.distribution == "tenant" and not self.multi_tenant:
             raise ConfigError("only a multi-tenant collection can be distributed by tenant")
         if self.schema.startswith("pg_"):
@@ -297,6 +311,37 @@ class Table:
                 f" {RESERVED_PREFIX!r}, or ending in '_' + 10 hex digits + '_' + a word, are"
                 " those of the store's own tables, indexes and functions"
             )
+
+    @property
+    def names(self) -> ColumnNames:
+        """The names of the id, content, embedding, metadata and tsv columns."""
+        return self.existing or STORE_COLUMNS
+
+    @property
+    def id(self) -> sql.Identifier:
+        return sql.Identifier(self.names.id)
+
+    @property
+    def content(self) -> sql.Identifier:
+        return sql.Identifier(self.names.content)
+
+    @property
+    def embedding(self) -> sql.Identifier:
+        return sql.Identifier(self.names.embedding)
+
+    @property
+    def metadata(self) -> sql.Identifier:
+        return sql.Identifier(self.names.metadata)
+
+    @property
+    def tsv(self) -> sql.Identifier:
+        return sql.Identifier(self.names.tsv)
+
+    @property
+    def content_hash(self) -> sql.Identifier:
+        """An existing table's record of the content each embedding was made from."""
+        assert self.names.content_hash is not None, "the table records no content hash"
+        return sql.Identifier(self.names.content_hash)
 
     @property
     def has_full_text(self) -> bool:
@@ -347,7 +392,7 @@ _DERIVED_NAME = re.compile(r".*_[0-9a-f]{10}_[a-z][a-z0-9_]*")
 SCHEMA_VERSION = 2
 #: The registry schema this release creates (the registry table's comment);
 #: `_sql.migrations.REGISTRY_STEPS` bring older ones here.
-REGISTRY_VERSION = 3
+REGISTRY_VERSION = 4
 #: Serialises `CREATE EXTENSION` and registry creation across processes.
 GLOBAL_LOCK_KEY = int.from_bytes(hashlib.sha1(b"pgvstore:global").digest()[:8], "big", signed=True)
 

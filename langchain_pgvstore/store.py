@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ._admin import IndexAdmin
+from ._backfill import ExistingTables
 from ._flow import known_flow
 from ._keyword import KeywordSearch
 from ._reads import Reads
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["PGVStore"]
 
 
-class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
+class PGVStore(Tenants, ExistingTables, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySearch):
     """A LangChain vector store on PostgreSQL + pgvector that provisions its own schema.
 
     Setup:
@@ -122,6 +123,11 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
             asks for full text. Omitted (None): a new collection gets full text,
             an existing one is opened as it was created; a value that contradicts
             the existing collection is a `SchemaError` (docs/performance.md).
+        existing_table: `ExistingTable(id=..., content=..., ...)` makes the collection
+            a table of your own, named by `collection`: `adopt()` checks it and adds
+            only what it is asked for, `embed_pending()` fills and refreshes its
+            embeddings in place, and `columns=` declares which of its columns are
+            metadata fields (docs/existing-tables.md).
     """
 
     @override
@@ -177,10 +183,12 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         Columns: `tenant` (multi-tenant), `id`, `content`, `metadata` (JSONB),
         `embedding` (pgvector's `VECTOR`/`HALFVEC`, so `.cosine_distance(q)` and
         the other comparators work), the typed columns, `created_at`,
-        `updated_at`. For queries and JOINs; write documents through the store.
+        `updated_at`; for an existing table, the columns it adopted under their
+        names, with its key's type. For queries and JOINs; write documents through the store.
         Without `dimensions=` the collection is looked up for them (one read).
         """
         spec = self._spec
-        if spec.dimensions is None:
+        if spec.dimensions is None or (spec.table.existing is not None and self._known is None):
+            # an existing table's key type is the catalog's: looked up with the collection
             spec = self._require(self._drive(known_flow()))
         return collection_table(spec.table, spec.vector_type, spec.dimensions, metadata)

@@ -313,7 +313,7 @@ def recount_bm25(table: Table) -> list[Frag]:
             sql.SQL(
                 "WITH gone AS (DELETE FROM {stats})"
                 " INSERT INTO {stats} (term, docs, tokens)"
-                " SELECT u.lexeme, count(*), sum({tf}) FROM {table}, unnest({tsv}) AS u"
+                " SELECT u.lexeme, count(*), sum({tf}) FROM {table} AS c, unnest(c.{tsv}) AS u"
                 " GROUP BY u.lexeme"
                 " UNION ALL"
                 " SELECT '', count(*), coalesce(sum({len}), 0) FROM {table} HAVING count(*) > 0"

@@ -26,6 +26,7 @@ from psycopg import sql
 from ..config import Table
 from . import Frag
 from .bm25_schema import LENGTH_COLUMN, TERM_FREQUENCY, stats_table
+from .ids import id_text
 
 __all__ = ["keyword_search", "or_tsquery"]
 
@@ -89,7 +90,7 @@ def keyword_search(
         ).format(
             tf=TERM_FREQUENCY,
             stats=stats_table(table),
-            id=table.id,
+            id=id_text(table),
             tsv=table.tsv,
             len=LENGTH_COLUMN,
             table=table.qualname,

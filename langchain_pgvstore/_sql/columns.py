@@ -20,6 +20,7 @@ from . import Frag
 
 __all__ = [
     "column_definitions",
+    "content_out",
     "create_column_indexes",
     "dumper",
     "index_kind",
@@ -140,6 +141,18 @@ def create_column_indexes(table: Table) -> list[Frag]:
     return out
 
 
+def content_out(table: Table, alias: str | None = None) -> sql.Composable:
+    """The select-list item for a document's text (an existing table's may be NULL)."""
+    ref = (
+        table.content
+        if alias is None
+        else sql.SQL("{}.{}").format(sql.Identifier(alias), table.content)
+    )
+    if table.existing is None:
+        return ref
+    return sql.SQL("coalesce({}, '')").format(ref)
+
+
 def metadata_out(table: Table, alias: str | None = None) -> sql.Composable:
     """The select-list item for a document's metadata: the jsonb with the declared fields in it.
 
@@ -152,7 +165,10 @@ def metadata_out(table: Table, alias: str | None = None) -> sql.Composable:
         ident = sql.Identifier(name)
         return ident if alias is None else sql.SQL("{}.{}").format(sql.Identifier(alias), ident)
 
-    meta = ref("metadata")
+    meta = ref(table.names.metadata)
+    if table.existing is not None:
+        # an existing table's metadata column may be nullable
+        meta = sql.SQL("coalesce({}, '{{}}'::jsonb)").format(meta)
     if not table.columns:
         return meta
     required = []

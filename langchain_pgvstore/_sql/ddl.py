@@ -71,7 +71,7 @@ def create_registry(table: Table) -> Frag:
             " schema_version integer NOT NULL,"
             " created_at timestamptz NOT NULL DEFAULT now(),"
             " multi_tenant boolean NOT NULL DEFAULT false,"
-            " distribution text, typed_columns jsonb)"
+            " distribution text, typed_columns jsonb, existing_table jsonb)"
         ).format(sql.Identifier(table.schema, REGISTRY_TABLE))
     )
 
@@ -92,11 +92,11 @@ def registry_row(table: Table) -> Frag:
             " coalesce((to_jsonb(r) ->> 'multi_tenant')::boolean, false),"
             " to_jsonb(r) ->> 'distribution', to_jsonb(r) -> 'typed_columns',"
             " CASE WHEN to_regclass(%s) IS NOT NULL THEN EXISTS (SELECT FROM pg_attribute AS a"
-            " WHERE a.attrelid = to_regclass(%s) AND a.attname = 'tsv' AND NOT a.attisdropped)"
-            " END"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped)"
+            " END, to_jsonb(r) -> 'existing_table'"
             " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
-        (name, name, table.name),
+        (name, name, table.names.tsv, table.name),
     )
 
 

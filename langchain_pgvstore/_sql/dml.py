@@ -9,7 +9,8 @@ from psycopg import sql
 from ..columns import Columns
 from ..config import Table, VectorType
 from . import Frag, type_name
-from .columns import metadata_out, names, staging_definitions
+from .columns import content_out, metadata_out, names, staging_definitions
+from .ids import id_array, id_cast, id_text
 
 __all__ = [
     "STAGING",
@@ -86,36 +87,56 @@ def merge_staging(table: Table, tenant: str | None = None) -> Frag:
     transaction's time either way.
     """
     value, params = _tenant_value(table, tenant)
+    stamp = _stamp_column(table)
+    into = [*table.key, table.content, table.metadata, table.embedding, *names(table.columns)]
+    values = [
+        sql.SQL("id{}, content, metadata, embedding").format(id_cast(table)),
+        *names(table.columns),
+    ]
+    changed = [table.content, table.metadata, table.embedding, *names(table.columns)]
+    if stamp is not None:
+        into.append(stamp)
+        values.append(_stamp_value(table))
+        changed.append(stamp)
     return Frag(
         sql.SQL(
-            "INSERT INTO {tbl} AS t ({columns}, {updated})"
-            " SELECT DISTINCT ON (id) {tenant}id, content, metadata, embedding{typed}, now()"
+            "INSERT INTO {tbl} AS t ({into})"
+            " SELECT DISTINCT ON (id) {tenant}{values}"
             " FROM {stage} ORDER BY id, ord DESC"
-            " ON CONFLICT ({key}) DO UPDATE SET {content} = EXCLUDED.{content},"
-            " {metadata} = EXCLUDED.{metadata}, {embedding} = EXCLUDED.{embedding},"
-            "{set_typed} {updated} = EXCLUDED.{updated}"
+            " ON CONFLICT ({key}) DO UPDATE SET {set}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
             " IS DISTINCT FROM (EXCLUDED.{content}, EXCLUDED.{metadata}, EXCLUDED.{embedding}"
             "{x_typed})"
         ).format(
-            typed=_typed(table.columns),
-            set_typed=sql.Composed(
-                [sql.SQL(" {} = EXCLUDED.{},").format(n, n) for n in names(table.columns)]
-            ),
+            tbl=table.qualname,
+            into=sql.SQL(", ").join(into),
+            tenant=value,
+            values=sql.SQL(", ").join(values),
+            stage=STAGING,
+            key=sql.SQL(", ").join(table.key),
+            set=sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(c, c) for c in changed),
             t_typed=_typed(table.columns, "t"),
             x_typed=_typed(table.columns, "EXCLUDED"),
-            tbl=table.qualname,
-            columns=_insert_columns(table),
-            tenant=value,
-            key=sql.SQL(", ").join(table.key),
             content=table.content,
             metadata=table.metadata,
             embedding=table.embedding,
-            updated=table.updated_at,
-            stage=STAGING,
         ),
         params,
     )
+
+
+def _stamp_column(table: Table) -> sql.Identifier | None:
+    """The column a merge stamps: `updated_at`, or an existing table's content hash
+    (the record that the row's embedding is that of its content: `_sql/existing.py`)."""
+    if table.existing is None:
+        return table.updated_at
+    return table.content_hash if table.names.content_hash is not None else None
+
+
+def _stamp_value(table: Table) -> sql.Composable:
+    if table.existing is None:
+        return sql.SQL("now()")
+    return sql.SQL("sha256(convert_to(content, 'UTF8'))")
 
 
 def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
@@ -127,7 +148,8 @@ def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
     return Frag(
         sql.SQL(
             "SELECT count(*) FROM (SELECT DISTINCT ON (id) id, content, metadata, embedding{typed}"
-            " FROM {stage} ORDER BY id, ord DESC) s LEFT JOIN {tbl} t ON t.{id} = s.id{tenant}"
+            " FROM {stage} ORDER BY id, ord DESC) s"
+            " LEFT JOIN {tbl} t ON t.{id} = s.id{cast}{tenant}"
             " WHERE (t.{content}, t.{metadata}, t.{embedding}{t_typed})"
             " IS DISTINCT FROM (s.content, s.metadata, s.embedding{s_typed})"
         ).format(
@@ -137,6 +159,7 @@ def count_staged_changes(table: Table, tenant: str | None = None) -> Frag:
             stage=STAGING,
             tbl=table.qualname,
             id=table.id,
+            cast=id_cast(table),
             tenant=same_tenant,
             content=table.content,
             metadata=table.metadata,
@@ -205,7 +228,9 @@ def _locked_in_key_order(table: Table, where: Frag) -> Frag:
 
 def delete_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
     """Delete the rows with these ids (that also match `where`, e.g. the tenant)."""
-    match = Frag(sql.SQL("{} = ANY(%s)").format(table.id), (list(ids),))
+    match = Frag(
+        sql.SQL("{} = ANY(%s{})").format(table.id, id_array(table)), (table.names.fitting(ids),)
+    )
     if where is not None:
         match += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
     return delete_where(table, match)
@@ -230,13 +255,16 @@ def delete_where(table: Table, where: Frag) -> Frag:
 
 def _select_docs(table: Table) -> sql.Composed:
     return sql.SQL("SELECT {}, {}, {} FROM {}").format(
-        table.id, table.content, metadata_out(table), table.qualname
+        id_text(table), content_out(table), metadata_out(table), table.qualname
     )
 
 
 def get_by_ids(table: Table, ids: Sequence[str], where: Frag | None = None) -> Frag:
     """The rows with these ids (that also match `where`, e.g. the tenant)."""
-    frag = Frag(_select_docs(table) + sql.SQL(" WHERE {} = ANY(%s)").format(table.id), (list(ids),))
+    frag = Frag(
+        _select_docs(table) + sql.SQL(" WHERE {} = ANY(%s{})").format(table.id, id_array(table)),
+        (table.names.fitting(ids),),
+    )
     if where is not None:
         frag += Frag(sql.SQL(" AND (")) + where + Frag(sql.SQL(")"))
     return frag

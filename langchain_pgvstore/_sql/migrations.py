@@ -82,11 +82,22 @@ def _registry_v3(table: Table) -> list[Frag]:
     ]
 
 
+def _registry_v4(table: Table) -> list[Frag]:
+    # an adopted existing table's column names, NULL for the store's own tables
+    registry = sql.Identifier(table.schema, REGISTRY_TABLE)
+    return [
+        Frag(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS existing_table jsonb").format(registry)
+        )
+    ]
+
+
 #: Registry upgrades: (version reached, what it adds, its idempotent statements).
 #: A new registry column is one more entry here and in `ddl.create_registry`.
 REGISTRY_STEPS = (
     (2, "multi_tenant and distribution columns", _registry_v2),
     (3, "typed_columns column", _registry_v3),
+    (4, "existing_table column", _registry_v4),
 )
 
 

@@ -11,7 +11,8 @@ from psycopg import sql
 
 from ..config import Distance, Table, VectorType
 from . import Frag, operator, type_name
-from .columns import metadata_out
+from .columns import content_out, metadata_out
+from .ids import id_cast, id_text
 
 __all__ = [
     "Quantized",
@@ -32,12 +33,22 @@ def query_vector(vector: object, vector_type: VectorType) -> Frag:
 
 def _select(table: Table, dist: Frag, with_embedding: bool) -> Frag:
     columns = Frag(
-        sql.SQL("SELECT {}, {}, {}, ").format(table.id, table.content, metadata_out(table))
+        sql.SQL("SELECT {}, {}, {}, ").format(
+            _id_out(table), content_out(table), metadata_out(table)
+        )
     )
     columns += dist + Frag(sql.SQL(" AS distance"))
     if with_embedding:
         columns += Frag(sql.SQL(", {}").format(table.embedding))
     return columns + Frag(sql.SQL(" FROM {} WHERE ").format(table.qualname))
+
+
+def _id_out(table: Table, alias: str | None = None) -> sql.Composable:
+    """The select-list item for the id: text named `id` whatever an existing table calls
+    it (the statements around a nearest-neighbour query refer to it by that name)."""
+    if table.existing is None:
+        return id_text(table, alias)
+    return sql.SQL("{} AS id").format(id_text(table, alias))
 
 
 def _distance(table: Table, distance: Distance, vector_type: VectorType, vector: object) -> Frag:
@@ -148,7 +159,7 @@ def matches_estimate(table: Table, where: Frag) -> Frag:
                 " WHERE s.schemaname = %s AND s.tablename = %s AND s.attname = %s"
                 " AND c.reltuples >= 0"
             ).format(m=m),
-            (table.schema, table.name, "metadata"),
+            (table.schema, table.name, table.names.metadata),
         )
     )
 
@@ -214,7 +225,7 @@ def filtered_knn(
                 " ELSE coalesce(%s::bigint, greatest(%s, ceil(sqrt(4 * %s * est.rows))::bigint))"
                 " END AS cap FROM est) AS x)"
                 ", cand AS MATERIALIZED (SELECT * FROM (SELECT {} AS id, "
-            ).format(table.id),
+            ).format(id_text(table)),
             (exact_below, UNKNOWN_THRESHOLD, exact_below, k, k),
         )
         + dist
@@ -239,15 +250,17 @@ def filtered_knn(
         + Frag(
             sql.SQL(
                 ") AS b WHERE NOT (SELECT done FROM done) AND (SELECT count(*) FROM ann) < %s)"
-                " SELECT d.{id}, d.{content}, d.{metadata}, c.distance{embedding} FROM"
+                " SELECT {id}, {content}, {metadata}, c.distance{embedding} FROM"
                 " (SELECT * FROM cand WHERE (SELECT done FROM done) ORDER BY distance LIMIT %s) c"
-                " JOIN {table} d ON d.{id} = c.id"
+                " JOIN {table} d ON d.{key} = c.id{cast}"
                 " UNION ALL SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %s"
                 " UNION ALL SELECT * FROM fallback ORDER BY distance"
             ).format(
-                id=table.id,
-                content=table.content,
-                metadata=table.metadata,
+                id=_id_out(table, "d"),
+                key=table.id,
+                cast=id_cast(table),
+                content=content_out(table, "d"),
+                metadata=metadata_out(table, "d"),
                 embedding=embedding,
                 table=table.qualname,
             ),
@@ -319,13 +332,17 @@ def ranked_documents(table: Table, ranked: Frag, scope: Frag | None = None) -> F
     (the tenant predicate of a multi-tenant collection) picks the row among
     those sharing the id.
     """
-    on = Frag(sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id").format(table.qualname, table.id))
+    on = Frag(
+        sql.SQL(") AS r JOIN {} AS d ON d.{} = r.id{}").format(
+            table.qualname, table.id, id_cast(table)
+        )
+    )
     if scope is not None:
         on += Frag(sql.SQL(" AND d.")) + scope
     return (
         Frag(
-            sql.SQL("SELECT d.{}, d.{}, {}, r.score FROM (").format(
-                table.id, table.content, metadata_out(table, "d")
+            sql.SQL("SELECT {}, {}, {}, r.score FROM (").format(
+                id_text(table, "d"), content_out(table, "d"), metadata_out(table, "d")
             )
         )
         + ranked

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from langchain_pgvstore import Column, ConfigError, FilterError, InputError, SchemaError
 from langchain_pgvstore._sql.columns import index_kind
+from langchain_pgvstore.config import REGISTRY_VERSION
 from tests.filter_reference import matches
 from tests.fix_db import unique_name
 
@@ -215,7 +216,7 @@ def test_a_registry_from_before_typed_columns_gets_the_column(
     typed.add_texts(["b"], [{"n": 1}])
     assert conn.execute(has_column, (registry,)).fetchone() == (1,)
     comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (registry,))
-    assert comment.fetchone() == ("pgvstore registry 3",)
+    assert comment.fetchone() == (f"pgvstore registry {REGISTRY_VERSION}",)
     assert [d.metadata for d in typed.get()] == [{"n": 1}]
     assert [d.page_content for d in make_store(schema=schema_name, collection="plain").get()] == [
         "a"

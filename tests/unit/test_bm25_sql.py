@@ -78,7 +78,7 @@ RECOUNT = [
     (
         'WITH gone AS (DELETE FROM "public"."docs_71ab8b6afb_bm25") INSERT INTO '
         '"public"."docs_71ab8b6afb_bm25" (term, docs, tokens) SELECT u.lexeme, count(*), '
-        'sum(coalesce(cardinality(u.positions), 1)) FROM "public"."docs", unnest("tsv") '
+        'sum(coalesce(cardinality(u.positions), 1)) FROM "public"."docs" AS c, unnest(c."tsv") '
         "AS u GROUP BY u.lexeme UNION ALL SELECT '', count(*), coalesce(sum(\"tsv_len\"), "
         '0) FROM "public"."docs" HAVING count(*) > 0 ORDER BY 1'
     ),

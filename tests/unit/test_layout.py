@@ -26,6 +26,7 @@ PUBLIC_MODULES = {
     "langchain_pgvstore.embeddings.local",
     "langchain_pgvstore.embeddings.openai",
     "langchain_pgvstore.errors",
+    "langchain_pgvstore.existing",
     "langchain_pgvstore.folders",
     "langchain_pgvstore.fusion",
     "langchain_pgvstore.importers",

@@ -467,9 +467,10 @@ async def test_a_collection_from_before_bounded_full_text_needs_upgrade_schema(
         assert registry(conn, old_schema, "plain")[0] is None
         assert registry(conn, old_schema, "plain")[6] == 1
         done = await old.aupgrade_schema()
-        assert done[:3] == [
+        assert done[:4] == [
             "registry: multi_tenant and distribution columns",
             "registry: typed_columns column",
+            "registry: existing_table column",
             f"registry version 1 -> {REGISTRY_VERSION}",
         ], done
         assert any("bounded" in step for step in done), done
