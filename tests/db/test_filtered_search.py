@@ -277,6 +277,35 @@ def test_an_exact_attempt_that_finds_too_many_rows_hands_over_to_the_index(big, 
     assert r >= 0.95
 
 
+def test_an_estimate_within_a_bucket_larger_than_the_threshold_tries_the_exact_scan(
+    big, conn
+) -> None:
+    """From about 400,000 rows a histogram bucket is larger than the threshold, and a
+    selective filter is estimated at one bucket (a million rows: 0.1 % is 1,000 rows,
+    a bucket 10,101, the threshold 6,325). Here the same at 20,000 rows with a threshold
+    of 50: a filter matching the one row of a histogram bound is estimated at a bucket
+    (202 rows); the exact scan is tried, finds the row, and the graph is not walked."""
+    from langchain_pgvstore._sql.filters import compile_filter
+    from langchain_pgvstore._sql.search import matches_estimate
+
+    store, queries = big
+    table = store._configured.table
+    (bound,) = conn.execute(
+        "SELECT (histogram_bounds::text::jsonb[])[5] FROM pg_stats WHERE schemaname = 'public'"
+        " AND tablename = %s AND attname = 'metadata'",
+        (store.collection,),
+    ).fetchone()
+    filt = {"n": bound["n"]}
+    frag = matches_estimate(table, compile_filter(filt, table))
+    estimate, rows = conn.execute(frag.sql, frag.params).fetchone()
+    assert rows / 99 > 50 and 50 < estimate <= 50 + rows / 99  # above it, within a bucket
+    plan = store.explain(
+        list(queries[0]), k=10, filter=filt, analyze=True, exact_search_threshold=50
+    )
+    assert not _ann_ran(plan)
+    assert _ids(store, queries[0], filt, exact_search_threshold=50) == [str(bound["n"])]
+
+
 def test_an_index_walk_that_comes_back_short_is_answered_exactly(big) -> None:
     """The graph walk stops after max_scan_tuples rows; with a selective filter it finds
     fewer than k, and the exact scan of the matches answers instead."""
