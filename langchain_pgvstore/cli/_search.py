@@ -34,6 +34,11 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _json(value: object) -> str:
+    """JSON of a result; typed columns' Decimal, date, datetime and UUID values as text."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -73,11 +78,11 @@ def search(args: argparse.Namespace) -> int:
                 "text": doc.page_content,
                 "metadata": doc.metadata,
             }
-            print(json.dumps(line, ensure_ascii=False))
+            print(_json(line))
         return Exit.OK
     rows = [
         [rank, round(score, 4), _clip(doc.id or "", 20), _clip(doc.page_content, args.width),
-         _clip(json.dumps(doc.metadata, ensure_ascii=False), 40)]
+         _clip(_json(doc.metadata), 40)]
         for rank, (doc, score) in enumerate(hits, 1)
     ]  # fmt: skip
     print_table(["#", SCORE[args.mode], "id", "text", "metadata"], rows)

@@ -12,7 +12,7 @@ import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -21,10 +21,13 @@ import psycopg
 from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
+from .._column_names import ColumnNames
 from .._dsn import parse_dsn
-from .._sql import Frag, catalog
-from ..config import HNSWIndex, IndexSpec, IVFFlatIndex, validate_identifier
+from .._sql import Frag, catalog, ddl
+from ..columns import Columns, from_registry
+from ..config import HNSWIndex, IndexSpec, IVFFlatIndex, Table, validate_identifier
 from ..errors import ConfigError, EmbeddingError
+from ..existing import ExistingTable
 from ..server import default_data_dir, embedded_dsn
 from ..store import PGVStore
 from ._exits import CLIError, Exit
@@ -103,6 +106,23 @@ class Collection:
     index_kind: str | None
     index_valid: bool | None
     index_definition: str | None
+    columns: Columns = ()
+    """Its typed columns, as the registry records them."""
+    existing: ColumnNames | None = None
+    """An adopted table's column names (None: one of the store's own tables)."""
+
+    @property
+    def existing_table(self) -> ExistingTable | None:
+        """What a store names to open an adopted table (None for the store's own)."""
+        e = self.existing
+        if e is None:
+            return None
+        return ExistingTable(id=e.id, content=e.content, embedding=e.embedding, metadata=e.metadata)
+
+    @property
+    def table(self) -> Table:
+        """The collection's table as the library's statement builders take it."""
+        return Table(self.schema, self.name, columns=self.columns, existing=self.existing)
 
     @property
     def index(self) -> IndexSpec:
@@ -125,18 +145,43 @@ def list_collections(conn: psycopg.Connection[Any], schema: str | None = None) -
     found = []
     for name in schemas:
         for row in _rows(conn, catalog.collections(name)):
-            found.append(Collection(name, *row))
+            collection = Collection(name, *row)
+            if collection.table_exists:
+                collection = _with_registry(conn, collection)
+            found.append(collection)
     return found
 
 
+def _with_registry(conn: psycopg.Connection[Any], collection: Collection) -> Collection:
+    """The collection with its typed columns and adopted column names, from its registry
+    row (read as jsonb: a registry of an earlier release reads as none of either)."""
+    rows = _rows(conn, ddl.registry_row(Table(collection.schema, collection.name)))
+    if not rows:
+        return collection  # dropped meanwhile
+    typed, existing = rows[0][8], rows[0][10]
+    return replace(
+        collection,
+        columns=from_registry(typed),
+        existing=ColumnNames(**existing) if isinstance(existing, dict) else None,
+    )
+
+
 def find_collection(conn: psycopg.Connection[Any], schema: str, name: str) -> Collection:
-    """The collection, or a one-line error (exit 3) naming what exists."""
+    """The collection, or a one-line error (exit 3) naming what exists; a table that is
+    not a collection yet is pointed to `pgvstore adopt`."""
     validate_identifier(schema, "--schema")
     validate_identifier(name, "collection")
     found = list_collections(conn, schema)
     for collection in found:
         if collection.name == name and collection.table_exists:
             return collection
+    exists = _rows(conn, catalog.table_exists(Table(schema, name)))
+    if exists and exists[0][0]:
+        raise CLIError(
+            f"table {schema}.{name} is not a collection: adopt it first with"
+            f" pgvstore adopt {name} --id COLUMN --content COLUMN (try --dry-run)",
+            Exit.NOT_FOUND,
+        )
     known = ", ".join(c.name for c in found if c.table_exists) or "none"
     raise CLIError(
         f"no collection {name!r} in schema {schema!r} (collections there: {known})",
@@ -178,6 +223,8 @@ def open_store(
             distance=collection.distance,
             vector_type=collection.vector_type,
             text_search_config=collection.ts_config,
+            columns=dict(collection.columns) or None,
+            existing_table=collection.existing_table,
             index=collection.index if index is _AsCreated.INDEX else index,
             pool_size=2,
             pool_timeout=CONNECT_TIMEOUT,

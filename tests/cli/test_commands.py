@@ -58,10 +58,11 @@ def test_collections_lists_rows_shape_index_and_size(dsn: str, names: list[str])
     result = pgvstore("collections", "--dsn", dsn)
     assert result.code == 0, result
     assert result.lines()[0].split() == [
-        "collection", "rows", "dimensions", "distance", "type", "index", "size"
+        "collection", "rows", "dimensions", "distance", "type", "index", "pending", "size"
     ]  # fmt: skip
-    assert _row(result.out, plain)[:6] == [plain, "30", str(DIM), "cosine", "vector", "hnsw"]
-    assert _row(result.out, half)[:6] == [half, "12", "12", "l2", "halfvec", "none"]
+    # pending is for adopted tables (tests/cli/test_existing.py): "-" for the store's own
+    assert _row(result.out, plain)[:7] == [plain, "30", str(DIM), "cosine", "vector", "hnsw", "-"]
+    assert _row(result.out, half)[:7] == [half, "12", "12", "l2", "halfvec", "none", "-"]
     assert _row(result.out, plain)[-1] in ("kB", "MB")  # "160.0 kB"
     # an index left invalid (a failed concurrent build) is flagged
     with psycopg.connect(dsn, autocommit=True) as conn:
