@@ -191,6 +191,16 @@ def test_adopt_backfill_update_search_and_forget(
     assert [json.loads(line)["id"] for line in filtered.lines()] == ["p1"]
     assert Decimal(json.loads(filtered.lines()[0])["metadata"]["price"]) == 99
 
+    # adopting again adds what new flags ask for: full text, for keyword search
+    text = pgvstore(*adopt_args(table, dsn, "--full-text", "--dimensions", str(DIM)))
+    assert text.code == 0, text
+    assert text.lines()[0] == f"adoption of public.{table}: made 1 change(s)"
+    assert text.lines()[1].startswith("  - full text: ALTER TABLE")
+    assert text.lines()[1].endswith("(rewrites the table under an ACCESS EXCLUSIVE lock)")
+    keyword = pgvstore("search", "titanium", "-c", table, "--mode", "keyword", "--json",
+                       "--dsn", dsn)  # fmt: skip
+    assert [json.loads(line)["id"] for line in keyword.lines()] == ["p3"], keyword
+
     # the ANN index is built after the backfill, as on any collection
     index = pgvstore("index", "create", table, "--no-progress", "--dsn", dsn)
     assert index.code == 0 and index.out.startswith("built "), index
@@ -291,6 +301,51 @@ def test_embed_pending_is_for_adopted_tables(dsn: str, admin: psycopg.Connection
         )
     finally:
         drop_collection(admin, "public", name)
+
+
+def test_typed_columns_and_another_schema(
+    dsn: str, admin: psycopg.Connection, schema_name: str
+) -> None:
+    """A collection with typed columns opens as declared; an adopted table in another schema
+    is found there."""
+    from langchain_pgvstore import PGVStore
+
+    own = unique_name("typed")
+    try:
+        with PGVStore(fake(), connection=dsn, collection=own,
+                      columns={"year": Column("integer")}) as store:  # fmt: skip
+            store.add_texts(["old", "new"], [{"year": 1999}, {"year": 2024}], ids=["a", "b"])
+        found = pgvstore("search", "new", "-c", own, "--filter", '{"year": {"$gt": 2000}}',
+                         "--json", "--dsn", dsn, "--embeddings", FAKE)  # fmt: skip
+        assert found.code == 0, found
+        assert [json.loads(line)["metadata"] for line in found.lines()] == [{"year": 2024}]
+    finally:
+        drop_collection(admin, "public", own)
+
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_name)))
+    admin.execute(
+        sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, body varchar(200))").format(
+            sql.Identifier(schema_name, "notes")
+        )
+    )
+    admin.execute(
+        sql.SQL("INSERT INTO {} VALUES (1, 'first note'), (2, NULL), (3, 'third note')").format(
+            sql.Identifier(schema_name, "notes")
+        )
+    )
+    where = ["--schema", schema_name, "--dsn", dsn]
+    adopted = pgvstore("adopt", "notes", "--id", "id", "--content", "body",
+                       "--add-embedding-column", "--add-metadata-column", "--dimensions", "32",
+                       *where)  # fmt: skip
+    assert adopted.code == 0 and "made 2 change(s)" in adopted.out, adopted
+    assert_one_line_error(pgvstore("embed-pending", "notes", "--count", "--dsn", dsn), 3)
+    count = pgvstore("embed-pending", "notes", "--count", *where)
+    assert count.out == "2\n", count  # a row without content has nothing to embed
+    done = pgvstore("embed-pending", "notes", *where, "--embeddings", FAKE)
+    assert summary(done)["embedded"] == 2 and summary(done)["table"] == f"{schema_name}.notes"
+    hit = pgvstore("search", "third note", "-c", "notes", "--k", "1", "--json", *where,
+                   "--embeddings", FAKE)  # fmt: skip
+    assert json.loads(hit.lines()[0])["id"] == "3", hit  # a bigint key, as text
 
 
 class Sized:
