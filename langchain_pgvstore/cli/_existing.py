@@ -25,12 +25,7 @@ from ..errors import SchemaError
 from ..existing import ExistingTable
 from ..store import PGVStore
 from ._exits import CLIError, Exit
-from ._models import (
-    add_model_options,
-    choose_embeddings,
-    declared_dimensions,
-    model_dimensions,
-)
+from ._models import add_model_options, choose_embeddings, model_dimensions
 from ._output import Counter
 from ._target import (
     CONNECT_TIMEOUT,
@@ -142,6 +137,10 @@ def adopt(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('h') else 's'}"
+
+
 def embed_pending(args: argparse.Namespace) -> int:
     for option in ("batch_size", "limit"):
         value = getattr(args, option)
@@ -164,8 +163,8 @@ def embed_pending(args: argparse.Namespace) -> int:
             print(store.count_pending())
             return Exit.OK
         model = choose_embeddings(args, stack)
-        size = declared_dimensions(model)  # else the first batch says so
-        if size is not None and size != collection.dimensions:
+        size = model_dimensions(model)  # one embedded text if the model does not declare it
+        if size != collection.dimensions:
             raise CLIError(
                 f"table {name} holds vectors of {collection.dimensions} dimensions, but"
                 f" --embeddings {args.embeddings} makes {size}: use the model it was adopted for",
@@ -182,9 +181,9 @@ def embed_pending(args: argparse.Namespace) -> int:
         )
         elapsed = time.monotonic() - started
     print(
-        f"embedded {report.embedded} rows of {name} in {report.batches} batches"
-        f" ({elapsed:.1f} s); {report.changed_meanwhile} changed meanwhile,"
-        f" {report.remaining} still pending"
+        f"embedded {_count(report.embedded, 'row')} of {name} in"
+        f" {_count(report.batches, 'batch')} ({elapsed:.1f} s); {report.changed_meanwhile}"
+        f" changed meanwhile, {report.remaining} still pending"
     )
     return Exit.OK
 

@@ -24,13 +24,7 @@ from langchain_core.embeddings import Embeddings
 from ..errors import EmbeddingError
 from ._exits import CLIError, Exit
 
-__all__ = [
-    "add_model_options",
-    "choose_embeddings",
-    "declared_dimensions",
-    "light_model",
-    "model_dimensions",
-]
+__all__ = ["add_model_options", "choose_embeddings", "light_model", "model_dimensions"]
 
 CHOICES = ("local", "minilm", "openai")
 
@@ -132,16 +126,11 @@ def choose_embeddings(args: argparse.Namespace, stack: ExitStack) -> Embeddings:
     )
 
 
-def declared_dimensions(model: Embeddings) -> int | None:
-    """The size of `model`'s vectors when it declares it (`dimensions`, or `size`)."""
+def model_dimensions(model: Embeddings) -> int:
+    """The size of `model`'s vectors: the `dimensions` (or `size`) it declares, else the
+    length of one embedded text."""
     for attribute in ("dimensions", "size"):
         value = getattr(model, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-    return None
-
-
-def model_dimensions(model: Embeddings) -> int:
-    """The size of `model`'s vectors: declared, else the length of one embedded text."""
-    declared = declared_dimensions(model)
-    return declared if declared is not None else len(model.embed_query("dimensions"))
+    return len(model.embed_query("dimensions"))

@@ -37,7 +37,7 @@ DESCRIPTIONS = {
 }
 ADOPTED = ["embedding", "metadata", "pgvstore_content_sha256"]
 SUMMARY = re.compile(
-    r"^embedded (\d+) rows of (\S+) in (\d+) batches \([\d.]+ s\); (\d+) changed meanwhile,"
+    r"^embedded (\d+) rows? of (\S+) in (\d+) batch(?:es)? \([\d.]+ s\); (\d+) changed meanwhile,"
     r" (\d+) still pending$"
 )
 
@@ -170,6 +170,7 @@ def test_adopt_backfill_update_search_and_forget(
     assert listing_row(dsn, table)[6] == "1"
     again = pgvstore("embed-pending", table, "--no-progress", "--dsn", dsn, "--embeddings", FAKE)
     assert summary(again)["embedded"] == 1 and summary(again)["remaining"] == 0
+    assert again.out.startswith(f"embedded 1 row of public.{table} in 1 batch (")
     assert again.err == ""
     assert np.allclose(
         embeddings(admin, table)["p3"], fake().embed_query("a titanium mug for the trail"),
