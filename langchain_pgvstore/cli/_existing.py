@@ -137,8 +137,8 @@ def adopt(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('h') else 's'}"
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def embed_pending(args: argparse.Namespace) -> int:
@@ -180,10 +180,13 @@ def embed_pending(args: argparse.Namespace) -> int:
             progress=lambda phase, done, total: bar.set(phase, done, total),
         )
         elapsed = time.monotonic() - started
+    rows, batches = (
+        _count(report.embedded, "row", "rows"),
+        _count(report.batches, "batch", "batches"),
+    )
     print(
-        f"embedded {_count(report.embedded, 'row')} of {name} in"
-        f" {_count(report.batches, 'batch')} ({elapsed:.1f} s); {report.changed_meanwhile}"
-        f" changed meanwhile, {report.remaining} still pending"
+        f"embedded {rows} of {name} in {batches} ({elapsed:.1f} s);"
+        f" {report.changed_meanwhile} changed meanwhile, {report.remaining} still pending"
     )
     return Exit.OK
 

@@ -177,9 +177,10 @@ def find_collection(conn: psycopg.Connection[Any], schema: str, name: str) -> Co
             return collection
     exists = _rows(conn, catalog.table_exists(Table(schema, name)))
     if exists and exists[0][0]:
+        where = "" if schema == "public" else f" --schema {schema}"
         raise CLIError(
             f"table {schema}.{name} is not a collection: adopt it first with"
-            f" pgvstore adopt {name} --id COLUMN --content COLUMN (try --dry-run)",
+            f" pgvstore adopt {name}{where} --id COLUMN --content COLUMN (try --dry-run)",
             Exit.NOT_FOUND,
         )
     known = ", ".join(c.name for c in found if c.table_exists) or "none"

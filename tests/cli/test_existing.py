@@ -335,6 +335,10 @@ def test_typed_columns_and_another_schema(
         )
     )
     where = ["--schema", schema_name, "--dsn", dsn]
+    assert_one_line_error(
+        pgvstore("search", "x", "-c", "notes", "--mode", "keyword", *where), 3,
+        f"pgvstore adopt notes --schema {schema_name} --id COLUMN --content COLUMN",
+    )  # fmt: skip
     adopted = pgvstore("adopt", "notes", "--id", "id", "--content", "body",
                        "--add-embedding-column", "--add-metadata-column", "--dimensions", "32",
                        *where)  # fmt: skip
