@@ -1,6 +1,6 @@
 """A million rows on one node: ingest until searchable, the index build, every search kind.
 
-    python benchmarks/scale.py [--rows 500000] [--dim 384] [--queries 100]
+    python benchmarks/scale.py [--rows 1000000] [--dim 384] [--queries 100]
                                [--text-queries 10] [--filtered-queries 10]
                                [--maintenance-work-mem 3GB] [--workers 2]
                                [--ef-search 100] [--reuse-ingest FILE] [--out PATH]
@@ -132,7 +132,7 @@ def timed_calls(call: Callable[[int], Any], n: int) -> tuple[dict[str, float], l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--filtered-queries", type=int, default=10)

@@ -11,6 +11,7 @@ application changes while its batch is being embedded stays pending.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 from . import _validate as check
@@ -18,7 +19,7 @@ from ._adoption import AdoptOptions, adopt_plan
 from ._flow import FORGET, LOOKUP, Flow, Query, Write
 from ._ingest import encode_copy, prepare_batch
 from ._plan import Copy, Execute, Plan
-from ._progress import PhaseCallback, make_progress
+from ._progress import PhaseCallback, Progress, make_progress
 from ._schema import CollectionSpec
 from ._sql import dml
 from ._sql import existing as sq
@@ -78,6 +79,43 @@ def _write_flow(spec: CollectionSpec, rows: Rows, vectors: list[Any]) -> Flow[in
     return written
 
 
+#: What the backfill's course needs next: a flow driven to its end, or texts embedded.
+Need = Flow[Any] | list[str]
+
+
+def _backfill_course(
+    size: int, limit: int | None, bar: Progress
+) -> Generator[Need, Any, BackfillReport]:
+    """The backfill as a generator both drivers run: it yields the flows to drive and the
+    texts to embed, and holds every decision (which rows, when to stop, the counts)."""
+    spec: CollectionSpec = yield _adopted()
+    total: int = yield _count_flow()
+    bar.phase("embedding", total if limit is None else min(total, limit))
+    embedded = changed = batches = 0
+    after: str | None = None
+    while limit is None or embedded + changed < limit:
+        want = size if limit is None else min(size, limit - embedded - changed)
+        rows: Rows = yield _pending_flow(spec, want, after)
+        if not rows:
+            break
+        vectors: list[Any] = yield [str(r[1]) for r in rows]
+        written: int = yield _write_flow(spec, rows, vectors)
+        embedded, changed = embedded + written, changed + len(rows) - written
+        batches, after = batches + 1, str(rows[-1][0])
+    remaining: int = yield _count_flow()
+    return BackfillReport(embedded, changed, batches, remaining)
+
+
+_ADOPT_FLAGS = (
+    "add_embedding_column",
+    "add_metadata_column",
+    "track_changes",
+    "create_indexes",
+    "full_text",
+    "dry_run",
+)
+
+
 class ExistingTables(Writes):
     """`adopt`, `embed_pending`, `count_pending` (and their async twins)."""
 
@@ -88,11 +126,11 @@ class ExistingTables(Writes):
                 " existing_table=ExistingTable(...)"
             )
 
-    def _adopt_options(self, kwargs: dict[str, Any]) -> AdoptOptions:
+    def _adopt_options(self, *flags: bool) -> AdoptOptions:
         self._existing_only("adopt")
-        for name, value in kwargs.items():
+        for name, value in zip(_ADOPT_FLAGS, flags, strict=True):
             check.boolean(value, name, InputError)
-        return AdoptOptions(**kwargs)
+        return AdoptOptions(*flags)
 
     def adopt(
         self,
@@ -118,14 +156,12 @@ class ExistingTables(Writes):
         option. Adopting again is safe and adds what the new options ask for.
         """
         options = self._adopt_options(
-            {
-                "add_embedding_column": add_embedding_column,
-                "add_metadata_column": add_metadata_column,
-                "track_changes": track_changes,
-                "create_indexes": create_indexes,
-                "full_text": full_text,
-                "dry_run": dry_run,
-            }
+            add_embedding_column,
+            add_metadata_column,
+            track_changes,
+            create_indexes,
+            full_text,
+            dry_run,
         )
         return self._drive(_adopt_flow(self._configured, options))
 
@@ -141,14 +177,12 @@ class ExistingTables(Writes):
     ) -> AdoptionReport:
         """Async `adopt`."""
         options = self._adopt_options(
-            {
-                "add_embedding_column": add_embedding_column,
-                "add_metadata_column": add_metadata_column,
-                "track_changes": track_changes,
-                "create_indexes": create_indexes,
-                "full_text": full_text,
-                "dry_run": dry_run,
-            }
+            add_embedding_column,
+            add_metadata_column,
+            track_changes,
+            create_indexes,
+            full_text,
+            dry_run,
         )
         return await self._adrive(_adopt_flow(self._configured, options))
 
@@ -186,22 +220,18 @@ class ExistingTables(Writes):
         True for a tqdm bar, or a callable receiving `("embedding", done, total)`.
         """
         size, limit = self._backfill_args(batch_size, limit)
-        spec = self._drive(_adopted())
-        total = self._drive(_count_flow())
-        embedded = changed = batches = 0
-        after: str | None = None
         with make_progress(progress) as bar:
-            bar.phase("embedding", total if limit is None else min(total, limit))
-            while limit is None or embedded + changed < limit:
-                want = size if limit is None else min(size, limit - embedded - changed)
-                rows = self._drive(_pending_flow(spec, want, after))
-                if not rows:
-                    break
-                vectors = self._embed([str(r[1]) for r in rows], size, bar)
-                written = self._drive(_write_flow(spec, rows, vectors))
-                embedded, changed = embedded + written, changed + len(rows) - written
-                batches, after = batches + 1, str(rows[-1][0])
-        return BackfillReport(embedded, changed, batches, self._drive(_count_flow()))
+            course = _backfill_course(size, limit, bar)
+            value: Any = None
+            while True:
+                try:
+                    need = course.send(value)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                if isinstance(need, list):
+                    value = self._embed(need, size, bar)
+                else:
+                    value = self._drive(need)
 
     async def aembed_pending(
         self,
@@ -212,19 +242,15 @@ class ExistingTables(Writes):
     ) -> BackfillReport:
         """Async `embed_pending`."""
         size, limit = self._backfill_args(batch_size, limit)
-        spec = await self._adrive(_adopted())
-        total = await self._adrive(_count_flow())
-        embedded = changed = batches = 0
-        after: str | None = None
         with make_progress(progress) as bar:
-            bar.phase("embedding", total if limit is None else min(total, limit))
-            while limit is None or embedded + changed < limit:
-                want = size if limit is None else min(size, limit - embedded - changed)
-                rows = await self._adrive(_pending_flow(spec, want, after))
-                if not rows:
-                    break
-                vectors = await self._aembed([str(r[1]) for r in rows], size, bar)
-                written = await self._adrive(_write_flow(spec, rows, vectors))
-                embedded, changed = embedded + written, changed + len(rows) - written
-                batches, after = batches + 1, str(rows[-1][0])
-        return BackfillReport(embedded, changed, batches, await self._adrive(_count_flow()))
+            course = _backfill_course(size, limit, bar)
+            value: Any = None
+            while True:
+                try:
+                    need = course.send(value)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                if isinstance(need, list):
+                    value = await self._aembed(need, size, bar)
+                else:
+                    value = await self._adrive(need)
