@@ -40,6 +40,13 @@ def ingest(args: argparse.Namespace) -> int:
             c for c in list_collections(conn, args.schema)
             if c.name == args.collection and c.table_exists
         ]  # fmt: skip
+    if existing and existing[0].existing is not None:
+        # file chunks would become rows of the application's table
+        raise CLIError(
+            f"{args.collection!r} is an adopted table of your application; ingest writes"
+            " file chunks into a collection of the store's own: choose another --collection",
+            Exit.USAGE,
+        )
     with ExitStack() as stack:
         model = choose_embeddings(args, stack)
         if existing:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,7 @@ def adopt_args(name: str, dsn: str, *more: str) -> list[str]:
 
 
 def test_adopt_backfill_update_search_and_forget(
-    dsn: str, admin: psycopg.Connection, table: str
+    dsn: str, admin: psycopg.Connection, table: str, tmp_path: Path
 ) -> None:
     before = columns_of(admin, table)
     flags = ["--add-embedding-column", "--add-metadata-column", "--track-changes"]
@@ -138,6 +139,12 @@ def test_adopt_backfill_update_search_and_forget(
     done = pgvstore(*adopt_args(table, dsn, *flags, "--create-indexes"))
     assert done.code == 0, done
     assert done.lines()[0] == f"adoption of public.{table}: made 4 change(s)"
+    # folder ingest never writes file chunks into the application's table
+    (tmp_path / "a.md").write_text("# A note\n\nSome text.\n")
+    assert_one_line_error(
+        pgvstore("ingest", str(tmp_path), "--collection", table, "--dsn", dsn, "--embeddings", FAKE),
+        2, "adopted table",
+    )  # fmt: skip
     assert [line.split(":")[0].strip() for line in done.lines()[1:5]] == [
         "- embedding column", "- metadata column", "- content-hash column", "- indexes"
     ]  # fmt: skip
