@@ -23,7 +23,9 @@ from .config import (
     REGISTRY_TABLE,
     REGISTRY_VERSION,
     SCHEMA_VERSION,
+    TEXTSEARCH,
     Distance,
+    FullText,
     HNSWIndex,
     IndexSpec,
     IVFFlatIndex,
@@ -107,6 +109,11 @@ def check_pgvector(installed: str | None, available: str | None) -> bool:
 def provisioning_denied(spec: CollectionSpec, error: Exception) -> SchemaError:
     """The role may not create something the collection needs: say what, and who can."""
     denied = getattr(getattr(error, "diag", None), "message_primary", None) or str(error)
+    if "extension" in denied and TEXTSEARCH in denied:
+        return SchemaError(
+            f"pg_textsearch is not installed in this database and this role may not install"
+            f" it ({denied}); ask a superuser to run CREATE EXTENSION pg_textsearch in it"
+        )
     if "extension" in denied:
         return SchemaError(
             f"pgvector is not installed in this database and this role may not install it"
@@ -241,20 +248,21 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
     check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
     full_text = spec.table.full_text
     if len(row) > 9 and row[9] is not None:
-        full_text = check_full_text(name, full_text, bool(row[9]))
+        found: FullText = TEXTSEARCH if len(row) > 10 and row[10] else bool(row[9])
+        full_text = check_full_text(name, full_text, found)
     assert isinstance(dimensions, int)
     table = replace(spec.table, distribution=distribution, full_text=full_text)  # type: ignore[arg-type]
     return replace(spec, dimensions=dimensions, table=table)
 
 
-def check_full_text(name: str, asked: bool | None, found: bool) -> bool:
+def check_full_text(name: str, asked: FullText | None, found: FullText) -> FullText:
     """The collection's full text as the catalog shows it; `SchemaError` if the store asks
-    for the other (full text is never added or dropped behind the user's back)."""
+    for another (full text is never added, dropped or changed behind the user's back)."""
     if asked is not None and asked != found:
-        has = "has full text" if found else "was created with full_text=False"
+        has = "has full text" if found is True else f"was created with full_text={found!r}"
         raise SchemaError(
-            f"collection {name} {has}, but this store asks for full_text={asked};"
-            f" open it with full_text={found} or without the option"
+            f"collection {name} {has}, but this store asks for full_text={asked!r};"
+            f" open it with full_text={found!r} or without the option"
         )
     return found
 

@@ -246,6 +246,10 @@ def _short_hash(text: str) -> str:
 
 
 Distribution = Literal["id", "tenant"]
+#: `full_text=` of a collection whose keyword search runs on a `pg_textsearch` BM25 index.
+TEXTSEARCH: Literal["pg_textsearch"] = "pg_textsearch"
+#: A collection's full text: True (plain-SQL BM25), False (none), or `TEXTSEARCH`.
+FullText = bool | Literal["pg_textsearch"]
 #: How row-level security tells a connection's tenant: a session setting the store
 #: sets per call (`pgvstore.tenant`), or the login role's name.
 RowLevelSecurity = Literal["setting", "role"]
@@ -261,9 +265,11 @@ class Table:
     `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
     sharded by (None for an ordinary table). `columns`: the typed columns that
     hold declared metadata fields (`columns.py`), sorted by name. `full_text`:
-    whether the table has the full-text objects (the generated `tsv`, its GIN
-    index, the BM25 statistics); None until known, which a new table takes as
-    True and an existing one replaces with what the catalog shows.
+    True if the table has the full-text objects (the generated `tsv`, its GIN
+    index, the BM25 statistics), `"pg_textsearch"` if it has a `pg_textsearch`
+    BM25 index over `content` instead, False if neither; None until known,
+    which a new table takes as True and an existing one replaces with what the
+    catalog shows.
     """
 
     schema: str
@@ -271,7 +277,7 @@ class Table:
     multi_tenant: bool = False
     distribution: Distribution | None = None
     columns: Columns = ()
-    full_text: bool | None = None
+    full_text: FullText | None = None
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     id: ClassVar[sql.Identifier] = sql.Identifier("id")
     content: ClassVar[sql.Identifier] = sql.Identifier("content")
@@ -300,8 +306,13 @@ class Table:
 
     @property
     def has_full_text(self) -> bool:
-        """The table has (or, when new, is to get) the full-text objects."""
-        return self.full_text is not False
+        """The table has (or, when new, is to get) the plain-SQL full-text objects."""
+        return self.full_text is None or self.full_text is True
+
+    @property
+    def textsearch(self) -> bool:
+        """The table has (or, when new, is to get) a `pg_textsearch` BM25 index."""
+        return self.full_text == TEXTSEARCH
 
     @property
     def qualname(self) -> sql.Identifier:
