@@ -119,9 +119,14 @@ class PGVStore(Tenants, KeywordSearch, IndexAdmin, Reads, Writes, SimilaritySear
         full_text: False creates the collection without full text (no `tsv`
             column, no full-text index, no BM25 statistics): ingest is several
             times faster, and keyword and hybrid search raise `SchemaError`. True
-            asks for full text. Omitted (None): a new collection gets full text,
-            an existing one is opened as it was created; a value that contradicts
-            the existing collection is a `SchemaError` (docs/performance.md).
+            asks for full text. `"pg_textsearch"` ranks keyword and hybrid
+            search with a BM25 index of the `pg_textsearch` extension instead of
+            the `tsv` column and statistics (same ranking and scores, far faster
+            on large collections; the server must have the extension, preloaded:
+            `SchemaError` otherwise; not on distributed collections). Omitted
+            (None): a new collection gets full text, an existing one is opened as
+            it was created; a value that contradicts the existing collection is a
+            `SchemaError` (docs/schema.md, docs/performance.md).
     """
 
     @override

@@ -11,6 +11,7 @@ import random
 
 import psycopg
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from psycopg import sql
 
 from langchain_pgvstore import PGVStore
@@ -222,3 +223,27 @@ def test_sql_backend_objects_are_untouched(ts_admin: psycopg.Connection, pair) -
         (plain.collection,),
     )
     assert tsv == 1
+
+
+def index_file(conn: psycopg.Connection, store: PGVStore) -> int:
+    """The text index's file: a new one when the index is built again."""
+    name = Table("public", store.collection).index_name("textsearch")
+    [(node,)] = conn.execute("SELECT pg_relation_filenode(%s::regclass)", (name,)).fetchall()
+    return int(node)
+
+
+def test_a_large_first_load_builds_the_index_after_the_rows(make_ts_store, ts_admin) -> None:
+    texts, metas, ids = corpus()
+    store = make_ts_store(DIM, full_text="pg_textsearch", bulk_rebuild_rows=100)
+    plain = make_ts_store(DIM, collection=f"{store.collection}_sql", full_text=True)
+    store.add_texts(["seed"], ids=["seed"])
+    before = index_file(ts_admin, store)
+    store.delete(["seed"])
+    vectors = DeterministicFakeEmbedding(size=DIM).embed_documents(texts)
+    # 200 rows in one batch into an empty table: a direct load
+    store.add_embeddings(texts, vectors, metas, ids=ids)
+    assert index_file(ts_admin, store) != before  # dropped and built again over the rows
+    plain.add_texts(texts, metas, ids=ids)
+    for query in QUERIES:
+        same(store.keyword_search_with_score(query, k=10),
+             plain.keyword_search_with_score(query, k=10))  # fmt: skip
