@@ -116,7 +116,8 @@ class KeywordSearch(StoreCore):
 
         Terms are the query's lexemes under the collection's text-search
         configuration (stemmed, stop words removed); statistics are exact.
-        `k1` and `b` tune BM25.
+        `k1` and `b` tune BM25. On a `full_text="pg_textsearch"` collection its
+        BM25 index ranks (same scores; `k1` and `b` are the index's).
         """
         return self._drive(self._keyword(*self._keyword_args(query, k, filter, kwargs)))
 
