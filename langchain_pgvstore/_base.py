@@ -32,8 +32,10 @@ from .columns import Column, declare
 from .config import (
     DEFAULT_HNSW,
     MAX_DIMENSIONS,
+    TEXTSEARCH,
     Distance,
     Distribution,
+    FullText,
     HNSWIndex,
     IndexSpec,
     IVFFlatIndex,
@@ -102,7 +104,7 @@ class StoreBase(Closing, VectorStore):
         read_wait: float = 1.0,
         max_replica_lag: float | None = None,
         columns: Mapping[str, Column] | None = None,
-        full_text: bool | None = None,
+        full_text: FullText | None = None,
         existing_table: ExistingTable | None = None,
     ) -> None:
         # Every argument is checked here, before anything is sent to a server.
@@ -128,11 +130,23 @@ class StoreBase(Closing, VectorStore):
             if not distributed:
                 raise ConfigError("shard_count= needs distributed=True")
             check.int_in(shard_count, "shard_count", 1, 64_000, ConfigError)
-        if full_text is not None:
-            check.boolean(full_text, "full_text", ConfigError)
+        if full_text is not None and full_text != TEXTSEARCH and not isinstance(full_text, bool):
+            raise ConfigError(
+                f"full_text must be True or False, or {TEXTSEARCH!r}, got {full_text!r}"
+            )
+        if full_text == TEXTSEARCH and distributed:
+            raise ConfigError(
+                f"full_text={TEXTSEARCH!r} is not supported on distributed (Citus) collections:"
+                " the extension is not part of the Citus cluster; use full_text=True there"
+            )
         if existing_table is not None and not isinstance(existing_table, ExistingTable):
             raise ConfigError(
                 f"existing_table must be an ExistingTable(...), got {type(existing_table).__name__}"
+            )
+        if existing_table is not None and full_text == TEXTSEARCH:
+            raise ConfigError(
+                f"full_text={TEXTSEARCH!r} is not supported on an existing table yet; adopt it"
+                " with adopt(full_text=True) for keyword and hybrid search"
             )
         declared = declare(columns, existing=existing_table is not None)
         if declared and distributed:

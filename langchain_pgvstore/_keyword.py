@@ -26,9 +26,11 @@ from ._sql.filters import TRUE
 from ._sql.fusion import fuse
 from ._sql.search import ids_and_distances, ranked_documents
 from ._sql.settings import Settings, search_settings
+from ._sql.textsearch import BM25_B, BM25_K1
+from ._sql.textsearch import keyword_search as index_keyword_search
 from ._statements import TEXT, slotted
 from .config import Table
-from .errors import SchemaError
+from .errors import InputError, SchemaError
 
 __all__ = ["KeywordSearch"]
 
@@ -55,7 +57,7 @@ def _keyword_text(query: object) -> str:
 
 def need_full_text(table: Table) -> None:
     """`SchemaError` for a collection without full text (`full_text=False`)."""
-    if not table.has_full_text:
+    if not table.has_full_text and not table.textsearch:
         raise SchemaError(
             f"collection {table.schema}.{table.name} has no full text (it was created with"
             " full_text=False): keyword and hybrid search need it; use similarity search,"
@@ -63,8 +65,26 @@ def need_full_text(table: Table) -> None:
         )
 
 
+def _lexical_leg(spec: CollectionSpec, k: int, where: Frag, options: SearchOptions) -> Frag:
+    """The BM25 leg `(id, score)`: on the collection's `pg_textsearch` index if it has one,
+    else in plain SQL over its `tsv` and statistics."""
+    if spec.table.textsearch:
+        if (options.k1, options.b) != (BM25_K1, BM25_B):
+            raise InputError(
+                f"collection {spec.table.schema}.{spec.table.name} ranks with its pg_textsearch"
+                f" index, built with k1={BM25_K1} and b={BM25_B}: k1 and b cannot be changed"
+                " per call there"
+            )
+        return index_keyword_search(spec.table, TEXT, k, None if where is TRUE else where)
+    return keyword_search(
+        spec.table, TEXT, k, where, ts_config=spec.ts_config,  # type: ignore[arg-type]
+        k1=options.k1, b=options.b,
+    )  # fmt: skip
+
+
 class KeywordSearch(StoreCore):
-    """BM25 keyword search over the provisioned tsvector, and its fusion with vector search."""
+    """BM25 keyword search (over the provisioned tsvector, or on the collection's
+    `pg_textsearch` index), and its fusion with vector search."""
 
     def _keyword_args(
         self, query: str, k: int, filter: Mapping[str, Any] | None, kwargs: Mapping[str, Any]
@@ -80,10 +100,7 @@ class KeywordSearch(StoreCore):
             filter_key, slotted_where = (None, where) if where is TRUE else slotted(where)
 
             def make() -> tuple[Frag, Settings]:
-                ranked = keyword_search(
-                    spec.table, TEXT, k, slotted_where, ts_config=spec.ts_config,  # type: ignore[arg-type]
-                    k1=options.k1, b=options.b,
-                )  # fmt: skip
+                ranked = _lexical_leg(spec, k, slotted_where, options)
                 timeout = search_settings(statement_timeout_s=options.statement_timeout)
                 return ranked_documents(spec.table, ranked, _scope(spec, slotted_where)), timeout
 
@@ -99,7 +116,8 @@ class KeywordSearch(StoreCore):
 
         Terms are the query's lexemes under the collection's text-search
         configuration (stemmed, stop words removed); statistics are exact.
-        `k1` and `b` tune BM25.
+        `k1` and `b` tune BM25. On a `full_text="pg_textsearch"` collection its
+        BM25 index ranks (same scores; `k1` and `b` are the index's).
         """
         return self._drive(self._keyword(*self._keyword_args(query, k, filter, kwargs)))
 
@@ -149,10 +167,7 @@ class KeywordSearch(StoreCore):
                 n = options.candidates(k)
                 nearest, settings = self._build_search(spec, n, slotted_where, options, False)
                 vector_leg = ids_and_distances(nearest)
-                keyword_leg = keyword_search(
-                    spec.table, TEXT, n, slotted_where, ts_config=spec.ts_config,  # type: ignore[arg-type]
-                    k1=options.k1, b=options.b,
-                )  # fmt: skip
+                keyword_leg = _lexical_leg(spec, n, slotted_where, options)
                 fused = fuse(
                     vector_leg,
                     keyword_leg,

@@ -9,6 +9,8 @@ drops the index, loads, and builds it again in the same transaction (readers
 wait for that transaction; the table is never visible without its index).
 Smaller loads insert into the existing index. Rows a load would not change
 (same content, metadata and vector) are not counted: they are not written.
+A collection's `pg_textsearch` index (`full_text="pg_textsearch"`) is likewise
+built after a large load into an empty table, in its transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from ._ingest import Batch, direct_write_plan, merge_plan, stage_plan
 from ._plan import Execute, Fetch, Phase, Plan
 from ._schema import CollectionSpec, build_index_plan
-from ._sql import catalog, ddl, dml
+from ._sql import catalog, ddl, dml, textsearch
 from ._sql.bm25_schema import recount_bm25
 from ._sql.bm25_writes import merge_with_statistics
 from .config import Table
@@ -63,8 +65,14 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
             for frag in ddl.drop_ann_indexes(table):
                 yield Execute(frag)
             build = True
+        if table.textsearch:
+            # Built over the loaded rows, a pg_textsearch index ranks as a fresh build
+            # does; filled row by row it ranks measurably worse (docs/performance.md).
+            yield Execute(ddl.drop_index(table, textsearch.index_kind))
         yield Phase("copy", len(batch))
         written = yield from direct_write_plan(table, batch, spec.vector_type, tenant)
+        if table.textsearch:
+            yield Execute(textsearch.create_index(table, spec.ts_config))
         if table.distribution is not None and table.has_full_text:
             # no triggers on a distributed table: count the new rows' statistics
             for frag in recount_bm25(table):

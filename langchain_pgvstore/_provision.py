@@ -18,12 +18,19 @@ from ._schema import (
     check_pgvector,
     check_registered,
 )
-from ._sql import Frag, catalog, citus, ddl
+from ._sql import Frag, catalog, citus, ddl, textsearch
 from ._sql import columns as typed
 from ._sql.bm25_schema import bm25_ddl, length_column, statistics_table, stats_table
 from ._sql.migrations import registry_state, set_registry_version
 from ._upgrade import collection_upgrade_plan, registry_upgrade_plan
-from .config import GLOBAL_LOCK_KEY, REGISTRY_VERSION, SCHEMA_VERSION, HNSWIndex, Table
+from .config import (
+    GLOBAL_LOCK_KEY,
+    REGISTRY_VERSION,
+    SCHEMA_VERSION,
+    TEXTSEARCH,
+    HNSWIndex,
+    Table,
+)
 from .errors import ConfigError, SchemaError
 
 __all__ = ["provision_plan", "registry_plan"]
@@ -73,6 +80,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
                 f"unknown text search configuration {spec.ts_config!r};"
                 " see SELECT cfgname FROM pg_ts_config"
             )
+        if table.textsearch:
+            yield from _textsearch_extension_plan()
         for frag in _collides(table):
             if (yield Fetch(frag))[0][0]:
                 raise SchemaError(
@@ -90,6 +99,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             if table.has_full_text:
                 for frag in bm25_ddl(table, spec.ts_config):
                     yield Execute(frag)
+            if table.textsearch:
+                yield Execute(textsearch.create_index(table, spec.ts_config))
         else:
             yield from _distribute_plan(spec)
         if table.multi_tenant and isinstance(spec.index, HNSWIndex):
@@ -111,7 +122,8 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
         )
         if table.columns:
             yield Execute(typed.record_columns(table))
-        spec = replace(spec, table=replace(table, full_text=table.has_full_text))
+        full_text = TEXTSEARCH if table.textsearch else table.has_full_text
+        spec = replace(spec, table=replace(table, full_text=full_text))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
@@ -182,6 +194,27 @@ def _distribute_plan(spec: CollectionSpec) -> Plan[None]:
         yield Execute(citus.make_reference_table(table.registry))
 
 
+def _textsearch_extension_plan() -> Plan[None]:
+    """Make sure `pg_textsearch` is installed for a new `full_text="pg_textsearch"`
+    collection; `SchemaError` naming what the server lacks if it cannot be."""
+    installed, available, preloaded = (yield Fetch(textsearch.extension_state()))[0]
+    if installed is not None:
+        return
+    if available is None:
+        raise SchemaError(
+            "full_text='pg_textsearch' needs the pg_textsearch extension, which this server"
+            " does not have; install it (https://github.com/timescale/pg_textsearch), add it"
+            " to shared_preload_libraries and restart the server, or use full_text=True"
+        )
+    if not preloaded:
+        raise SchemaError(
+            "full_text='pg_textsearch' needs the pg_textsearch library preloaded: add"
+            " pg_textsearch to shared_preload_libraries and restart the server"
+        )
+    yield Execute(ddl.advisory_xact_lock(GLOBAL_LOCK_KEY))
+    yield Execute(textsearch.create_extension())
+
+
 def _tenant_policy_plan(spec: CollectionSpec) -> Plan[None]:
     """Row-level security on the collection's table, unless it is there already."""
     table = spec.table
@@ -204,7 +237,7 @@ def _collides(table: Table) -> list[Frag]:
     return [
         catalog.relation_exists(table.schema, table.index_name(kind))
         for kind in (
-            "bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat",
+            "bm25", "bm25_term", "meta", "tsv", "hnsw", "ivfflat", textsearch.index_kind,
             *(typed.index_kind(name) for name, _ in table.columns),
         )
     ]  # fmt: skip

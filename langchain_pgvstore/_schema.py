@@ -24,7 +24,9 @@ from .config import (
     REGISTRY_TABLE,
     REGISTRY_VERSION,
     SCHEMA_VERSION,
+    TEXTSEARCH,
     Distance,
+    FullText,
     HNSWIndex,
     IndexSpec,
     IVFFlatIndex,
@@ -109,6 +111,11 @@ def check_pgvector(installed: str | None, available: str | None) -> bool:
 def provisioning_denied(spec: CollectionSpec, error: Exception) -> SchemaError:
     """The role may not create something the collection needs: say what, and who can."""
     denied = getattr(getattr(error, "diag", None), "message_primary", None) or str(error)
+    if "extension" in denied and TEXTSEARCH in denied:
+        return SchemaError(
+            f"pg_textsearch is not installed in this database and this role may not install"
+            f" it ({denied}); ask a superuser to run CREATE EXTENSION pg_textsearch in it"
+        )
     if "extension" in denied:
         return SchemaError(
             f"pgvector is not installed in this database and this role may not install it"
@@ -256,10 +263,11 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f" by {spec.table.distribution}"
         )
     check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
-    existing = check_existing(name, spec.table.existing, row[10] if len(row) > 10 else None)
+    existing = check_existing(name, spec.table.existing, row[11] if len(row) > 11 else None)
     full_text = spec.table.full_text
     if len(row) > 9 and row[9] is not None:
-        full_text = check_full_text(name, full_text, bool(row[9]))
+        found: FullText = TEXTSEARCH if len(row) > 10 and row[10] else bool(row[9])
+        full_text = check_full_text(name, full_text, found)
     assert isinstance(dimensions, int)
     table = replace(
         spec.table,
@@ -300,14 +308,14 @@ def check_existing(name: str, asked: ColumnNames | None, recorded: object) -> Co
     return found
 
 
-def check_full_text(name: str, asked: bool | None, found: bool) -> bool:
+def check_full_text(name: str, asked: FullText | None, found: FullText) -> FullText:
     """The collection's full text as the catalog shows it; `SchemaError` if the store asks
-    for the other (full text is never added or dropped behind the user's back)."""
+    for another (full text is never added, dropped or changed behind the user's back)."""
     if asked is not None and asked != found:
-        has = "has full text" if found else "was created with full_text=False"
+        has = "has full text" if found is True else f"was created with full_text={found!r}"
         raise SchemaError(
-            f"collection {name} {has}, but this store asks for full_text={asked};"
-            f" open it with full_text={found} or without the option"
+            f"collection {name} {has}, but this store asks for full_text={asked!r};"
+            f" open it with full_text={found!r} or without the option"
         )
     return found
 

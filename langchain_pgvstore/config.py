@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -18,6 +17,7 @@ from psycopg import sql
 
 from . import _validate as check
 from ._column_names import ColumnNames
+from ._distance import Distance
 from .columns import Columns
 from .errors import ConfigError
 
@@ -64,99 +64,6 @@ def validate_identifier(value: object, what: str) -> str:
             f" PostgreSQL identifiers are limited to {MAX_IDENTIFIER_BYTES} bytes"
         )
     return value
-
-
-def _cosine_relevance(distance: float) -> float:
-    # cosine distance lies in [0, 2]
-    return min(1.0, max(0.0, 1.0 - distance / 2.0))
-
-
-def _inner_product_relevance(distance: float) -> float:
-    # pgvector's <#> returns the negative inner product; for unit vectors the
-    # inner product lies in [-1, 1]. Clamp so unnormalised vectors stay in range.
-    return min(1.0, max(0.0, (1.0 - distance) / 2.0))
-
-
-def _reciprocal_relevance(distance: float) -> float:
-    # L1 and L2 distances are unbounded: 1 / (1 + d) is 1 for an exact match
-    # and falls monotonically towards 0.
-    if math.isnan(distance):
-        return 0.0
-    return 1.0 / (1.0 + max(0.0, distance))
-
-
-class Distance(StrEnum):
-    """How closeness between two vectors is measured.
-
-    Each member is one row: its name, pgvector's operator, the operator-class
-    suffix of its indexes, whether IVFFlat supports it, the distance-to-relevance
-    map, and the aliases `parse` accepts.
-    """
-
-    _operator: str
-    _opclass: str
-    _ivfflat: bool
-    _relevance: Callable[[float], float]
-    _aliases: tuple[str, ...]
-
-    def __new__(
-        cls,
-        value: str,
-        operator: str,
-        opclass: str,
-        ivfflat: bool,
-        relevance: Callable[[float], float],
-        aliases: tuple[str, ...],
-    ) -> Distance:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member._operator = operator
-        member._opclass = opclass
-        member._ivfflat = ivfflat
-        member._relevance = relevance
-        member._aliases = aliases
-        return member
-
-    #        name            operator opclass      ivfflat relevance                aliases
-    COSINE = ("cosine", "<=>", "cosine_ops", True, _cosine_relevance, ())
-    L2 = ("l2", "<->", "l2_ops", True, _reciprocal_relevance, ("euclidean",))
-    INNER_PRODUCT = (
-        "inner_product", "<#>", "ip_ops", True, _inner_product_relevance,
-        ("ip", "dot", "max_inner_product"),
-    )  # fmt: skip
-    L1 = ("l1", "<+>", "l1_ops", False, _reciprocal_relevance, ("manhattan", "taxicab"))
-
-    @classmethod
-    def parse(cls, value: str | Distance) -> Distance:
-        """Accept a `Distance` or its name (a few common aliases included)."""
-        if isinstance(value, Distance):
-            return value
-        if not isinstance(value, str):
-            raise ConfigError(f"distance must be a string or a Distance, got {value!r}")
-        key = value.strip().lower().replace("-", "_").replace(" ", "_")
-        for member in cls:
-            if key == member.value or key in member._aliases:
-                return member
-        names = ", ".join(d.value for d in cls)
-        raise ConfigError(f"unknown distance {value!r}; expected one of {names}")
-
-    @property
-    def operator(self) -> str:
-        """The pgvector operator that orders rows nearest first (`<=>`, `<->`, ...)."""
-        return self._operator
-
-    @property
-    def ivfflat(self) -> bool:
-        """Whether pgvector's IVFFlat has an operator class for this distance."""
-        return self._ivfflat
-
-    def opclass(self, vector_type: VectorType) -> str:
-        """The index operator class the store's own queries can use."""
-        return f"{vector_type.value}_{self._opclass}"
-
-    def relevance(self) -> Callable[[float], float]:
-        """Map the operator's distance to a relevance score in [0, 1], higher is closer."""
-        return self._relevance
 
 
 _MEMORY = re.compile(r"\s*[0-9]{1,12}\s*(?:[kMGT]B|B)?\s*")
@@ -250,6 +157,10 @@ def _short_hash(text: str) -> str:
 STORE_COLUMNS = ColumnNames()
 
 Distribution = Literal["id", "tenant"]
+#: `full_text=` of a collection whose keyword search runs on a `pg_textsearch` BM25 index.
+TEXTSEARCH: Literal["pg_textsearch"] = "pg_textsearch"
+#: A collection's full text: True (plain-SQL BM25), False (none), or `TEXTSEARCH`.
+FullText = bool | Literal["pg_textsearch"]
 #: How row-level security tells a connection's tenant: a session setting the store
 #: sets per call (`pgvstore.tenant`), or the login role's name.
 RowLevelSecurity = Literal["setting", "role"]
@@ -265,9 +176,11 @@ class Table:
     `(tenant, id)`. `distribution`: on a Citus cluster, the column the table is
     sharded by (None for an ordinary table). `columns`: the typed columns that
     hold declared metadata fields (`columns.py`), sorted by name. `full_text`:
-    whether the table has the full-text objects (the generated `tsv`, its GIN
-    index, the BM25 statistics); None until known, which a new table takes as
-    True and an existing one replaces with what the catalog shows.
+    True if the table has the full-text objects (the generated `tsv`, its GIN
+    index, the BM25 statistics), `"pg_textsearch"` if it has a `pg_textsearch`
+    BM25 index over `content` instead, False if neither; None until known,
+    which a new table takes as True and an existing one replaces with what the
+    catalog shows.
     """
 
     schema: str
@@ -275,7 +188,7 @@ class Table:
     multi_tenant: bool = False
     distribution: Distribution | None = None
     columns: Columns = ()
-    full_text: bool | None = None
+    full_text: FullText | None = None
     existing: ColumnNames | None = None
     tenant: ClassVar[sql.Identifier] = sql.Identifier("tenant")
     created_at: ClassVar[sql.Identifier] = sql.Identifier("created_at")
@@ -345,8 +258,13 @@ class Table:
 
     @property
     def has_full_text(self) -> bool:
-        """The table has (or, when new, is to get) the full-text objects."""
-        return self.full_text is not False
+        """The table has (or, when new, is to get) the plain-SQL full-text objects."""
+        return self.full_text is None or self.full_text is True
+
+    @property
+    def textsearch(self) -> bool:
+        """The table has (or, when new, is to get) a `pg_textsearch` BM25 index."""
+        return self.full_text == TEXTSEARCH
 
     @property
     def qualname(self) -> sql.Identifier:

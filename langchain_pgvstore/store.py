@@ -120,9 +120,14 @@ class PGVStore(Tenants, ExistingTables, KeywordSearch, IndexAdmin, Reads, Writes
         full_text: False creates the collection without full text (no `tsv`
             column, no full-text index, no BM25 statistics): ingest is several
             times faster, and keyword and hybrid search raise `SchemaError`. True
-            asks for full text. Omitted (None): a new collection gets full text,
-            an existing one is opened as it was created; a value that contradicts
-            the existing collection is a `SchemaError` (docs/performance.md).
+            asks for full text. `"pg_textsearch"` ranks keyword and hybrid
+            search with a BM25 index of the `pg_textsearch` extension instead of
+            the `tsv` column and statistics (same ranking and scores, far faster
+            on large collections; the server must have the extension, preloaded:
+            `SchemaError` otherwise; not on distributed collections). Omitted
+            (None): a new collection gets full text, an existing one is opened as
+            it was created; a value that contradicts the existing collection is a
+            `SchemaError` (docs/schema.md, docs/performance.md).
         existing_table: `ExistingTable(id=..., content=..., ...)` makes the collection
             a table of your own, named by `collection`: `adopt()` checks it and adds
             only what it is asked for, `embed_pending()` fills and refreshes its

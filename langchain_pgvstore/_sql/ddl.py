@@ -81,8 +81,10 @@ def registry_row(table: Table) -> Frag:
 
     Columns a later release added are read through `to_jsonb`, so the same
     query reads a registry an earlier release made (they read as NULL). The
-    last column says whether the table has full text (the `tsv` column), from
-    the catalog; NULL when the table does not exist.
+    last two columns say, from the catalog, whether the table has full text
+    (the `tsv` column) and whether it has a `pg_textsearch` index (an index of
+    access method `bm25` under the collection's name for it); NULL when the
+    table does not exist.
     """
     name = table.qualname.as_string(None)
     return Frag(
@@ -93,10 +95,14 @@ def registry_row(table: Table) -> Frag:
             " to_jsonb(r) ->> 'distribution', to_jsonb(r) -> 'typed_columns',"
             " CASE WHEN to_regclass(%s) IS NOT NULL THEN EXISTS (SELECT FROM pg_attribute AS a"
             " WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped)"
+            " END,"
+            " CASE WHEN to_regclass(%s) IS NOT NULL THEN EXISTS (SELECT FROM pg_index AS i"
+            " JOIN pg_class AS c ON c.oid = i.indexrelid JOIN pg_am AS am ON am.oid = c.relam"
+            " WHERE i.indrelid = to_regclass(%s) AND c.relname = %s AND am.amname = 'bm25')"
             " END, to_jsonb(r) -> 'existing_table'"
             " FROM {} AS r WHERE r.collection = %s"
         ).format(table.registry),
-        (name, name, table.names.tsv, table.name),
+        (name, name, table.names.tsv, name, name, table.index_name("textsearch"), table.name),
     )
 
 

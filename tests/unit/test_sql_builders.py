@@ -197,4 +197,6 @@ def test_registry_row_reads_full_text_from_the_catalog() -> None:
     frag = ddl.registry_row(T)
     text = frag.as_string()
     assert "a.attname = %s" in text and "to_regclass(%s) IS NOT NULL" in text
-    assert frag.params == ('"public"."docs"', '"public"."docs"', "tsv", "docs")
+    assert "am.amname = 'bm25'" in text  # a pg_textsearch index
+    name = '"public"."docs"'
+    assert frag.params == (name, name, "tsv", name, name, "docs_71ab8b6afb_textsearch", "docs")
