@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 
 from ._column_names import ID_TYPES
 from ._plan import Execute, Fetch, Plan
-from ._provision import registry_plan
+from ._provision import register_plan, registry_plan
 from ._schema import CollectionSpec, check_registered
 from ._sql import Frag, catalog, ddl
 from ._sql import columns as typed
 from ._sql import existing as sq
 from ._sql.bm25_schema import bm25_ddl
-from .config import SCHEMA_VERSION, Table
+from .config import Table
 from .errors import InputError, SchemaError
 from .existing import CONTENT_HASH_COLUMN, AdoptionReport, AdoptionStep
 
@@ -269,18 +269,6 @@ def adopt_plan(spec: CollectionSpec, options: AdoptOptions) -> Plan[AdoptionRepo
             yield Execute(frag)
     assert adopted.dimensions is not None
     if not rows:
-        yield Execute(
-            ddl.insert_registry_row(
-                adopted.table,
-                adopted.dimensions,
-                spec.distance,
-                spec.vector_type,
-                spec.ts_config,
-                spec.embedding_model,
-                SCHEMA_VERSION,
-            )
-        )
-        if table.columns:
-            yield Execute(typed.record_columns(adopted.table))
+        yield from register_plan(adopted, adopted.dimensions)
     yield Execute(sq.record_existing(adopted.table))
     return report

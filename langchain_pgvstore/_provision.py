@@ -33,7 +33,7 @@ from .config import (
 )
 from .errors import ConfigError, SchemaError
 
-__all__ = ["provision_plan", "registry_plan"]
+__all__ = ["provision_plan", "register_plan", "registry_plan"]
 
 
 def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
@@ -109,24 +109,29 @@ def provision_plan(spec: CollectionSpec) -> Plan[CollectionSpec]:
             yield from build_index_plan(spec)
         # a registry row without its table (dropped behind the store's back) is replaced
         yield Execute(ddl.delete_registry_row(table))
-        yield Execute(
-            ddl.insert_registry_row(
-                table,
-                spec.dimensions,
-                spec.distance,
-                spec.vector_type,
-                spec.ts_config,
-                spec.embedding_model,
-                SCHEMA_VERSION,
-            )
-        )
-        if table.columns:
-            yield Execute(typed.record_columns(table))
+        yield from register_plan(replace(spec, table=table), spec.dimensions)
         full_text = TEXTSEARCH if table.textsearch else table.has_full_text
         spec = replace(spec, table=replace(table, full_text=full_text))
     if spec.row_level_security is not None:
         yield from _tenant_policy_plan(spec)
     return spec
+
+
+def register_plan(spec: CollectionSpec, dimensions: int) -> Plan[None]:
+    """Record the collection in the registry: its shape, version and typed columns."""
+    yield Execute(
+        ddl.insert_registry_row(
+            spec.table,
+            dimensions,
+            spec.distance,
+            spec.vector_type,
+            spec.ts_config,
+            spec.embedding_model,
+            SCHEMA_VERSION,
+        )
+    )
+    if spec.table.columns:
+        yield Execute(typed.record_columns(spec.table))
 
 
 def registry_plan(spec: CollectionSpec, *, create: bool) -> Plan[bool]:

@@ -39,6 +39,7 @@ __all__ = [
     "reindex",
     "set_embedding_storage_main",
     "tenant_policy",
+    "tsv_expression",
 ]
 
 
@@ -182,18 +183,23 @@ def create_table(table: Table, dimensions: int, vector_type: VectorType, ts_conf
     )
 
 
+def tsv_expression(table: Table, ts_config: str) -> sql.Composable:
+    """The expression of the generated tsvector: the first `MAX_TSVECTOR_CHARS` characters.
+
+    The configuration is a literal because a generated column's expression cannot
+    take parameters; it was checked against `pg_ts_config`.
+    """
+    return sql.SQL("to_tsvector({cfg}::regconfig, left({content}, {chars}))").format(
+        cfg=sql.Literal(ts_config), content=table.content, chars=sql.Literal(MAX_TSVECTOR_CHARS)
+    )
+
+
 def _tsv_column(table: Table, ts_config: str) -> sql.Composable:
     """The generated tsvector column, or nothing for a collection without full text."""
     if not table.has_full_text:
         return sql.SQL("")
-    return sql.SQL(
-        " {tsv} tsvector GENERATED ALWAYS AS"
-        " (to_tsvector({cfg}::regconfig, left({content}, {chars}))) STORED,"
-    ).format(
-        tsv=table.tsv,
-        cfg=sql.Literal(ts_config),
-        content=table.content,
-        chars=sql.Literal(MAX_TSVECTOR_CHARS),
+    return sql.SQL(" {tsv} tsvector GENERATED ALWAYS AS ({expr}) STORED,").format(
+        tsv=table.tsv, expr=tsv_expression(table, ts_config)
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ..config import MAX_TSVECTOR_CHARS, Table, VectorType
+from ..config import Table, VectorType
 from . import Frag, type_name
+from .ddl import tsv_expression
 from .dml import STAGING
 from .filters import TRUE
 from .ids import id_cast, id_text
@@ -75,20 +76,10 @@ def add_content_hash(table: Table) -> Frag:
 
 def add_tsv(table: Table, ts_config: str) -> Frag:
     """The generated tsvector of full text: computed for every row, so PostgreSQL
-    rewrites the table under an ACCESS EXCLUSIVE lock (adoption reports it).
-
-    The configuration is a literal: a generated column takes no parameters (it
-    was checked against `pg_ts_config`)."""
+    rewrites the table under an ACCESS EXCLUSIVE lock (adoption reports it)."""
     return Frag(
-        sql.SQL(
-            "ALTER TABLE {tbl} ADD COLUMN {tsv} tsvector GENERATED ALWAYS AS"
-            " (to_tsvector({cfg}::regconfig, left(coalesce({content}, ''), {chars}))) STORED"
-        ).format(
-            tbl=table.qualname,
-            tsv=table.tsv,
-            cfg=sql.Literal(ts_config),
-            content=table.content,
-            chars=sql.Literal(MAX_TSVECTOR_CHARS),
+        sql.SQL("ALTER TABLE {} ADD COLUMN {} tsvector GENERATED ALWAYS AS ({}) STORED").format(
+            table.qualname, table.tsv, tsv_expression(table, ts_config)
         )
     )
 

@@ -13,7 +13,7 @@ import re
 
 from psycopg import sql
 
-from ..config import MAX_TSVECTOR_CHARS, REGISTRY_TABLE, Table
+from ..config import REGISTRY_TABLE, Table
 from . import Frag
 from .bm25_schema import LENGTH_COLUMN
 
@@ -137,16 +137,11 @@ def bound_full_text(table: Table, ts_config: str) -> Frag:
     EXCLUSIVE lock and rebuilds its indexes: this is a step for
     `upgrade_schema()`, never an implicit one.
     """
+    from .ddl import tsv_expression
+
     return Frag(
-        sql.SQL(
-            "ALTER TABLE {tbl} ALTER COLUMN {tsv} SET EXPRESSION AS"
-            " (to_tsvector({cfg}::regconfig, left({content}, {chars})))"
-        ).format(
-            tbl=table.qualname,
-            tsv=table.tsv,
-            cfg=sql.Literal(ts_config),
-            content=table.content,
-            chars=sql.Literal(MAX_TSVECTOR_CHARS),
+        sql.SQL("ALTER TABLE {tbl} ALTER COLUMN {tsv} SET EXPRESSION AS ({expr})").format(
+            tbl=table.qualname, tsv=table.tsv, expr=tsv_expression(table, ts_config)
         )
     )
 
