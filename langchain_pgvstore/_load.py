@@ -43,9 +43,13 @@ def load_plan(spec: CollectionSpec, batch: Batch, tenant: str | None = None) -> 
     # A multi-tenant collection grows a tenant at a time, and its table is never
     # one load's alone: it takes every load through staging and never drops the
     # shared graph (which a tenant's role could not rebuild anyway).
-    large = len(batch) >= spec.bulk_rebuild_rows and not table.multi_tenant
+    # An adopted table is the application's, written while it is live: its writes go
+    # through staging, and its ANN index is built by `create_index()` only, never by a load.
+    large = (
+        len(batch) >= spec.bulk_rebuild_rows and not table.multi_tenant and table.existing is None
+    )
     present = build = False
-    if spec.index is not None:
+    if spec.index is not None and table.existing is None:
         present = _ann_index_present((yield Fetch(catalog.indexes(table))), table)
         if not present or large:
             # index DDL must not race another loader's index DDL

@@ -315,9 +315,14 @@ def reindex(table: Table, kind: str, *, concurrently: bool = False) -> Frag:
 
 def clean_gin_pending(table: Table) -> list[Frag]:
     """Move the GIN indexes' pending-list entries into the main index structure."""
+    # an adopted table may lack them: an index that is not there is skipped
     return [
         Frag(
-            sql.SQL("SELECT gin_clean_pending_list(%s::regclass)"), (table.index(kind).as_string(),)
+            sql.SQL(
+                "SELECT gin_clean_pending_list(i) FROM (SELECT to_regclass(%s) AS i) AS s"
+                " WHERE i IS NOT NULL"
+            ),
+            (table.index(kind).as_string(),),
         )
         for kind in ("meta", "tsv")[: 2 if table.has_full_text else 1]
     ]

@@ -153,9 +153,11 @@ def test_adopt_backfill_search_and_the_applications_writes(
     assert store.similarity_search("a blue kettle", k=1)[0].id == "p999"
     assert store.embed_pending().embedded == 0
 
-    # the store's own writes go into the same table, with their content recorded
+    # the store's own writes go into the same table, with their content recorded; a load
+    # never builds the ANN index of an adopted table (create_index() does)
     store.add_texts(["a green lamp"], metadatas=[{"price": 12, "colour": "green"}], ids=["s1"])
     assert store.count_pending() == 0
+    assert [i.kind for i in store.index_status() if i.kind in ("hnsw", "ivfflat")] == []
     [lamp] = store.get_by_ids(["s1"])
     assert lamp.metadata == {"price": Decimal(12), "colour": "green"}
     store.delete(["s1"])
@@ -433,3 +435,20 @@ def test_sqlalchemy_table_of_an_adopted_table(
             assert conn.execute(statement).all() == [(2, "two")]
     finally:
         engine.dispose()
+
+
+def test_a_large_write_into_an_adopted_table_neither_indexes_nor_copies_around_it(
+    make_store: StoreFactory, admin: psycopg.Connection, products: str
+) -> None:
+    """A write of at least `bulk_rebuild_rows` rows into the store's own empty table goes
+    straight in and builds the ANN index; into an adopted table it is an ordinary upsert."""
+    store = open_products(make_store, bulk_rebuild_rows=5)
+    store.adopt(add_embedding_column=True, add_metadata_column=True, track_changes=True)
+    admin.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(products)))
+    texts = [f"item {i}" for i in range(12)]
+    store.add_texts(
+        texts, metadatas=[{"price": i} for i in range(12)], ids=[f"x{i}" for i in range(12)]
+    )
+    assert [i.kind for i in store.index_status() if i.kind in ("hnsw", "ivfflat")] == []
+    assert store.count_pending() == 0 and store.count() == 12
+    assert store.similarity_search("item 3", k=1)[0].id == "x3"
