@@ -262,8 +262,10 @@ def check_registered(spec: CollectionSpec, row: tuple[object, ...]) -> Collectio
             f"collection {name} is {shown}, but this store asks for a collection distributed"
             f" by {spec.table.distribution}"
         )
-    check_columns(name, spec.table.columns, from_registry(row[8] if len(row) > 8 else None))
-    existing = check_existing(name, spec.table.existing, row[11] if len(row) > 11 else None)
+    typed = row[ddl.ROW_TYPED_COLUMNS] if len(row) > ddl.ROW_TYPED_COLUMNS else None
+    check_columns(name, spec.table.columns, from_registry(typed))
+    adopted = row[ddl.ROW_EXISTING_TABLE] if len(row) > ddl.ROW_EXISTING_TABLE else None
+    existing = check_existing(name, spec.table.existing, adopted)
     full_text = spec.table.full_text
     if len(row) > 9 and row[9] is not None:
         found: FullText = TEXTSEARCH if len(row) > 10 and row[10] else bool(row[9])

@@ -20,6 +20,8 @@ from .columns import column_definitions
 
 __all__ = [
     "ANN_KINDS",
+    "ROW_EXISTING_TABLE",
+    "ROW_TYPED_COLUMNS",
     "advisory_xact_lock",
     "analyze",
     "ann_index_kind",
@@ -75,6 +77,11 @@ def create_registry(table: Table) -> Frag:
             " distribution text, typed_columns jsonb, existing_table jsonb)"
         ).format(sql.Identifier(table.schema, REGISTRY_TABLE))
     )
+
+
+#: Positions in a `registry_row` row that readers outside `_schema.check_registered` use.
+ROW_TYPED_COLUMNS = 8
+ROW_EXISTING_TABLE = 11
 
 
 def registry_row(table: Table) -> Frag:

@@ -158,7 +158,7 @@ def _with_registry(conn: psycopg.Connection[Any], collection: Collection) -> Col
     rows = _rows(conn, ddl.registry_row(Table(collection.schema, collection.name)))
     if not rows:
         return collection  # dropped meanwhile
-    typed, existing = rows[0][8], rows[0][10]
+    typed, existing = rows[0][ddl.ROW_TYPED_COLUMNS], rows[0][ddl.ROW_EXISTING_TABLE]
     return replace(
         collection,
         columns=from_registry(typed),

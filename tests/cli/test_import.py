@@ -438,7 +438,7 @@ def test_ctrl_c_then_the_same_command_resumes(
     """SIGINT in the middle of an import: exit 130, the committed batches stay, and the same
     command continues after them and ends with every row of the source."""
     table = unique_name("big")
-    n = 20_000
+    n = 60_000  # wide enough that the interrupt lands mid-import on a loaded machine
     admin.execute(
         sql.SQL(
             "CREATE TABLE {} (langchain_id text PRIMARY KEY, content text NOT NULL,"
